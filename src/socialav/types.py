@@ -1,0 +1,224 @@
+"""Validated records handed from one pipeline stage to the next.
+
+Every record checks its shapes and dtypes when it is built and says what it expected and
+what it got. Units are in the field names (``_px``, ``_s``, ``fps``, ``sample_rate``).
+Frame indices always refer to the 25 fps analysis timeline (``ANALYSIS_FPS``), on which
+frame ``k`` is shown at ``k / fps`` seconds after the first decoded video frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: Frame rate of the analysis timeline. The ASD models (TalkNet, Light-ASD, LR-ASD) are
+#: trained on 25 fps video (AVA-ActiveSpeaker is annotated at 25 fps after resampling,
+#: see the Light-ASD demo ``Columbia_test.py`` which runs ``ffmpeg -r 25``).
+ANALYSIS_FPS: float = 25.0
+#: Audio sample rate expected by the MFCC front-end of the ASD models (Hz).
+AUDIO_SAMPLE_RATE: int = 16000
+#: MFCC frames per second (10 ms hop) and per video frame at 25 fps.
+MFCC_RATE_HZ: int = 100
+MFCC_FRAMES_PER_VIDEO_FRAME: int = 4
+
+
+def _check_array(name: str, value: np.ndarray, ndim: int, last: int | None = None) -> None:
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, but got {type(value).__name__}")
+    if value.ndim != ndim or (last is not None and value.shape[-1] != last):
+        want = f"({', '.join(['_'] * (ndim - 1) + [str(last)])})" if last else f"{ndim}-D"
+        raise ValueError(f"{name} must have shape {want}, but got shape {value.shape}")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the decoder found in a video file.
+
+    Attributes:
+        path: the file path as given.
+        video_id: the id used in output files (the file stem).
+        width_px, height_px: decoded frame size after rotation metadata is applied.
+        source_fps: the container's average frame rate (may be variable-frame-rate).
+        duration_s: duration of the video stream in seconds.
+        num_frames: number of frames on the 25 fps analysis timeline.
+        fps: frame rate of the analysis timeline (always ``ANALYSIS_FPS``).
+        video_codec: decoder name (``h264``, ``hevc``, ...).
+        has_audio: whether an audio stream exists.
+        audio_codec: audio decoder name or ``None``.
+        audio_sample_rate: sample rate of the source audio stream (Hz) or ``None``.
+    """
+
+    path: str
+    video_id: str
+    width_px: int
+    height_px: int
+    source_fps: float
+    duration_s: float
+    num_frames: int
+    fps: float = ANALYSIS_FPS
+    video_codec: str = ""
+    has_audio: bool = False
+    audio_codec: str | None = None
+    audio_sample_rate: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.width_px <= 0 or self.height_px <= 0:
+            raise ValueError(
+                f"frame size must be positive, but got {self.width_px}x{self.height_px}"
+            )
+        if self.fps <= 0:
+            raise ValueError(f"fps must be positive, but got {self.fps}")
+
+
+@dataclass
+class Detections:
+    """Face detections in one frame (column-oriented, like ``supervision.Detections``).
+
+    Attributes:
+        xyxy_px: ``(n, 4)`` float32 boxes ``x1, y1, x2, y2`` in pixels of the decoded frame.
+        confidence: ``(n,)`` float32 detector scores in ``[0, 1]``.
+    """
+
+    xyxy_px: np.ndarray
+    confidence: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.xyxy_px = np.asarray(self.xyxy_px, dtype=np.float32).reshape(-1, 4)
+        self.confidence = np.asarray(self.confidence, dtype=np.float32).reshape(-1)
+        _check_array("xyxy_px", self.xyxy_px, 2, 4)
+        if len(self.confidence) != len(self.xyxy_px):
+            raise ValueError(
+                f"confidence must have one value per box ({len(self.xyxy_px)}), "
+                f"but got {len(self.confidence)}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.xyxy_px)
+
+    @classmethod
+    def empty(cls) -> Detections:
+        return cls(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32))
+
+
+@dataclass
+class FaceTrack:
+    """One face followed over consecutive frames of one shot.
+
+    Attributes:
+        track_id: number unique within a video, starting at 0 (``entity_id`` is
+            ``f"{video_id}:{track_id}"``).
+        frame_indices: ``(T,)`` int64 consecutive frame indices on the 25 fps timeline.
+        boxes_xyxy_px: ``(T, 4)`` float32 detector boxes, linearly interpolated over
+            detection gaps.
+        crop_size_cx_cy_px: ``(T, 3)`` float32 crop geometry: box half-size ``s`` and centre
+            ``(cx, cy)`` in pixels, each median-filtered over 13 frames as in the
+            TalkNet/Light-ASD demos (``Columbia_test.py``, ``crop_video``).
+        detected: ``(T,)`` bool, True where the detector itself found the face (False where
+            the box was interpolated).
+        confidence: ``(T,)`` float32 detector score (interpolated where not detected).
+    """
+
+    track_id: int
+    frame_indices: np.ndarray
+    boxes_xyxy_px: np.ndarray
+    crop_size_cx_cy_px: np.ndarray
+    detected: np.ndarray | None = None
+    confidence: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.frame_indices = np.asarray(self.frame_indices, dtype=np.int64)
+        self.boxes_xyxy_px = np.asarray(self.boxes_xyxy_px, dtype=np.float32)
+        self.crop_size_cx_cy_px = np.asarray(self.crop_size_cx_cy_px, dtype=np.float32)
+        _check_array("frame_indices", self.frame_indices, 1)
+        _check_array("boxes_xyxy_px", self.boxes_xyxy_px, 2, 4)
+        _check_array("crop_size_cx_cy_px", self.crop_size_cx_cy_px, 2, 3)
+        n = len(self.frame_indices)
+        if n == 0:
+            raise ValueError("a FaceTrack needs at least one frame, but got 0")
+        if len(self.boxes_xyxy_px) != n or len(self.crop_size_cx_cy_px) != n:
+            raise ValueError(
+                f"boxes_xyxy_px and crop_size_cx_cy_px must have {n} rows (one per frame), but "
+                f"got {len(self.boxes_xyxy_px)} and {len(self.crop_size_cx_cy_px)}"
+            )
+        if n > 1 and not np.all(np.diff(self.frame_indices) == 1):
+            raise ValueError("frame_indices must be consecutive, but found gaps or repeats")
+        if self.detected is None:
+            self.detected = np.ones(n, dtype=bool)
+        self.detected = np.asarray(self.detected, dtype=bool)
+        if self.confidence is None:
+            self.confidence = np.ones(n, dtype=np.float32)
+        self.confidence = np.asarray(self.confidence, dtype=np.float32)
+        if len(self.detected) != n or len(self.confidence) != n:
+            raise ValueError(f"detected and confidence must have {n} values")
+
+    def __len__(self) -> int:
+        return len(self.frame_indices)
+
+    @property
+    def start_frame(self) -> int:
+        return int(self.frame_indices[0])
+
+    @property
+    def end_frame(self) -> int:
+        """Last frame index (inclusive)."""
+        return int(self.frame_indices[-1])
+
+
+@dataclass(frozen=True)
+class SpeakingSegment:
+    """A span in which a face track is judged to speak.
+
+    Attributes:
+        start_s: start time in seconds (``start_frame / fps``).
+        end_s: end time in seconds (exclusive: ``(end_frame + 1) / fps``).
+        start_frame, end_frame: inclusive frame indices on the analysis timeline.
+        mean_score: mean speaking probability inside the segment.
+    """
+
+    start_s: float
+    end_s: float
+    start_frame: int
+    end_frame: int
+    mean_score: float
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+@dataclass
+class TrackScores:
+    """Per-frame active-speaker output for one face track.
+
+    Attributes:
+        track_id: the ``FaceTrack.track_id`` these scores belong to.
+        frame_indices: ``(T,)`` int64 frame indices (same as the track's).
+        logits: ``(T,)`` float32 raw model output: class-1 output of the 2-way head
+            (``lossAV.FC`` in Light-ASD), averaged over windows.
+        probabilities: ``(T,)`` float32 speaking probability in ``[0, 1]`` after smoothing.
+        segments: speaking segments derived from ``probabilities``.
+        extra: optional named per-frame series (``(T,)`` float32), e.g. ``lam``/``ttm``.
+    """
+
+    track_id: int
+    frame_indices: np.ndarray
+    logits: np.ndarray
+    probabilities: np.ndarray
+    segments: list[SpeakingSegment] = field(default_factory=list)
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.frame_indices = np.asarray(self.frame_indices, dtype=np.int64)
+        self.logits = np.asarray(self.logits, dtype=np.float32)
+        self.probabilities = np.asarray(self.probabilities, dtype=np.float32)
+        n = len(self.frame_indices)
+        for name in ("logits", "probabilities"):
+            arr = getattr(self, name)
+            _check_array(name, arr, 1)
+            if len(arr) != n:
+                raise ValueError(f"{name} must have {n} values (one per frame), but got {len(arr)}")
+        if n and (np.nanmin(self.probabilities) < 0 or np.nanmax(self.probabilities) > 1):
+            raise ValueError("probabilities must lie in [0, 1]")
+        if np.isnan(self.probabilities).any():
+            raise ValueError("probabilities contain NaN")

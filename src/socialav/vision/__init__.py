@@ -1,0 +1,1 @@
+"""socialav.vision"""
