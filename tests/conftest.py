@@ -52,3 +52,9 @@ def _offline_weights(weights_dir_env=None):
     if "SOCIALAV_WEIGHTS_DIR" not in os.environ and (SHARED / "weights").exists():
         os.environ["SOCIALAV_WEIGHTS_DIR"] = str(SHARED / "weights")
     yield
+
+
+# tests import the synthetic-media factory as a plain module
+import sys  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -1,0 +1,305 @@
+"""Decode video frames on a fixed-rate timeline and audio as 16 kHz mono, with PyAV.
+
+No system ffmpeg is needed: PyAV's wheels carry the decoders and ``libswresample``.
+
+Timeline. Time 0 is the presentation time of the first decoded video frame. Frame ``k`` of
+the analysis timeline is the source frame whose presentation time is nearest to ``k / fps``
+(ties go to the earlier frame), so 30 fps or variable-frame-rate input is resampled to
+25 fps by timestamp, like ffmpeg's ``fps`` filter (``-r 25`` in the TalkNet/Light-ASD demos).
+Audio sample 0 is at the same time 0, so audio and video stay in sync when the audio stream
+starts earlier or later than the video stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import av.error
+import numpy as np
+
+from socialav.types import ANALYSIS_FPS, AUDIO_SAMPLE_RATE, VideoInfo
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "MediaError",
+    "NoAudioStreamError",
+    "probe_video",
+    "iter_frames",
+    "read_audio",
+]
+
+
+class MediaError(RuntimeError):
+    """A media file could not be decoded as the pipeline needs it (message says why)."""
+
+
+class NoAudioStreamError(MediaError):
+    """The video has no audio stream, so active speaker detection cannot run on it."""
+
+
+def _open(path: str | Path) -> av.container.InputContainer:
+    path = Path(path)
+    if not path.exists():
+        raise MediaError(f"{path}: no such file")
+    if path.is_dir():
+        raise MediaError(f"{path}: expected a video file, found a directory")
+    try:
+        return av.open(str(path), mode="r")
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        raise MediaError(
+            f"{path}: expected a video file that FFmpeg can read, but opening it failed "
+            f"({exc.__class__.__name__}: {exc}); is it a video, and is it complete?"
+        ) from exc
+
+
+def _stream_start_s(stream: av.stream.Stream) -> float | None:
+    if stream.start_time is None or stream.time_base is None:
+        return None
+    return float(stream.start_time * stream.time_base)
+
+
+def _rotation_k(frame: av.VideoFrame) -> int:
+    """Number of counter-clockwise quarter turns that bring a frame upright.
+
+    FFmpeg's display matrix gives the counter-clockwise angle by which the stored picture was
+    rotated; ffmpeg's ``autorotate`` undoes it. ``np.rot90(img, k)`` rotates counter-clockwise
+    by ``k`` quarter turns.
+    """
+    angle = int(round(getattr(frame, "rotation", 0) or 0)) % 360
+    return {0: 0, 90: 1, 180: 2, 270: 3}.get(angle, 0)
+
+
+def _declared_duration_s(
+    container: av.container.InputContainer, vstream: av.stream.Stream, origin_s: float
+) -> float | None:
+    """Duration of the video stream that the container declares, from ``origin_s`` on."""
+    if vstream.duration is not None and vstream.time_base is not None:
+        end_s = (_stream_start_s(vstream) or 0.0) + float(vstream.duration * vstream.time_base)
+        return max(end_s - origin_s, 0.0)
+    if container.duration is not None:
+        return max(container.duration / av.time_base - origin_s, 0.0)
+    return None
+
+
+def probe_video(path: str | Path, fps: float = ANALYSIS_FPS) -> VideoInfo:
+    """Read a video's streams and geometry without decoding it all.
+
+    Args:
+        path: a media file readable by FFmpeg (MP4, MKV, MOV, AVI, MPEG, WebM ...).
+        fps: frame rate of the analysis timeline.
+
+    Returns:
+        :class:`VideoInfo`; ``num_frames`` is the expected length of the ``fps`` timeline
+        (``round(duration_s * fps)``), ``width_px``/``height_px`` are upright (after rotation).
+
+    Raises:
+        MediaError: the file does not exist, is not a media file, has no video stream, or its
+            first frame cannot be decoded (truncated or corrupt).
+    """
+    path = Path(path)
+    with _open(path) as container:
+        if not container.streams.video:
+            found = ", ".join(s.type for s in container.streams) or "no streams"
+            raise MediaError(f"{path}: expected a video stream, found {found}")
+        vstream = container.streams.video[0]
+        astream = container.streams.audio[0] if container.streams.audio else None
+        try:
+            first = next(container.decode(vstream))
+        except (StopIteration, av.error.FFmpegError) as exc:
+            raise MediaError(
+                f"{path}: the video stream has no decodable frame (truncated or corrupt file)"
+            ) from exc
+        k = _rotation_k(first)
+        width, height = (first.width, first.height) if k % 2 == 0 else (first.height, first.width)
+        rate = vstream.average_rate or vstream.guessed_rate or Fraction(int(fps))
+        start_s = float(first.time) if first.time is not None else 0.0
+        duration_s = _declared_duration_s(container, vstream, start_s)
+        if duration_s is None:
+            duration_s = (vstream.frames or 0) / float(rate)
+        return VideoInfo(
+            path=str(path),
+            video_id=path.stem,
+            width_px=int(width),
+            height_px=int(height),
+            source_fps=float(rate),
+            duration_s=float(duration_s),
+            num_frames=expected_num_frames(duration_s, fps),
+            fps=float(fps),
+            video_codec=vstream.codec_context.name,
+            has_audio=astream is not None,
+            audio_codec=astream.codec_context.name if astream is not None else None,
+            audio_sample_rate=int(astream.rate) if astream is not None else None,
+        )
+
+
+def iter_frames(
+    path: str | Path,
+    fps: float = ANALYSIS_FPS,
+    pixel_format: str = "rgb24",
+    threads: int = 0,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(frame_index, image)`` on a constant ``fps`` timeline, streaming.
+
+    Each source frame is converted to an array only if the timeline uses it, and only the
+    previous source frame is kept in memory.
+
+    Args:
+        path: video file.
+        fps: analysis frame rate (25 for the ASD models).
+        pixel_format: PyAV/FFmpeg pixel format of the arrays: ``rgb24`` or ``bgr24`` give
+            ``(H, W, 3)`` uint8, ``gray`` gives ``(H, W)`` uint8.
+        threads: decoder threads; 0 lets FFmpeg choose (frame + slice threading).
+
+    Yields:
+        ``frame_index`` (0, 1, 2, ... without gaps) and the upright image for time
+        ``frame_index / fps`` seconds after the first video frame.
+
+    Raises:
+        MediaError: the file cannot be opened, has no video stream, or decoding fails part-way
+            (the message gives the time reached).
+    """
+    path = Path(path)
+    container = _open(path)
+    try:
+        if not container.streams.video:
+            raise MediaError(f"{path}: expected a video stream, found none")
+        vstream = container.streams.video[0]
+        vstream.thread_type = "AUTO"
+        if threads:
+            vstream.codec_context.thread_count = threads
+        rate = vstream.average_rate or vstream.guessed_rate or Fraction(int(fps))
+        nominal_duration_s = 1.0 / float(rate)
+
+        origin_s: float | None = None
+        prev: av.VideoFrame | None = None
+        prev_t = 0.0
+        prev_img: np.ndarray | None = None
+        next_k = 0
+        step = 1.0 / fps
+
+        def image_of(frame: av.VideoFrame) -> np.ndarray:
+            img = frame.to_ndarray(format=pixel_format)
+            k = _rotation_k(frame)
+            return np.ascontiguousarray(np.rot90(img, k)) if k else img
+
+        decoded_any = False
+        try:
+            for frame in container.decode(vstream):
+                if frame.time is None:
+                    continue
+                decoded_any = True
+                if origin_s is None:
+                    origin_s = float(frame.time)
+                t = float(frame.time) - origin_s
+                if prev is not None:
+                    if t <= prev_t:  # non-increasing timestamps: keep the first frame
+                        continue
+                    midpoint = 0.5 * (prev_t + t)
+                    while next_k * step <= midpoint + 1e-9:
+                        if prev_img is None:
+                            prev_img = image_of(prev)
+                        yield next_k, prev_img
+                        next_k += 1
+                prev, prev_t, prev_img = frame, t, None
+        except av.error.FFmpegError as exc:
+            reached = f"{prev_t:.2f} s" if decoded_any else "the first frame"
+            raise MediaError(
+                f"{path}: decoding failed at {reached} ({exc}); the file is truncated or corrupt"
+            ) from exc
+        if prev is None:
+            raise MediaError(f"{path}: the video stream has no decodable frame")
+        last_duration_s = (
+            float(prev.duration * prev.time_base)
+            if prev.duration and prev.time_base
+            else nominal_duration_s
+        )
+        end_s = prev_t + last_duration_s
+        declared_s = _declared_duration_s(container, vstream, origin_s or 0.0)
+        if declared_s is not None and end_s < 0.9 * declared_s - 0.5:
+            raise MediaError(
+                f"{path}: the container declares {declared_s:.2f} s of video but frames end at "
+                f"{end_s:.2f} s; the file is truncated or corrupt"
+            )
+        while next_k * step < end_s - 1e-9:
+            if prev_img is None:
+                prev_img = image_of(prev)
+            yield next_k, prev_img
+            next_k += 1
+    finally:
+        container.close()
+
+
+def read_audio(
+    path: str | Path,
+    sample_rate: int = AUDIO_SAMPLE_RATE,
+    video_origin: bool = True,
+) -> np.ndarray:
+    """Decode the first audio stream as mono int16 at ``sample_rate`` through libswresample.
+
+    The channels are downmixed by FFmpeg's resampler (as ``ffmpeg -ac 1 -ar 16000`` in the
+    reference demos).
+
+    Args:
+        path: media file.
+        sample_rate: output rate in Hz (16000 for the ASD models' MFCC front-end).
+        video_origin: if True (default), sample 0 is at the first video frame's presentation
+            time: audio before it is dropped, a late audio start is padded with zeros. If False,
+            sample 0 is the first audio sample.
+
+    Returns:
+        ``(N,)`` int16 samples.
+
+    Raises:
+        NoAudioStreamError: the file has no audio stream.
+        MediaError: the file cannot be opened or the audio cannot be decoded.
+    """
+    path = Path(path)
+    with _open(path) as container:
+        if not container.streams.audio:
+            found = ", ".join(s.type for s in container.streams) or "no streams"
+            raise NoAudioStreamError(
+                f"{path}: expected an audio stream (active speaker detection needs the "
+                f"soundtrack), found {found}"
+            )
+        astream = container.streams.audio[0]
+        origin_s = 0.0
+        if video_origin and container.streams.video:
+            try:
+                first_video = next(container.decode(container.streams.video[0]))
+                origin_s = float(first_video.time or 0.0)
+            except (StopIteration, av.error.FFmpegError):
+                origin_s = 0.0
+            container.seek(0)
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=sample_rate)
+        chunks: list[np.ndarray] = []
+        first_audio_s: float | None = None
+        try:
+            for frame in container.decode(astream):
+                if first_audio_s is None and frame.time is not None:
+                    first_audio_s = float(frame.time)
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray().reshape(-1))
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray().reshape(-1))
+        except av.error.FFmpegError as exc:
+            raise MediaError(f"{path}: audio decoding failed ({exc})") from exc
+    samples = np.concatenate(chunks).astype(np.int16) if chunks else np.zeros(0, np.int16)
+    if video_origin and first_audio_s is not None:
+        offset = int(round((first_audio_s - origin_s) * sample_rate))
+        if offset > 0:
+            samples = np.concatenate([np.zeros(offset, np.int16), samples])
+        elif offset < 0:
+            samples = samples[-offset:]
+    logger.debug("%s: %d audio samples at %d Hz", path, len(samples), sample_rate)
+    return samples
+
+
+def expected_num_frames(duration_s: float, fps: float = ANALYSIS_FPS) -> int:
+    """Frames of a ``fps`` timeline covering ``duration_s`` seconds (``ceil`` with tolerance)."""
+    return int(math.ceil(duration_s * fps - 1e-6))

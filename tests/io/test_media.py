@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+from media_factory import make_video
+
+from socialav.io.media import MediaError, NoAudioStreamError, iter_frames, probe_video, read_audio
+
+
+def test_interview_probe_frames_and_audio(videos_dir, interview_reference):
+    path = videos_dir / "visualvoice_interview.mp4"
+    info = probe_video(path)
+    assert (info.width_px, info.height_px) == (1280, 720)
+    assert info.num_frames == 438 and info.has_audio and info.video_codec == "h264"
+    indices = [k for k, _ in iter_frames(path, pixel_format="gray")]
+    assert indices == list(range(438))
+    audio = read_audio(path)
+    ref = interview_reference["track0_audio_s16"]  # ffmpeg -ac 1 -ar 16000 in the reference
+    np.testing.assert_array_equal(audio[: len(ref)], ref)
+
+
+def test_30fps_is_resampled_to_25fps_by_timestamp(tmp_path):
+    path = make_video(tmp_path / "v30.mp4", num_frames=30, fps=30)
+    frames = list(iter_frames(path))
+    assert [k for k, _ in frames] == list(range(25))
+    # output frame k at k/25 s shows the source frame nearest in time: round(k * 30 / 25)
+    levels = [int(img[0, 0, 0]) for _, img in frames]
+    expected = [(8 * int(np.floor(k * 30 / 25 + 0.5 - 1e-9))) % 256 for k in range(25)]
+    assert np.max(np.abs(np.array(levels) - np.array(expected))) <= 3  # codec noise only
+
+
+def test_hevc_and_portrait(tmp_path):
+    path = make_video(tmp_path / "p.mp4", num_frames=10, size_wh=(48, 96), codec="libx265")
+    info = probe_video(path)
+    assert info.video_codec == "hevc" and (info.width_px, info.height_px) == (48, 96)
+    _, img = next(iter_frames(path))
+    assert img.shape == (96, 48, 3)
+
+
+def test_audio_is_16k_mono_int16(tmp_path):
+    path = make_video(tmp_path / "a.mp4", num_frames=25, sample_rate=44100)
+    audio = read_audio(path)
+    assert audio.dtype == np.int16 and audio.ndim == 1
+    assert abs(len(audio) - 16000) < 1200  # 1 s, give or take the AAC priming frame
+
+
+def test_no_audio_stream(tmp_path):
+    path = make_video(tmp_path / "silent.mp4", audio=False)
+    assert not probe_video(path).has_audio
+    with pytest.raises(NoAudioStreamError, match="expected an audio stream"):
+        read_audio(path)
+
+
+def test_not_a_video(tmp_path):
+    path = tmp_path / "notes.mp4"
+    path.write_text("this is not a video\n" * 100)
+    with pytest.raises(MediaError, match="expected a video file"):
+        probe_video(path)
+
+
+def test_missing_file_and_directory(tmp_path):
+    with pytest.raises(MediaError, match="no such file"):
+        probe_video(tmp_path / "nope.mp4")
+    with pytest.raises(MediaError, match="directory"):
+        probe_video(tmp_path)
+
+
+def test_truncated_file(tmp_path, videos_dir):
+    data = (videos_dir / "visualvoice_interview.mp4").read_bytes()
+    path = tmp_path / "cut.mp4"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(MediaError):
+        probe_video(path)
+        for _ in iter_frames(path):
+            pass

@@ -1,0 +1,55 @@
+"""Build tiny synthetic media files with PyAV for tests (no ffmpeg binary needed)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+def make_video(
+    path: Path,
+    num_frames: int = 30,
+    fps: int = 25,
+    size_wh: tuple[int, int] = (64, 48),
+    codec: str = "libx264",
+    audio: bool = True,
+    sample_rate: int = 16000,
+    tone_hz: float = 440.0,
+) -> Path:
+    """Write a video whose frame ``i`` has gray level ``(8 * i) % 256`` and a sine tone."""
+    width, height = size_wh
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream(codec, rate=fps)
+        vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
+        vs.options = {"preset": "ultrafast"} if codec.startswith("libx26") else {}
+        astream = None
+        if audio:
+            astream = out.add_stream("aac", rate=sample_rate, layout="mono")
+        for i in range(num_frames):
+            img = np.full((height, width, 3), (8 * i) % 256, np.uint8)
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = i
+            frame.time_base = Fraction(1, fps)
+            for packet in vs.encode(frame):
+                out.mux(packet)
+        for packet in vs.encode():
+            out.mux(packet)
+        if astream is not None:
+            n = int(num_frames / fps * sample_rate)
+            t = np.arange(n) / sample_rate
+            wave = (0.3 * np.sin(2 * np.pi * tone_hz * t)).astype(np.float32)
+            chunk = 1024
+            for start in range(0, n, chunk):
+                part = wave[start : start + chunk]
+                frame = av.AudioFrame.from_ndarray(part[None, :], format="flt", layout="mono")
+                frame.sample_rate = sample_rate
+                frame.pts = start
+                frame.time_base = Fraction(1, sample_rate)
+                for packet in astream.encode(frame):
+                    out.mux(packet)
+            for packet in astream.encode():
+                out.mux(packet)
+    return path
