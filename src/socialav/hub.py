@@ -1,0 +1,328 @@
+"""Weights registry: name → public URL, sha256, licence, input contract; download and cache.
+
+Resolution order for a weights name:
+
+1. ``SOCIALAV_WEIGHTS_DIR`` (if set): a folder laid out like the registry's ``relative_path``
+   entries (``light-asd/pretrain_AVA_CVPR.model`` ...). Nothing is downloaded; a missing file
+   is an error. Tests and CI point it at ``../shared/weights``.
+2. Files shipped inside the package (``socialav/weights/``), for weights socialav trained itself.
+3. The user cache (``$SOCIALAV_CACHE_DIR`` or ``$XDG_CACHE_HOME/socialav`` or
+   ``~/.cache/socialav``) under ``weights/``; a missing file is downloaded from its URL to a
+   temporary file, verified, and renamed into place.
+
+Every file is checked against its sha256 before use; a mismatch is refused with both values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "WeightsEntry",
+    "WeightsError",
+    "REGISTRY",
+    "get_entry",
+    "resolve_weights",
+    "sha256_of",
+    "cache_dir",
+    "weights_status",
+]
+
+_LIGHT_ASD = "https://raw.githubusercontent.com/Junhua-Liao/Light-ASD/ed38c232de5efe0261dbd68627c0ade7cdfe14eb"
+_LR_ASD = (
+    "https://raw.githubusercontent.com/Junhua-Liao/LR-ASD/1b6dcd2d8fc2895683de6508ec6294ec47d388ca"
+)
+_ULFD = "https://raw.githubusercontent.com/Linzaer/Ultra-Light-Fast-Generic-Face-Detector-1MB/dffdddda9794a50607cba8f318507a28c1c27cab"
+_FSANET = "https://raw.githubusercontent.com/omasaht/headpose-fsanet-pytorch/002549c981b607f722e0810d999afcde7e5aaa66"
+
+_ASD_CONTRACT = (
+    "faces: 112x112 grayscale uint8 crops at 25 fps (crop scale 0.40, pad 110); "
+    "audio: 13 MFCC at 100 Hz from 16 kHz mono (python_speech_features), 4 per video frame"
+)
+
+
+class WeightsError(RuntimeError):
+    """A weights file is unknown, missing, or does not match its registered checksum."""
+
+
+@dataclass(frozen=True)
+class WeightsEntry:
+    """One registered weights file.
+
+    Attributes:
+        name: registry name used on the command line (``light-asd-ava``).
+        kind: what it is for: ``asd``, ``face-detector``, ``head-pose``.
+        architecture: architecture key understood by the loader (``light_asd``, ``lr_asd``,
+            ``ultra_light_face``, ``fsanet``).
+        relative_path: path under a weights folder (``SOCIALAV_WEIGHTS_DIR`` or the cache).
+        url: public download address (raw file in the upstream repository at a fixed commit),
+            or ``None`` for files shipped inside the package.
+        sha256: hex digest of the file.
+        licence: licence of the file.
+        source: paper / repository it comes from.
+        contract: input contract in words.
+        notes: anything else a user should know (training data, reported accuracy).
+    """
+
+    name: str
+    kind: str
+    architecture: str
+    relative_path: str
+    url: str | None
+    sha256: str
+    licence: str
+    source: str
+    contract: str = ""
+    notes: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+REGISTRY: dict[str, WeightsEntry] = {
+    e.name: e
+    for e in [
+        WeightsEntry(
+            "light-asd-ava",
+            "asd",
+            "light_asd",
+            "light-asd/pretrain_AVA_CVPR.model",
+            f"{_LIGHT_ASD}/weight/pretrain_AVA_CVPR.model",
+            "d44bc3ea7baa8e0946fa3921311714a630ed8b90a1928fab0dbe30d918909317",
+            "MIT",
+            "Liao et al., A Light Weight Model for Active Speaker Detection, CVPR 2023 "
+            "(github.com/Junhua-Liao/Light-ASD)",
+            _ASD_CONTRACT,
+            "trained on AVA-ActiveSpeaker; 94.06 mAP on AVA val (upstream README)",
+        ),
+        WeightsEntry(
+            "light-asd-talkset",
+            "asd",
+            "light_asd",
+            "light-asd/finetuning_TalkSet.model",
+            f"{_LIGHT_ASD}/weight/finetuning_TalkSet.model",
+            "efc375833887eefa9d209dc92810e18519b04c3c73ea35a549f2a7f40b7d94d5",
+            "MIT",
+            "Light-ASD (CVPR 2023), fine-tuned on TalkSet",
+            _ASD_CONTRACT,
+            "AVA weights fine-tuned on TalkSet; Columbia F1 95.5 (upstream README)",
+        ),
+        WeightsEntry(
+            "lr-asd-ava",
+            "asd",
+            "lr_asd",
+            "lr-asd/pretrain_AVA.model",
+            f"{_LR_ASD}/weight/pretrain_AVA.model",
+            "85e6c77fc981595234790d1e128ebb60352d37726b2445e0ef8891e2512fe9e3",
+            "MIT",
+            "Liao et al., LR-ASD, IJCV 2025 (github.com/Junhua-Liao/LR-ASD)",
+            _ASD_CONTRACT,
+            "trained on AVA-ActiveSpeaker; 94.45 mAP on AVA val (upstream README)",
+        ),
+        WeightsEntry(
+            "lr-asd-talkset",
+            "asd",
+            "lr_asd",
+            "lr-asd/finetuning_TalkSet.model",
+            f"{_LR_ASD}/weight/finetuning_TalkSet.model",
+            "6b4ef53694e874e96cf630198dc479c78aebb3993bbf166aee3d926dfe7d9342",
+            "MIT",
+            "LR-ASD (IJCV 2025), fine-tuned on TalkSet",
+            _ASD_CONTRACT,
+        ),
+        WeightsEntry(
+            "ultra-light-face-rfb-640",
+            "face-detector",
+            "ultra_light_face",
+            "ultra-light-face/version-RFB-640.onnx",
+            f"{_ULFD}/models/onnx/version-RFB-640.onnx",
+            "8f4c659275977e7a3bfbfa339a9c769ad793df50f9c0baa8c14b11baa1646430",
+            "MIT",
+            "Ultra-Light-Fast-Generic-Face-Detector-1MB (github.com/Linzaer)",
+            "1x3x480x640 RGB (x-127)/128; scores [1,N,2], boxes [1,N,4] normalised xyxy",
+        ),
+        WeightsEntry(
+            "ultra-light-face-rfb-320",
+            "face-detector",
+            "ultra_light_face",
+            "ultra-light-face/version-RFB-320.onnx",
+            f"{_ULFD}/models/onnx/version-RFB-320.onnx",
+            "34cd7e60aeff28744c657de7a3dc64e872d506741de66987f3426f2b79f88017",
+            "MIT",
+            "Ultra-Light-Fast-Generic-Face-Detector-1MB (github.com/Linzaer)",
+            "1x3x240x320 RGB (x-127)/128; scores [1,N,2], boxes [1,N,4] normalised xyxy",
+        ),
+        WeightsEntry(
+            "ultra-light-face-slim-320",
+            "face-detector",
+            "ultra_light_face",
+            "ultra-light-face/version-slim-320.onnx",
+            f"{_ULFD}/models/onnx/version-slim-320.onnx",
+            "e9adbd0f920ddcce9368434c4d34d72520dc0c19b526fd44b4ef49bde2c3b1a8",
+            "MIT",
+            "Ultra-Light-Fast-Generic-Face-Detector-1MB (github.com/Linzaer)",
+            "1x3x240x320 RGB (x-127)/128; scores [1,N,2], boxes [1,N,4] normalised xyxy",
+        ),
+        WeightsEntry(
+            "fsanet-1x1",
+            "head-pose",
+            "fsanet",
+            "fsanet-head-pose/fsanet-1x1-iter-688590.onnx",
+            f"{_FSANET}/pretrained/fsanet-1x1-iter-688590.onnx",
+            "d85e90cb4b9d3a87e81bbfdcfcd130cbe0e175407042e439a570aa396c44eda6",
+            "MIT (training data has its own terms)",
+            "FSA-Net head pose (Yang et al., CVPR 2019), ONNX port omasaht/headpose-fsanet-pytorch",
+            "1x3x64x64 BGR face crop (x-127.5)/128 → yaw, pitch, roll in degrees",
+        ),
+        WeightsEntry(
+            "fsanet-var",
+            "head-pose",
+            "fsanet",
+            "fsanet-head-pose/fsanet-var-iter-688590.onnx",
+            f"{_FSANET}/pretrained/fsanet-var-iter-688590.onnx",
+            "2877b1db98e3dc66468e90df8db4a21059facd1c3f107af91c6d4fe6476a03e1",
+            "MIT (training data has its own terms)",
+            "FSA-Net head pose (Yang et al., CVPR 2019), ONNX port omasaht/headpose-fsanet-pytorch",
+            "1x3x64x64 BGR face crop (x-127.5)/128 → yaw, pitch, roll in degrees",
+        ),
+    ]
+}
+
+#: Folder of weights shipped inside the package (trained by socialav itself).
+PACKAGE_WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
+def get_entry(name: str) -> WeightsEntry:
+    """The registry entry for ``name``.
+
+    Raises:
+        WeightsError: unknown name (the message lists the known ones).
+    """
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(REGISTRY))
+        raise WeightsError(f"unknown weights {name!r}; expected one of: {known}") from None
+
+
+def cache_dir() -> Path:
+    """The user cache folder (``$SOCIALAV_CACHE_DIR`` > ``$XDG_CACHE_HOME/socialav`` > ``~/.cache/socialav``)."""
+    if os.environ.get("SOCIALAV_CACHE_DIR"):
+        return Path(os.environ["SOCIALAV_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "socialav"
+
+
+def sha256_of(path: Path, chunk_size: int = 1 << 20) -> str:
+    """Hex sha256 digest of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _verify(entry: WeightsEntry, path: Path) -> Path:
+    found = sha256_of(path)
+    if found != entry.sha256:
+        raise WeightsError(
+            f"{path}: sha256 mismatch for weights {entry.name!r}: expected {entry.sha256}, "
+            f"found {found}; the file is corrupt or not the registered one (delete it to "
+            f"download again, or fix SOCIALAV_WEIGHTS_DIR)"
+        )
+    return path
+
+
+def _download(url: str, dest: Path, expected_sha256: str, timeout_s: float = 60.0) -> None:
+    """Download ``url`` to ``dest`` through a temporary file; verify before renaming."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    tmp = Path(tmp_name)
+    try:
+        digest = hashlib.sha256()
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout_s) as resp:
+            while chunk := resp.read(1 << 20):
+                out.write(chunk)
+                digest.update(chunk)
+        if digest.hexdigest() != expected_sha256:
+            raise WeightsError(
+                f"download of {url} has sha256 {digest.hexdigest()}, expected {expected_sha256}"
+            )
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def candidate_paths(entry: WeightsEntry) -> list[Path]:
+    """Local places where ``entry`` is looked for, in order (see the module docstring).
+
+    With ``SOCIALAV_WEIGHTS_DIR`` set, that folder is the only place.
+    """
+    env_dir = os.environ.get("SOCIALAV_WEIGHTS_DIR")
+    if env_dir:
+        return [Path(env_dir) / entry.relative_path]
+    return [
+        PACKAGE_WEIGHTS_DIR / entry.relative_path,
+        cache_dir() / "weights" / entry.relative_path,
+    ]
+
+
+def resolve_weights(
+    name: str,
+    download: bool = True,
+    downloader: Callable[[str, Path, str], None] = _download,
+) -> Path:
+    """Path of a verified local copy of the weights ``name``, downloading it if needed.
+
+    Args:
+        name: a registry name (see :data:`REGISTRY`, ``socialav weights list``).
+        download: allow downloading into the cache when no local copy exists.
+        downloader: ``(url, dest, sha256) -> None``; injectable for tests.
+
+    Raises:
+        WeightsError: unknown name; ``SOCIALAV_WEIGHTS_DIR`` is set but lacks the file; no
+            local copy and downloading is off or impossible; checksum mismatch.
+    """
+    entry = get_entry(name)
+    candidates = candidate_paths(entry)
+    for path in candidates:
+        if path.is_file():
+            return _verify(entry, path)
+    env_dir = os.environ.get("SOCIALAV_WEIGHTS_DIR")
+    if env_dir:
+        raise WeightsError(
+            f"weights {name!r}: SOCIALAV_WEIGHTS_DIR={env_dir} is set but {candidates[0]} does "
+            f"not exist (expected the registry layout: {entry.relative_path})"
+        )
+    cached = candidates[-1]
+    if not download or entry.url is None:
+        raise WeightsError(
+            f"weights {name!r} not found locally ({cached}) and downloading is off; set "
+            f"SOCIALAV_WEIGHTS_DIR to a folder holding {entry.relative_path}"
+        )
+    logger.info("downloading %s from %s", name, entry.url)
+    try:
+        downloader(entry.url, cached, entry.sha256)
+    except OSError as exc:
+        raise WeightsError(
+            f"could not download weights {name!r} from {entry.url} ({exc}); offline, set "
+            f"SOCIALAV_WEIGHTS_DIR to a folder holding {entry.relative_path}"
+        ) from exc
+    return _verify(entry, cached)
+
+
+def weights_status(name: str) -> tuple[str, Path | None]:
+    """``("ok" | "mismatch" | "missing", path)`` of a registry name's local copy; no download."""
+    entry = get_entry(name)
+    for path in candidate_paths(entry):
+        if path.is_file():
+            return ("ok" if sha256_of(path) == entry.sha256 else "mismatch"), path
+    return "missing", None
