@@ -28,11 +28,11 @@ def test_30fps_is_resampled_to_25fps_by_timestamp(tmp_path):
 
 
 def test_hevc_and_portrait(tmp_path):
-    path = make_video(tmp_path / "p.mp4", num_frames=10, size_wh=(48, 96), codec="libx265")
+    path = make_video(tmp_path / "p.mp4", num_frames=10, size_wh=(128, 256), codec="libx265")
     info = probe_video(path)
-    assert info.video_codec == "hevc" and (info.width_px, info.height_px) == (48, 96)
+    assert info.video_codec == "hevc" and (info.width_px, info.height_px) == (128, 256)
     _, img = next(iter_frames(path))
-    assert img.shape == (96, 48, 3)
+    assert img.shape == (256, 128, 3)
 
 
 def test_audio_is_16k_mono_int16(tmp_path):
