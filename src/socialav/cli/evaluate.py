@@ -1,0 +1,141 @@
+"""``socialav evaluate``: AVA-ActiveSpeaker mAP of a prediction CSV against ground truth."""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from socialav.cli.app import app
+
+_TASKS = ("ava",)
+
+
+def _fmt(value: float, digits: int = 4) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _exit_with_error(exc: Exception, debug: bool) -> NoReturn:
+    """One line on stderr and exit code 2 (the traceback too with ``--debug``)."""
+    if debug:
+        raise exc
+    message = " ".join(str(exc).split())  # one line, whatever the message holds
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2) from None
+
+
+@app.command("evaluate")
+def evaluate(
+    groundtruth: Annotated[
+        Path,
+        typer.Option(
+            "--groundtruth",
+            "-g",
+            help="Ground-truth CSV (AVA or UniTalk layout, header optional).",
+        ),
+    ],
+    predictions: Annotated[
+        Path,
+        typer.Option(
+            "--predictions",
+            "-p",
+            help="Prediction CSV: the AVA columns plus score (confidence of SPEAKING_AUDIBLE).",
+        ),
+    ],
+    json_path: Annotated[
+        Path | None,
+        typer.Option("--json", help="Write the metrics and per-video breakdown to this JSON file."),
+    ] = None,
+    subset: Annotated[
+        Path | None,
+        typer.Option(
+            "--subset",
+            help="File with one video_id per line (UniTalk sub_categories/test_<category>.csv): "
+            "evaluate only these videos.",
+        ),
+    ] = None,
+    threshold: Annotated[
+        float,
+        typer.Option(
+            "--threshold", help="Score at or above which a face counts as speaking (accuracy, F1)."
+        ),
+    ] = 0.5,
+    task: Annotated[
+        str, typer.Option("--task", help="Benchmark to evaluate: ava (the only one so far).")
+    ] = "ava",
+    allow_any_score: Annotated[
+        bool,
+        typer.Option(
+            "--allow-any-score",
+            help="Accept any finite score (e.g. logits) instead of probabilities in [0, 1].",
+        ),
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks and debug logging.")
+    ] = False,
+) -> None:
+    """AVA-ActiveSpeaker mAP (official get_ava_active_speaker_performance.py semantics).
+
+    Prints "mAP: <percent>", then accuracy, F1 and ROC-AUC and a per-video_id table.
+
+    Invalid input (missing, extra or duplicate rows, bad labels, scores or boxes) prints one
+    line on stderr and exits with code 2.
+    """
+    from socialav.data.ava_csv import AvaCsvError, read_video_id_list
+    from socialav.evaluation.ava import AvaValidationError, evaluate_ava, write_evaluation_json
+
+    if debug:
+        logging.basicConfig(level=logging.DEBUG)
+    if task not in _TASKS:
+        typer.echo(f"error: --task must be one of {list(_TASKS)}, but got {task!r}", err=True)
+        raise typer.Exit(2)
+    try:
+        subset_ids = read_video_id_list(subset) if subset is not None else None
+        result = evaluate_ava(
+            groundtruth,
+            predictions,
+            subset=subset_ids,
+            threshold=threshold,
+            score_range=None if allow_any_score else (0.0, 1.0),
+        )
+    except (AvaCsvError, AvaValidationError, OSError) as exc:
+        _exit_with_error(exc, debug)
+
+    console = Console(soft_wrap=True)
+    console.print(f"mAP: {result.map_percent:.4f}", highlight=False)
+    summary = Table(title="AVA-ActiveSpeaker", show_header=True)
+    summary.add_column("metric")
+    summary.add_column("value", justify="right")
+    summary.add_row("rows", str(result.num_rows))
+    summary.add_row("positives (SPEAKING_AUDIBLE)", str(result.num_positives))
+    summary.add_row(f"accuracy @ {result.threshold:g}", _fmt(result.accuracy))
+    summary.add_row(f"F1 @ {result.threshold:g}", _fmt(result.f1))
+    summary.add_row("ROC-AUC", _fmt(result.roc_auc))
+    console.print(summary)
+    videos = Table(title="per video_id", show_header=True)
+    for name, justify in (
+        ("video_id", "left"),
+        ("mAP %", "right"),
+        ("rows", "right"),
+        ("positives", "right"),
+    ):
+        videos.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for video_id, ap in result.per_video.items():
+        videos.add_row(
+            video_id,
+            _fmt(ap),
+            str(result.per_video_num_rows[video_id]),
+            str(result.per_video_num_positives[video_id]),
+        )
+    console.print(videos)
+    if json_path is not None:
+        try:
+            write_evaluation_json(result, json_path)
+        except OSError as exc:
+            _exit_with_error(exc, debug)
+        console.print(f"wrote {json_path}", highlight=False)
