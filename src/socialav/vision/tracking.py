@@ -166,7 +166,7 @@ class FaceTracker:
     def __init__(self, config: TrackerConfig | None = None) -> None:
         self.config = config or TrackerConfig()
         self._active: list[_ActiveTrack] = []
-        self._finished: list[FaceTrack] = []
+        self._closed: list[tuple[int, FaceTrack | None]] = []
         self._next_order = 0
         self._next_track_id = 0
         self._last_frame_index: int | None = None
@@ -255,17 +255,31 @@ class FaceTracker:
 
     def pop_finished(self) -> list[FaceTrack]:
         """Return the tracks finished since the last call (in ``track_id`` order) and forget
-        them."""
-        finished, self._finished = self._finished, []
-        return finished
+        them (and the rejected ones)."""
+        return [track for _, track in self.pop_closed() if track is not None]
+
+    def pop_closed(self) -> list[tuple[int, FaceTrack | None]]:
+        """Every track closed since the last call as ``(key, FaceTrack)``, or ``(key, None)``
+        for a track rejected by the length / size filters; ``key`` is the one
+        :meth:`open_tracks` gave while the track was open."""
+        closed, self._closed = self._closed, []
+        return closed
+
+    def open_tracks(self) -> list[tuple[int, list[int], list[np.ndarray]]]:
+        """The open tracks as ``(key, detection frame indices, detected boxes xyxy px)``.
+
+        The two lists are the tracker's own (do not modify them); they grow by one entry per
+        detection, so a caller can look at the newest entries without copying the whole track
+        (the pipeline cuts face crops incrementally from them).
+        """
+        return [(t.order, t.frames, t.boxes) for t in self._active]
 
     def _close(self, tracks: list[_ActiveTrack]) -> None:
         for track in sorted(tracks, key=lambda t: (t.frames[0], t.order)):
             face_track = self._build(track)
             if face_track is None:
                 self.num_rejected += 1
-            else:
-                self._finished.append(face_track)
+            self._closed.append((track.order, face_track))
 
     def _build(self, track: _ActiveTrack) -> FaceTrack | None:
         cfg = self.config
