@@ -1,14 +1,14 @@
 """Speed of write_annotated_video at 1280x720 (visualvoice_interview.mp4, 438 frames).
 
-Run: python /tmp/bench/bench_annotate.py
+Run: python benchmarks/bench_annotate.py [preset ...]
 """
-import os, sys, time
+import os, sys, tempfile, time
 import numpy as np
 from socialav.io.annotate import write_annotated_video
 from socialav.io.media import iter_frames, probe_video
 from socialav.types import FaceTrack, TrackScores
 
-src = "/work/shared/videos/visualvoice_interview.mp4"
+src = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "videos", "visualvoice_interview.mp4")
 video = probe_video(src)
 n = video.num_frames
 rng = np.random.default_rng(0)
@@ -22,7 +22,7 @@ t = time.perf_counter(); k = sum(1 for _ in iter_frames(src)); dec = time.perf_c
 print(f"| preset | frames | seconds | fps | MiB |\n|---|---|---|---|---|")
 print(f"| (decode only, iter_frames) | {k} | {dec:.1f} | {k/dec:.0f} | - |")
 for preset in sys.argv[1:] or ["ultrafast", "superfast", "veryfast"]:
-    out = f"/tmp/bench/annot_{preset}.mp4"
+    out = os.path.join(tempfile.mkdtemp(), f"annot_{preset}.mp4")
     t = time.perf_counter()
     r = write_annotated_video(out, src, video, tracks, scores, preset=preset)
     s = time.perf_counter() - t

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from media_factory import make_video
 from typer.testing import CliRunner
 
-from media_factory import make_video
 from socialav.cli import app
 from socialav.io.writers import read_rttm
 
