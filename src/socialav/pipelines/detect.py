@@ -28,7 +28,7 @@ import shutil
 import tempfile
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -287,6 +287,72 @@ class SpeakerDetector:
             },
         }
 
+    def face_tracks(
+        self,
+        path: str | Path,
+        video: VideoInfo,
+        timer: _Timer | None = None,
+        progress: Progress | None = None,
+        stats: dict[str, int] | None = None,
+    ) -> Iterator[tuple[FaceTrack, np.ndarray]]:
+        """Stream the video once and yield each finished face track with its crops.
+
+        Args:
+            path: the video file.
+            video: its :func:`~socialav.io.media.probe_video` record.
+            timer: accumulates seconds per stage (``decode``, ``shots``, ``detect``, ``crop``).
+            progress: called as ``progress("analyse", frames_done, num_frames)``.
+            stats: if given, receives ``num_shot_cuts``.
+
+        Yields:
+            ``(track, crops)``: a :class:`FaceTrack` and its ``(T, 112, 112)`` uint8 face crops,
+            in the order tracks end (not by ``track_id``).
+        """
+        cfg = self.config
+        timer = timer or _Timer()
+        shots = ShotBoundaryDetector(threshold=cfg.shot_threshold, fps=video.fps)
+        tracker = FaceTracker(cfg.tracker)
+        cropper = _IncrementalCropper(cfg.tracker.smoothing_kernel, cfg.crop_scale)
+        num_cuts = 0
+        last_detect = -cfg.detect_every
+
+        def closed() -> Iterator[tuple[FaceTrack, np.ndarray]]:
+            for key, track in tracker.pop_closed():
+                t0 = time.perf_counter()
+                crops = cropper.close(key, track)
+                timer.add("crop", t0)
+                if track is not None and crops is not None:
+                    yield track, crops
+
+        t = time.perf_counter()
+        for frame_index, frame in iter_frames(path, fps=video.fps):
+            t = timer.add("decode", t)
+            cut = shots.update(frame_index, frame)
+            if cut:
+                num_cuts += 1
+                tracker.end_shot()
+            t = timer.add("shots", t)
+            # detect on the first frame of every shot, then on every detect_every-th frame
+            dets = None
+            if cut or frame_index - last_detect >= cfg.detect_every:
+                dets = self.detector.detect(frame)
+                last_detect = frame_index
+            tracker.update(frame_index, dets)
+            t = timer.add("detect", t)
+            cropper.add_frame(frame_index, frame)
+            yield from closed()
+            t = time.perf_counter()
+            cropper.advance_open(tracker.open_tracks())
+            cropper.prune(frame_index)
+            t = timer.add("crop", t)
+            if progress:
+                progress("analyse", frame_index + 1, video.num_frames)
+            t = time.perf_counter()
+        tracker.finish()
+        yield from closed()
+        if stats is not None:
+            stats["num_shot_cuts"] = num_cuts
+
     def run(self, path: str | Path, progress: Progress | None = None) -> DetectResult:
         """Detect faces and score who speaks in one video (see the module docstring).
 
@@ -305,16 +371,12 @@ class SpeakerDetector:
             )
         t = time.perf_counter()
         audio = read_audio(path)
-        t = timer.add("audio", t)
+        timer.add("audio", t)
 
-        shots = ShotBoundaryDetector(threshold=cfg.shot_threshold, fps=video.fps)
-        tracker = FaceTracker(cfg.tracker)
-        cropper = _IncrementalCropper(cfg.tracker.smoothing_kernel, cfg.crop_scale)
         done_tracks: list[FaceTrack] = []
         done_logits: dict[int, np.ndarray] = {}
         pending: list[tuple[FaceTrack, np.ndarray, np.ndarray]] = []
-        num_cuts = 0
-        last_detect = -cfg.detect_every
+        stats: dict[str, int] = {}
 
         def score_pending() -> None:
             nonlocal pending
@@ -329,47 +391,16 @@ class SpeakerDetector:
             pending = []
             timer.add("model", t0)
 
-        def collect_closed() -> None:
-            for key, track in tracker.pop_closed():
-                t0 = time.perf_counter()
-                crops = cropper.close(key, track)
-                t1 = timer.add("crop", t0)
-                if track is None or crops is None:
-                    continue
-                mfcc = track_mfcc(audio, track.start_frame, track.end_frame, video.fps)
-                timer.add("audio", t1)
-                done_tracks.append(track)
-                pending.append((track, crops, mfcc))
+        for track, crops in self.face_tracks(path, video, timer, progress, stats):
+            t0 = time.perf_counter()
+            mfcc = track_mfcc(audio, track.start_frame, track.end_frame, video.fps)
+            timer.add("audio", t0)
+            done_tracks.append(track)
+            pending.append((track, crops, mfcc))
             if sum(len(tr) for tr, _, _ in pending) >= cfg.score_batch_frames:
                 score_pending()
-
-        t = time.perf_counter()
-        for frame_index, frame in iter_frames(path, fps=video.fps):
-            t = timer.add("decode", t)
-            cut = shots.update(frame_index, frame)
-            if cut:
-                num_cuts += 1
-                tracker.end_shot()
-            t = timer.add("shots", t)
-            # detect on the first frame of every shot, then on every detect_every-th frame
-            dets = None
-            if cut or frame_index - last_detect >= cfg.detect_every:
-                dets = self.detector.detect(frame)
-                last_detect = frame_index
-            tracker.update(frame_index, dets)
-            t = timer.add("detect", t)
-            cropper.add_frame(frame_index, frame)
-            collect_closed()
-            t = time.perf_counter()
-            cropper.advance_open(tracker.open_tracks())
-            cropper.prune(frame_index)
-            t = timer.add("crop", t)
-            if progress:
-                progress("analyse", frame_index + 1, video.num_frames)
-            t = time.perf_counter()
-        tracker.finish()
-        collect_closed()
         score_pending()
+        num_cuts = stats.get("num_shot_cuts", 0)
 
         t = time.perf_counter()
         scores = []
