@@ -1,0 +1,229 @@
+"""Accuracy benchmarks for active speaker detection built from real clips with one speaker.
+
+Two benchmarks, with AVA semantics (per-frame AP, :func:`average_precision_voc`):
+
+* **natural** — each clip's face with its own audio: speaking where its voice is active,
+  not speaking in the silence before and after (GRID utterances have silence at both ends).
+* **sync** (TalkSet-style, after TalkNet's TalkSet construction) — the audio of one clip
+  played with two faces: its own face speaks while its voice is active; the other face never
+  speaks, although its mouth moves: (a) *cross* pairs, another clip's face, and (b) *delayed*
+  self-pairs, the same face delayed by a few frames. A model that reacts to "a mouth moves
+  while someone speaks" instead of to audio-visual synchrony scores near chance here.
+
+Ground truth comes from voice activity on the clip's audio (:func:`voice_activity`), or from a
+GRID ``.align`` word alignment where one exists (:func:`read_grid_align`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from socialav.audio.features import track_mfcc
+from socialav.evaluation.ava import average_precision_voc
+from socialav.types import ANALYSIS_FPS, AUDIO_SAMPLE_RATE
+
+__all__ = [
+    "BenchmarkClip",
+    "BenchmarkItem",
+    "voice_activity",
+    "read_grid_align",
+    "align_to_frames",
+    "natural_items",
+    "sync_items",
+    "benchmark_ap",
+    "unique_items",
+]
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    padded = np.concatenate([[False], mask, [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def voice_activity(
+    audio: np.ndarray,
+    num_frames: int,
+    fps: float = ANALYSIS_FPS,
+    sample_rate: int = AUDIO_SAMPLE_RATE,
+    rel_threshold_db: float = 20.0,
+    max_gap_frames: int = 8,
+    min_run_frames: int = 3,
+) -> np.ndarray:
+    """Energy voice activity per video frame.
+
+    A frame is active when its RMS level is within ``rel_threshold_db`` dB of the clip's
+    95th-percentile frame level; inactive gaps of at most ``max_gap_frames`` between active
+    runs are filled (pauses between words), then active runs shorter than ``min_run_frames``
+    are dropped (clicks, breaths). Checked against the GRID word alignment in the tests.
+
+    Args:
+        audio: ``(N,)`` int16 mono, sample 0 at frame 0.
+        num_frames: number of video frames to label.
+
+    Returns:
+        ``(num_frames,)`` bool.
+    """
+    hop = int(round(sample_rate / fps))
+    x = np.zeros(num_frames * hop, np.float64)
+    seg = np.asarray(audio, np.float64)[: num_frames * hop] / 32768.0
+    x[: len(seg)] = seg
+    level_db = 10 * np.log10((x.reshape(num_frames, hop) ** 2).mean(axis=1) + 1e-10)
+    active = level_db > np.percentile(level_db, 95) - rel_threshold_db
+    for start, stop in _runs(~active):
+        if start > 0 and stop < num_frames and stop - start <= max_gap_frames:
+            active[start:stop] = True
+    for start, stop in _runs(active):
+        if stop - start < min_run_frames:
+            active[start:stop] = False
+    return active
+
+
+def read_grid_align(path: str | Path) -> list[tuple[float, float, str]]:
+    """Words of a GRID ``.align`` file as ``(start_frame, end_frame, word)``.
+
+    The file has lines ``start end word`` with times in thousandths of a 25 fps video frame
+    (``12250`` = frame 12.25); ``sil`` marks silence.
+
+    Raises:
+        ValueError: a line is not ``int int word``.
+    """
+    words = []
+    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 3:
+            raise ValueError(f"{path}:{number}: expected 'start end word', got {line!r}")
+        try:
+            words.append((int(parts[0]) / 1000.0, int(parts[1]) / 1000.0, parts[2]))
+        except ValueError:
+            raise ValueError(f"{path}:{number}: start and end must be integers: {line!r}") from None
+    return words
+
+
+def align_to_frames(words: Sequence[tuple[float, float, str]], num_frames: int) -> np.ndarray:
+    """``(num_frames,)`` bool: frames whose centre lies inside a word other than ``sil``."""
+    centres = np.arange(num_frames) + 0.5
+    speech = np.zeros(num_frames, bool)
+    for start, end, word in words:
+        if word != "sil":
+            speech |= (centres >= start) & (centres < end)
+    return speech
+
+
+@dataclass
+class BenchmarkClip:
+    """One real clip: its face track's crops and its own audio.
+
+    Attributes:
+        name: clip name.
+        faces: ``(T, 112, 112)`` uint8 face crops of the clip's face track.
+        audio: ``(N,)`` int16 16 kHz audio of the clip, sample 0 at the track's first frame.
+        speech: ``(T,)`` bool voice activity of ``audio`` per frame.
+    """
+
+    name: str
+    faces: np.ndarray
+    audio: np.ndarray
+    speech: np.ndarray
+
+
+@dataclass
+class BenchmarkItem:
+    """A face track paired with an audio track, with per-frame ground truth.
+
+    Attributes:
+        name: ``"<face clip>+<audio clip>"`` (``@-d`` for a face delayed by ``d`` frames).
+        kind: ``natural`` (own face, own audio), ``cross`` (another clip's face) or
+            ``delayed`` (own face, delayed).
+        faces: ``(T, 112, 112)`` uint8.
+        mfcc: ``(4T, 13)`` float32.
+        labels: ``(T,)`` int 1 = speaking.
+    """
+
+    name: str
+    kind: str
+    faces: np.ndarray
+    mfcc: np.ndarray
+    labels: np.ndarray
+
+
+def _mfcc_for(audio: np.ndarray, num_frames: int) -> np.ndarray:
+    return track_mfcc(audio, 0, num_frames - 1)
+
+
+def natural_items(clips: Sequence[BenchmarkClip]) -> list[BenchmarkItem]:
+    """Each clip's face with its own audio; speaking where its voice is active."""
+    return [
+        BenchmarkItem(
+            c.name, "natural", c.faces, _mfcc_for(c.audio, len(c.faces)), c.speech.astype(int)
+        )
+        for c in clips
+    ]
+
+
+def sync_items(
+    clips: Sequence[BenchmarkClip], delays_frames: Sequence[int] = (5, 10)
+) -> list[BenchmarkItem]:
+    """The TalkSet-style synchrony benchmark: pairs of faces shown with one clip's audio.
+
+    For every ordered pair of clips (A, B): A's face with A's audio (speaking where A's voice
+    is active) beside B's face with A's audio (``cross``, never speaking). For every clip A and
+    delay ``d``: A's face beside A's face delayed by ``d`` frames (``delayed``, never speaking;
+    its first frame fills the start). Every pair contributes both faces, so each clip's own
+    face appears once per pair it is in (the same object: score it once); the positive rate is
+    about half the speech rate, as in a two-face video.
+    """
+    natural = natural_items(clips)
+    items: list[BenchmarkItem] = []
+    for a, own in zip(clips, natural, strict=True):
+        for b in clips:
+            if b is a:
+                continue
+            n = len(b.faces)
+            other = BenchmarkItem(
+                f"{b.name}+{a.name}", "cross", b.faces, _mfcc_for(a.audio, n), np.zeros(n, int)
+            )
+            items += [own, other]
+        for d in delays_frames:
+            n = len(a.faces)
+            delayed = np.concatenate([np.repeat(a.faces[:1], d, axis=0), a.faces[: n - d]])
+            other = BenchmarkItem(
+                f"{a.name}@-{d}+{a.name}", "delayed", delayed, own.mfcc, np.zeros(n, int)
+            )
+            items += [own, other]
+    return items
+
+
+def unique_items(items: Sequence[BenchmarkItem]) -> list[BenchmarkItem]:
+    """The distinct items (by identity), in first-seen order: what needs scoring."""
+    seen: dict[int, BenchmarkItem] = {}
+    for it in items:
+        seen.setdefault(id(it), it)
+    return list(seen.values())
+
+
+def benchmark_ap(
+    items: Sequence[BenchmarkItem],
+    scores: dict[str, np.ndarray],
+    kinds: Sequence[str] | None = None,
+) -> float:
+    """Per-frame AP in percent (AVA semantics) over benchmark items.
+
+    Args:
+        items: natural items, or the pairs of :func:`sync_items` (own face, other face).
+        scores: item name → ``(T,)`` speaking scores (any monotone score).
+        kinds: for pairs, keep only those whose other face is of these kinds (``cross``,
+            ``delayed``); None keeps everything.
+    """
+    if kinds is not None:
+        pairs = zip(items[::2], items[1::2], strict=True)
+        items = [it for own, other in pairs if other.kind in kinds for it in (own, other)]
+    s = np.concatenate([np.asarray(scores[it.name], np.float64) for it in items])
+    y = np.concatenate([it.labels for it in items])
+    return 100.0 * average_precision_voc(s, y)

@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+
+from socialav.evaluation.asd_benchmarks import (
+    BenchmarkClip,
+    align_to_frames,
+    benchmark_ap,
+    natural_items,
+    read_grid_align,
+    sync_items,
+    unique_items,
+    voice_activity,
+)
+from socialav.io.media import read_audio
+
+
+def test_grid_align_and_voice_activity_agree(videos_dir):
+    words = read_grid_align(videos_dir / "grid_id2_vcd_swwp2s.align")
+    assert words[0] == (0.0, 12.25, "sil") and words[-1][2] == "sil"
+    speech = align_to_frames(words, 75)
+    assert speech[13] and not speech[11] and speech[54] and not speech[56]
+    vad = voice_activity(read_audio(videos_dir / "grid_id2_vcd_swwp2s.mpg"), 75)
+    assert (vad == speech).mean() > 0.9
+    assert not vad[:10].any() and not vad[-15:].any()
+
+
+def test_read_grid_align_rejects_bad_lines(tmp_path):
+    bad = tmp_path / "x.align"
+    bad.write_text("0 100 sil\n100 oops\n")
+    with pytest.raises(ValueError, match="x.align:2"):
+        read_grid_align(bad)
+
+
+def test_voice_activity_on_synthetic_tone():
+    sr, fps = 16000, 25
+    audio = np.zeros(sr * 3, np.int16)
+    audio[sr : 2 * sr] = (8000 * np.sin(np.arange(sr) * 0.3)).astype(np.int16)
+    vad = voice_activity(audio, 75)
+    assert vad[26:49].all() and not vad[:24].any() and not vad[51:].any()
+
+
+def _clips(n=3, frames=20):
+    rng = np.random.default_rng(0)
+    return [
+        BenchmarkClip(
+            f"c{i}",
+            rng.integers(0, 255, (frames, 112, 112), dtype=np.uint8),
+            (rng.standard_normal(frames * 640 + 400) * 3000).astype(np.int16),
+            np.arange(frames) % 2 == 0,
+        )
+        for i in range(n)
+    ]
+
+
+def test_sync_items_are_pairs_with_one_speaking_face():
+    clips = _clips()
+    items = sync_items(clips, delays_frames=(2,))
+    assert len(items) == 2 * (3 * 2 + 3)  # 6 cross pairs + 3 delayed pairs, two faces each
+    for own, other in zip(items[::2], items[1::2], strict=True):
+        assert own.kind == "natural" and other.kind in ("cross", "delayed")
+        assert other.labels.sum() == 0 and own.labels.sum() == 10
+        assert other.mfcc.shape == own.mfcc.shape == (80, 13)
+    delayed = [it for it in items if it.kind == "delayed"][0]
+    np.testing.assert_array_equal(delayed.faces[2:], clips[0].faces[:-2])
+    assert len(unique_items(items)) == 3 + 6 + 3
+
+
+def test_benchmark_ap_perfect_and_inverted_scores():
+    items = sync_items(_clips(), delays_frames=(2,))
+    perfect = {it.name: it.labels.astype(float) for it in unique_items(items)}
+    assert benchmark_ap(items, perfect) == pytest.approx(100.0)
+    inverted = {it.name: 1.0 - it.labels for it in unique_items(items)}
+    chance = 100 * np.mean(np.concatenate([it.labels for it in items]))
+    assert benchmark_ap(items, inverted) < chance
+    assert benchmark_ap(natural_items(_clips()), perfect) == pytest.approx(100.0)
+    # only the delayed pairs: one speaking face per pair, half of its frames speak
+    assert benchmark_ap(items, perfect, kinds=["delayed"]) == pytest.approx(100.0)
+    delayed_only = [it for it in items if it.kind == "delayed"]
+    assert len(delayed_only) == 3
