@@ -1,4 +1,5 @@
-"""``socialav evaluate``: AVA-ActiveSpeaker mAP of a prediction CSV against ground truth."""
+"""``socialav evaluate``: AVA-ActiveSpeaker mAP, or Ego4D Talking-to-Me / Looking-at-Me mAP and
+accuracy, of a prediction CSV against ground truth."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from rich.table import Table
 
 from socialav.cli.app import app
 
-_TASKS = ("ava",)
+_TASKS = ("ava", "ttm", "lam")
 
 
 def _fmt(value: float, digits: int = 4) -> str:
@@ -66,7 +67,12 @@ def evaluate(
         ),
     ] = 0.5,
     task: Annotated[
-        str, typer.Option("--task", help="Benchmark to evaluate: ava (the only one so far).")
+        str,
+        typer.Option(
+            "--task",
+            help="Benchmark: ava (AVA-ActiveSpeaker), ttm (Ego4D Talking-to-Me) or lam "
+            "(Ego4D Looking-at-Me).",
+        ),
     ] = "ava",
     allow_any_score: Annotated[
         bool,
@@ -83,6 +89,10 @@ def evaluate(
 
     Prints "mAP: <percent>", then accuracy, F1 and ROC-AUC and a per-video_id table.
 
+    With --task ttm or lam: Ego4D social mAP (mean of the AP of both classes, official
+    EGO4D/social-interactions common/metrics.py semantics) and accuracy at --threshold;
+    prints "mAP: <percent>" and "accuracy: <fraction>" then a table.
+
     Invalid input (missing, extra or duplicate rows, bad labels, scores or boxes) prints one
     line on stderr and exits with code 2.
     """
@@ -94,6 +104,11 @@ def evaluate(
     if task not in _TASKS:
         typer.echo(f"error: --task must be one of {list(_TASKS)}, but got {task!r}", err=True)
         raise typer.Exit(2)
+    if task in ("ttm", "lam"):
+        _evaluate_social(
+            task, groundtruth, predictions, json_path, subset, threshold, allow_any_score, debug
+        )
+        return
     try:
         subset_ids = read_video_id_list(subset) if subset is not None else None
         result = evaluate_ava(
@@ -136,6 +151,65 @@ def evaluate(
     if json_path is not None:
         try:
             write_evaluation_json(result, json_path)
+        except OSError as exc:
+            _exit_with_error(exc, debug)
+        console.print(f"wrote {json_path}", highlight=False)
+
+
+def _evaluate_social(
+    task: str,
+    groundtruth: Path,
+    predictions: Path,
+    json_path: Path | None,
+    subset: Path | None,
+    threshold: float,
+    allow_any_score: bool,
+    debug: bool,
+) -> None:
+    """The ``--task ttm|lam`` branch of :func:`evaluate`."""
+    from socialav.evaluation.ego4d import (
+        Ego4dMetricError,
+        evaluate_lam,
+        evaluate_ttm,
+        write_social_evaluation_json,
+    )
+
+    if subset is not None or allow_any_score:
+        option = "--subset" if subset is not None else "--allow-any-score"
+        typer.echo(
+            f"error: {option} applies to --task ava only; --task {task} evaluates every row "
+            "and needs probabilities in [0, 1] (its class-0 AP ranks 1 - score)",
+            err=True,
+        )
+        raise typer.Exit(2)
+    try:
+        evaluate_fn = evaluate_ttm if task == "ttm" else evaluate_lam
+        result = evaluate_fn(groundtruth, predictions, threshold)
+    except Ego4dMetricError as exc:
+        if debug:
+            raise
+        hint = " (AVA-ActiveSpeaker CSV files: use --task ava)" if exc.problem == "layout" else ""
+        _exit_with_error(Ego4dMetricError(exc.problem, f"--task {task}: {exc}{hint}"), debug)
+    except OSError as exc:
+        _exit_with_error(exc, debug)
+    console = Console(soft_wrap=True)
+    console.print(f"mAP: {result.map_percent:.4f}", highlight=False)
+    console.print(f"accuracy: {result.accuracy:.6f}", highlight=False)
+    title = {"ttm": "Ego4D Talking-to-Me", "lam": "Ego4D Looking-at-Me"}[task]
+    table = Table(title=f"{title} ({result.layout} layout)", show_header=True)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("rows", str(result.num_rows))
+    table.add_row("positives (label 1)", str(result.num_positives))
+    table.add_row("AP label 1 %", _fmt(result.ap_positive_percent))
+    table.add_row("AP label 0 (1 - score) %", _fmt(result.ap_negative_percent))
+    table.add_row(f"accuracy @ {result.threshold:g}", _fmt(result.accuracy))
+    table.add_row("true positive rate", _fmt(result.true_positive_rate))
+    table.add_row("true negative rate", _fmt(result.true_negative_rate))
+    console.print(table)
+    if json_path is not None:
+        try:
+            write_social_evaluation_json(result, json_path)
         except OSError as exc:
             _exit_with_error(exc, debug)
         console.print(f"wrote {json_path}", highlight=False)

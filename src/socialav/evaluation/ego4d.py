@@ -1,0 +1,535 @@
+"""Ego4D Talking-to-Me and Looking-at-Me metrics with the official semantics, strictly checked.
+
+Reference: ``common/metrics.py`` of EGO4D/social-interactions (branch ``ttm`` and branch
+``lam``; "Adapted from AVA ASD"). Its ``run_evaluation``, reproduced here with our own code:
+
+1. ground truth and predictions are joined on a key -- TTM ``segment_id:frame_id``, LAM
+   ``video_id:frame_id:track_id``; the LAM script also requires equal boxes (``eq``, 1e-9);
+2. two average precisions, each the VOC-style interpolated AP of the AVA evaluator
+   (``compute_average_precision``: precision made monotone from the right, summed over
+   recall steps -- :func:`socialav.evaluation.ava.average_precision_voc`, *not* scikit-learn's
+   ``average_precision_score``):
+
+   - AP of class 0 ("not talking to me" / "not looking at me"): labels ``1 - label``, scores
+     ``1 - score``;
+   - AP of class 1: labels and scores as they are;
+
+   **mAP = mean of the two** (the script prints it as a fraction, ``mAP: 0.789340``; the
+   baselines' READMEs report it in percent);
+3. accuracy ("TOP-1 Acc"): ``score >= threshold`` (0.5) counts as class 1;
+   ``(TP + TN) / N``.
+
+Layouts (headerless CSV, as the baselines write them; a header line is accepted too):
+
+- TTM per segment -- the baseline's validation files (``PostProcessor`` of branch ``ttm``):
+  ground truth ``clip_uid, segment_index, start_frame, end_frame, label`` (5 columns),
+  predictions ``clip_uid, segment_index, start_frame, end_frame, 1, score`` (6 columns), one
+  row per segment whose score is the softmax of the sub-clips' mean logits
+  (:func:`ttm_segment_scores`). The official ``run_evaluation`` reads these files with three
+  and four column names and crashes (the extra columns become the index and
+  ``segment_id + ":"`` adds an int to a str); we evaluate them.
+- TTM per frame -- the challenge layout: ground truth ``seg_id, frame_id, label``,
+  predictions ``seg_id, frame_id, 1, score`` (the submission format of
+  :mod:`socialav.io.ego4d_submission`).
+- LAM -- ground truth ``video_id, frame_id, x1, y1, x2, y2, track_id, label`` (8 columns),
+  predictions the same plus ``1, score`` in place of ``label`` (9 columns: ``..., track_id,
+  1, score``); or the challenge layout ground truth ``video_id, unique_id, track_id, label``
+  with predictions ``video_id, unique_id, track_id, 1, score``.
+
+Stricter than the official script (errors, :class:`Ego4dMetricError`): missing, extra or
+duplicate keys (the official script drops duplicates and only compares row counts), labels
+other than 0/1, prediction labels other than 1, NaN scores, and scores outside [0, 1] (the
+class-0 AP uses ``1 - score``, which presumes probabilities). Ties in ``score`` are ranked in
+ground-truth row order (stable sort); the official pandas quicksort leaves them in an
+unspecified order.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+
+from socialav.evaluation.ava import average_precision_voc
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "Ego4dEvaluation",
+    "Ego4dMetricError",
+    "LAM_GROUNDTRUTH_COLUMNS",
+    "LAM_PREDICTION_COLUMNS",
+    "TTM_FRAME_GROUNDTRUTH_COLUMNS",
+    "TTM_FRAME_PREDICTION_COLUMNS",
+    "TTM_SEGMENT_GROUNDTRUTH_COLUMNS",
+    "TTM_SEGMENT_PREDICTION_COLUMNS",
+    "evaluate_lam",
+    "evaluate_ttm",
+    "read_social_csv",
+    "social_map",
+    "ttm_segment_scores",
+    "write_social_evaluation_json",
+]
+
+Task = Literal["ttm", "lam"]
+
+TTM_SEGMENT_GROUNDTRUTH_COLUMNS = ("clip_uid", "segment_index", "start_frame", "end_frame", "label")
+TTM_SEGMENT_PREDICTION_COLUMNS = (
+    "clip_uid",
+    "segment_index",
+    "start_frame",
+    "end_frame",
+    "label",
+    "score",
+)
+TTM_FRAME_GROUNDTRUTH_COLUMNS = ("seg_id", "frame_id", "label")
+TTM_FRAME_PREDICTION_COLUMNS = ("seg_id", "frame_id", "label", "score")
+LAM_GROUNDTRUTH_COLUMNS = ("video_id", "frame_id", "x1", "y1", "x2", "y2", "track_id", "label")
+LAM_PREDICTION_COLUMNS = (*LAM_GROUNDTRUTH_COLUMNS, "score")
+LAM_SUBMISSION_GROUNDTRUTH_COLUMNS = ("video_id", "unique_id", "track_id", "label")
+LAM_SUBMISSION_PREDICTION_COLUMNS = ("video_id", "unique_id", "track_id", "label", "score")
+
+# task -> layout name -> (ground-truth columns, prediction columns, key columns)
+_LAYOUTS: dict[str, dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]]] = {
+    "ttm": {
+        "segment": (
+            TTM_SEGMENT_GROUNDTRUTH_COLUMNS,
+            TTM_SEGMENT_PREDICTION_COLUMNS,
+            ("clip_uid", "segment_index"),
+        ),
+        "frame": (
+            TTM_FRAME_GROUNDTRUTH_COLUMNS,
+            TTM_FRAME_PREDICTION_COLUMNS,
+            ("seg_id", "frame_id"),
+        ),
+    },
+    "lam": {
+        "boxes": (
+            LAM_GROUNDTRUTH_COLUMNS,
+            LAM_PREDICTION_COLUMNS,
+            ("video_id", "frame_id", "track_id"),
+        ),
+        "submission": (
+            LAM_SUBMISSION_GROUNDTRUTH_COLUMNS,
+            LAM_SUBMISSION_PREDICTION_COLUMNS,
+            ("video_id", "unique_id", "track_id"),
+        ),
+    },
+}
+_TEXT_COLUMNS = {"clip_uid", "seg_id", "video_id", "track_id", "unique_id"}
+_INT_COLUMNS = {"segment_index", "start_frame", "end_frame", "frame_id", "label"}
+_FLOAT_COLUMNS = {"x1", "y1", "x2", "y2", "score"}
+_MAX_SHOWN = 5
+
+
+class Ego4dMetricError(ValueError):
+    """Ground truth and predictions cannot be evaluated as they are.
+
+    Attributes:
+        problem: ``"layout"``, ``"parse"``, ``"duplicate_groundtruth"``,
+            ``"duplicate_predictions"``, ``"missing_predictions"``, ``"extra_predictions"``,
+            ``"invalid_label"``, ``"invalid_prediction_label"``, ``"invalid_score"``,
+            ``"score_out_of_range"``, ``"box_mismatch"``, ``"no_rows"`` or
+            ``"single_class"``.
+    """
+
+    def __init__(self, problem: str, message: str) -> None:
+        super().__init__(message)
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class Ego4dEvaluation:
+    """Result of :func:`evaluate_ttm` / :func:`evaluate_lam`.
+
+    Attributes:
+        task: ``"ttm"`` or ``"lam"``.
+        layout: which file layout was read (``segment``/``frame``, ``boxes``/``submission``).
+        map_percent: mean of the two APs, in percent (official ``mAP`` x 100).
+        ap_positive_percent: AP of class 1 (talking to / looking at me), percent.
+        ap_negative_percent: AP of class 0 on ``1 - score``, percent.
+        accuracy: fraction of rows with ``(score >= threshold) == label`` ("TOP-1 Acc").
+        threshold: the accuracy threshold.
+        num_rows: evaluated rows; num_positives: rows with label 1.
+        true_positive_rate, true_negative_rate: the official confusion-matrix diagonal
+            (fractions; NaN without positives/negatives).
+    """
+
+    task: str
+    layout: str
+    map_percent: float
+    ap_positive_percent: float
+    ap_negative_percent: float
+    accuracy: float
+    threshold: float
+    num_rows: int
+    num_positives: int
+    true_positive_rate: float
+    true_negative_rate: float
+
+    def to_dict(self) -> dict[str, Any]:
+        def clean(v: float) -> float | None:
+            return None if isinstance(v, float) and math.isnan(v) else v
+
+        names = {"ttm": "Talking-to-Me", "lam": "Looking-at-Me"}
+        return {
+            "metric": f"Ego4D {names.get(self.task, self.task)} mAP (percent): mean of AP "
+            "(class 1) and AP (class 0 on 1 - score), VOC-interpolated, official "
+            "EGO4D/social-interactions common/metrics.py semantics",
+            **{k: clean(v) for k, v in self.__dict__.items()},
+        }
+
+
+def social_map(
+    scores: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray
+) -> tuple[float, float, float]:
+    """``(mAP, AP class 1, AP class 0)`` as fractions, the official definition.
+
+    ``AP1 = average_precision_voc(score, label)``, ``AP0 = average_precision_voc(1 - score,
+    1 - label)``, ``mAP = (AP0 + AP1) / 2``.
+
+    Raises:
+        Ego4dMetricError: ``single_class`` when either class has no row (its AP is undefined).
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels).astype(np.int64)
+    if len(s) == 0:
+        raise Ego4dMetricError("no_rows", "no rows to evaluate")
+    if y.min() == y.max():
+        raise Ego4dMetricError(
+            "single_class",
+            f"the ground truth holds only label {int(y[0])} ({len(y)} rows): the mAP needs "
+            "both classes (it averages the AP of each)",
+        )
+    ap1 = average_precision_voc(s, y)
+    ap0 = average_precision_voc(1.0 - s, 1 - y)
+    return (ap0 + ap1) / 2.0, ap1, ap0
+
+
+def ttm_segment_scores(
+    segment_ids: Sequence[str], logits: np.ndarray | torch.Tensor
+) -> dict[str, float]:
+    """Per-segment TTM score: softmax of the mean of its sub-clips' 2-way logits, class 1.
+
+    As ``PostProcessor._merge_output`` of the TTM baseline (``F.softmax(pred.mean(0))[1]``).
+
+    Args:
+        segment_ids: ``(N,)`` segment id of every sub-clip (any order).
+        logits: ``(N, 2)`` logits of every sub-clip.
+
+    Returns:
+        ``segment_id -> probability`` in first-appearance order.
+    """
+    arr = torch.as_tensor(np.asarray(logits, dtype=np.float64))
+    if arr.ndim != 2 or arr.shape[1] != 2 or arr.shape[0] != len(segment_ids):
+        raise ValueError(
+            f"logits must have shape ({len(segment_ids)}, 2), but got {tuple(arr.shape)}"
+        )
+    groups: dict[str, list[int]] = {}
+    for i, sid in enumerate(segment_ids):
+        groups.setdefault(str(sid), []).append(i)
+    return {sid: float(torch.softmax(arr[idx].mean(0), dim=-1)[1]) for sid, idx in groups.items()}
+
+
+def _has_header(first_line: str, names: Iterable[str]) -> bool:
+    fields = [f.strip() for f in first_line.split(",")]
+    return any(f in set(names) for f in fields)
+
+
+def read_social_csv(
+    source: str | os.PathLike[str] | pd.DataFrame,
+    columns: Sequence[str],
+    name: str,
+) -> pd.DataFrame:
+    """Read one of the layouts above (header optional) into typed columns.
+
+    Raises:
+        FileNotFoundError: missing file.
+        Ego4dMetricError: ``layout`` (wrong number of columns) or ``parse`` (non-numeric
+            values where numbers are expected), naming the file, row and column.
+    """
+    if isinstance(source, pd.DataFrame):
+        table = source.copy()
+        missing = [c for c in columns if c not in table.columns]
+        if missing:
+            raise Ego4dMetricError(
+                "layout", f"{name}: missing columns {missing} (found {list(table.columns)})"
+            )
+        table = table[list(columns)]
+        where = name
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"{name} file not found: {path}")
+        text = path.read_text(encoding="utf-8")
+        where = f"{name} {path}"
+        first = text.split("\n", 1)[0]
+        header = _has_header(first, columns)
+        table = pd.read_csv(
+            io.StringIO(text),
+            header=0 if header else None,
+            dtype=str,
+            keep_default_na=False,
+            skipinitialspace=True,
+        )
+        if header:
+            missing = [c for c in columns if c not in table.columns]
+            if missing:
+                raise Ego4dMetricError(
+                    "layout", f"{where}: header lacks {missing} (found {list(table.columns)})"
+                )
+            table = table[list(columns)]
+        elif table.shape[1] != len(columns):
+            raise Ego4dMetricError(
+                "layout",
+                f"{where}: expected {len(columns)} columns ({', '.join(columns)}), but found "
+                f"{table.shape[1]}",
+            )
+        else:
+            table.columns = list(columns)
+    out = {}
+    for col in columns:
+        values = table[col]
+        if col in _TEXT_COLUMNS:
+            out[col] = values.astype(str).str.strip()
+            continue
+        parsed = pd.to_numeric(values, errors="coerce")
+        bad = parsed.isna() & ~(values.astype(str).str.strip().str.lower() == "nan")
+        if col != "score" and parsed.isna().any():
+            bad = parsed.isna()
+        if bad.any():
+            rows = np.flatnonzero(bad.to_numpy())[:_MAX_SHOWN]
+            raise Ego4dMetricError(
+                "parse",
+                f"{where}: column {col!r} must be numeric, but rows {rows.tolist()} hold "
+                f"{[values.iloc[r] for r in rows]}",
+            )
+        if col in _INT_COLUMNS:
+            if (parsed != np.round(parsed)).any():
+                r = int(np.flatnonzero((parsed != np.round(parsed)).to_numpy())[0])
+                raise Ego4dMetricError(
+                    "parse",
+                    f"{where}: column {col!r} must hold integers, row {r} holds {values.iloc[r]!r}",
+                )
+            out[col] = parsed.astype(np.int64)
+        else:
+            out[col] = parsed.astype(np.float64)
+    return pd.DataFrame(out)
+
+
+def _detect_layout(task: str, predictions: Any) -> str:
+    layouts = _LAYOUTS[task]
+    if isinstance(predictions, pd.DataFrame):
+        for layout, (_, pred_cols, _) in layouts.items():
+            if all(c in predictions.columns for c in pred_cols):
+                return layout
+        raise Ego4dMetricError(
+            "layout",
+            f"predictions table columns {list(predictions.columns)} match no "
+            f"{task} layout: {[p for _, p, _ in layouts.values()]}",
+        )
+    path = Path(predictions)
+    if not path.is_file():
+        raise FileNotFoundError(f"predictions file not found: {path}")
+    first = path.read_text(encoding="utf-8").split("\n", 1)[0]
+    fields = [f.strip() for f in first.split(",")]
+    for layout, (_, pred_cols, _) in layouts.items():
+        if _has_header(first, pred_cols):
+            if all(c in fields for c in pred_cols) and len(fields) == len(pred_cols):
+                return layout
+        elif len(fields) == len(pred_cols):
+            return layout
+    expected = "; ".join(
+        f"{layout}: {len(p)} columns ({', '.join(p)})" for layout, (_, p, _) in layouts.items()
+    )
+    raise Ego4dMetricError(
+        "layout",
+        f"predictions {path}: {len(fields)} columns on the first line match no {task} "
+        f"layout; expected {expected}",
+    )
+
+
+def _show(table: pd.DataFrame, keys: Sequence[str]) -> str:
+    rows = table.head(_MAX_SHOWN)
+    parts = [", ".join(f"{k}={row[k]!r}" for k in keys) for _, row in rows.iterrows()]
+    more = f" (and {len(table) - _MAX_SHOWN} more)" if len(table) > _MAX_SHOWN else ""
+    return "; ".join(parts) + more
+
+
+def _evaluate(
+    task: Task,
+    groundtruth: str | os.PathLike[str] | pd.DataFrame,
+    predictions: str | os.PathLike[str] | pd.DataFrame,
+    threshold: float,
+    layout: str | None,
+    box_tolerance: float,
+) -> Ego4dEvaluation:
+    layout = layout or _detect_layout(task, predictions)
+    if layout not in _LAYOUTS[task]:
+        raise Ego4dMetricError(
+            "layout", f"layout must be one of {list(_LAYOUTS[task])} for {task}, but got {layout!r}"
+        )
+    gt_cols, pred_cols, keys = _LAYOUTS[task][layout]
+    gt = read_social_csv(groundtruth, gt_cols, "ground truth")
+    pred = read_social_csv(predictions, pred_cols, "predictions")
+    if len(gt) == 0:
+        raise Ego4dMetricError("no_rows", "the ground truth has no rows")
+    bad = ~gt["label"].isin([0, 1])
+    if bad.any():
+        raise Ego4dMetricError(
+            "invalid_label",
+            f"ground-truth labels must be 0 or 1, but found "
+            f"{sorted(gt.loc[bad, 'label'].unique().tolist())[:10]} in {int(bad.sum())} rows: "
+            + _show(gt[bad], keys),
+        )
+    bad = pred["label"] != 1
+    if bad.any():
+        raise Ego4dMetricError(
+            "invalid_prediction_label",
+            f"prediction rows must carry label 1 (the positive class), but {int(bad.sum())} "
+            "rows do not: " + _show(pred[bad], keys),
+        )
+    bad = ~np.isfinite(pred["score"].to_numpy())
+    if bad.any():
+        raise Ego4dMetricError(
+            "invalid_score",
+            f"{int(bad.sum())} prediction scores are not finite: " + _show(pred[bad], keys),
+        )
+    bad = (pred["score"] < 0) | (pred["score"] > 1)
+    if bad.any():
+        raise Ego4dMetricError(
+            "score_out_of_range",
+            f"scores must be probabilities in [0, 1] (the class-0 AP ranks 1 - score), but "
+            f"{int(bad.sum())} are not, e.g. {pred.loc[bad, 'score'].head(3).tolist()}: "
+            + _show(pred[bad], keys),
+        )
+    for table, name in ((gt, "groundtruth"), (pred, "predictions")):
+        dup = table.duplicated(list(keys), keep=False)
+        if dup.any():
+            raise Ego4dMetricError(
+                f"duplicate_{name}",
+                f"{name} has {int(dup.sum())} rows with a repeated key ({', '.join(keys)}): "
+                + _show(table[dup], keys),
+            )
+    merged = gt.reset_index().merge(
+        pred, on=list(keys), how="outer", suffixes=("_gt", "_pred"), indicator=True
+    )
+    missing = merged[merged["_merge"] == "left_only"]
+    if len(missing):
+        raise Ego4dMetricError(
+            "missing_predictions",
+            f"{len(missing)} ground-truth rows have no prediction: " + _show(missing, keys),
+        )
+    extra = merged[merged["_merge"] == "right_only"]
+    if len(extra):
+        raise Ego4dMetricError(
+            "extra_predictions",
+            f"{len(extra)} prediction rows match no ground-truth row: " + _show(extra, keys),
+        )
+    merged = merged.sort_values("index", kind="stable").reset_index(drop=True)
+    if layout == "boxes":
+        diff = np.zeros(len(merged))
+        for c in ("x1", "y1", "x2", "y2"):
+            diff = np.maximum(diff, np.abs(merged[f"{c}_gt"] - merged[f"{c}_pred"]).to_numpy())
+        bad = diff > box_tolerance
+        if bad.any():
+            raise Ego4dMetricError(
+                "box_mismatch",
+                f"{int(bad.sum())} prediction boxes differ from the ground "
+                f"truth by more than {box_tolerance}: " + _show(merged[bad], keys),
+            )
+    if layout == "segment":
+        diff = (merged["start_frame_gt"] != merged["start_frame_pred"]) | (
+            merged["end_frame_gt"] != merged["end_frame_pred"]
+        )
+        if diff.any():
+            raise Ego4dMetricError(
+                "box_mismatch",
+                f"{int(diff.sum())} prediction rows have other start/end "
+                "frames than the ground truth: " + _show(merged[diff], keys),
+            )
+    scores = merged["score"].to_numpy(np.float64)
+    labels = merged["label_gt"].to_numpy(np.int64)
+    mean_ap, ap1, ap0 = social_map(scores, labels)
+    predicted = scores >= threshold
+    positives = labels == 1
+    tp = int((predicted & positives).sum())
+    tn = int((~predicted & ~positives).sum())
+    result = Ego4dEvaluation(
+        task=task,
+        layout=layout,
+        map_percent=100.0 * mean_ap,
+        ap_positive_percent=100.0 * ap1,
+        ap_negative_percent=100.0 * ap0,
+        accuracy=(tp + tn) / len(labels),
+        threshold=float(threshold),
+        num_rows=len(labels),
+        num_positives=int(positives.sum()),
+        true_positive_rate=tp / int(positives.sum()),
+        true_negative_rate=tn / int((~positives).sum()),
+    )
+    logger.info(
+        "%s mAP %.4f%% accuracy %.4f over %d rows",
+        task,
+        result.map_percent,
+        result.accuracy,
+        result.num_rows,
+    )
+    return result
+
+
+def evaluate_ttm(
+    groundtruth: str | os.PathLike[str] | pd.DataFrame,
+    predictions: str | os.PathLike[str] | pd.DataFrame,
+    threshold: float = 0.5,
+    *,
+    layout: Literal["segment", "frame"] | None = None,
+) -> Ego4dEvaluation:
+    """Talking-to-Me mAP and accuracy (see the module docstring).
+
+    Args:
+        groundtruth, predictions: CSV paths or tables in the ``segment`` or ``frame`` layout.
+        threshold: accuracy threshold (official 0.5).
+        layout: force a layout; ``None`` detects it from the predictions' column count.
+
+    Raises:
+        FileNotFoundError, Ego4dMetricError: see the module docstring.
+    """
+    return _evaluate("ttm", groundtruth, predictions, threshold, layout, 0.0)
+
+
+def evaluate_lam(
+    groundtruth: str | os.PathLike[str] | pd.DataFrame,
+    predictions: str | os.PathLike[str] | pd.DataFrame,
+    threshold: float = 0.5,
+    *,
+    layout: Literal["boxes", "submission"] | None = None,
+    box_tolerance: float = 1e-6,
+) -> Ego4dEvaluation:
+    """Looking-at-Me mAP and accuracy per (clip, frame, track) (see the module docstring).
+
+    Args:
+        box_tolerance: largest allowed box difference in the ``boxes`` layout (official 1e-9;
+            1e-6 here, to allow boxes written with fewer digits).
+    """
+    return _evaluate("lam", groundtruth, predictions, threshold, layout, box_tolerance)
+
+
+def write_social_evaluation_json(evaluation: Ego4dEvaluation, path: str | os.PathLike[str]) -> Path:
+    """Write :meth:`Ego4dEvaluation.to_dict` as indented JSON, atomically."""
+    import json
+
+    from socialav.io.writers import atomic_write
+
+    with atomic_write(path) as handle:
+        handle.write(json.dumps(evaluation.to_dict(), indent=2, allow_nan=False) + "\n")
+    return Path(path)
