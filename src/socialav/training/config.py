@@ -1,0 +1,294 @@
+"""Typed training configuration with the reference implementations' defaults.
+
+Sources of the defaults:
+
+- Light-ASD (Liao et al., CVPR 2023; github.com/Junhua-Liao/Light-ASD ``train.py``, ``ASD.py``,
+  ``loss.py``) and LR-ASD (same training code): Adam, ``--lr 0.001``, ``StepLR(step_size=1,
+  gamma=--lrDecay 0.95)`` stepped once per epoch, ``--maxEpoch 30``, ``--batchSize 2000`` frames
+  per mini-batch; loss ``lossAV + 0.5 * lossV``, both a BCE on ``softmax(logits / r)[:, 1]`` with
+  the temperature ``r = 1.3 - 0.02 * (epoch - 1)``.
+- TalkNet (Tao et al., ACM MM 2021; github.com/TaoRuijie/TalkNet-ASD ``trainTalkNet.py``,
+  ``talkNet.py``, ``loss.py``): Adam, ``--lr 0.0001``, ``--lrDecay 0.95``, ``--maxEpoch 25``,
+  ``--batchSize 2500``; loss ``lossAV + 0.4 * lossA + 0.4 * lossV``, each a plain cross-entropy
+  (no temperature: ``r = 1``).
+
+A configuration file (YAML or JSON) holds the same nested keys as :class:`TrainConfig`; missing
+keys take the defaults of the chosen ``model.architecture``. Unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = [
+    "ARCHITECTURE_NAMES",
+    "DataConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "LossConfig",
+    "TrainConfig",
+    "ConfigError",
+    "load_config",
+]
+
+Architecture = Literal["light-asd", "lr-asd", "talknet"]
+ARCHITECTURE_NAMES: tuple[str, ...] = ("light-asd", "lr-asd", "talknet")
+
+
+class ConfigError(ValueError):
+    """A training configuration has unknown keys or invalid values."""
+
+
+@dataclass
+class DataConfig:
+    """Where the data is and how it is batched.
+
+    Attributes:
+        root: prepared dataset root (``csv/``, ``clips_videos/``, ``clips_audios/``).
+        train_split, val_split: split names; ``val_split=None`` skips validation.
+        max_chunk_frames: entities longer than this are cut into chunks (250 = 10 s).
+        max_frames_per_batch: frame budget of a mini-batch (Light-ASD ``--batchSize 2000``).
+        augment_visual, augment_audio_noise: the reference augmentations (on for training).
+        num_workers: DataLoader worker processes (0 = in the main process).
+    """
+
+    root: str = ""
+    train_split: str = "train"
+    val_split: str | None = "val"
+    max_chunk_frames: int | None = 250
+    max_frames_per_batch: int = 2000
+    augment_visual: bool = True
+    augment_audio_noise: bool = True
+    num_workers: int = 0
+
+
+@dataclass
+class ModelConfig:
+    """Architecture, initial weights and which parts train.
+
+    Attributes:
+        architecture: ``light-asd``, ``lr-asd`` or ``talknet``.
+        init_weights: ``None`` (random init), a weights-registry name (``light-asd-ava``), a
+            path to an original checkpoint, or a path to a socialav checkpoint.
+        trainable: module-name prefixes that train (e.g. ``["audio_encoder", "backend",
+            "av_head"]``); ``None`` trains everything. Others get ``requires_grad=False``.
+        freeze_batchnorm: keep batch-norm layers inside frozen parts in eval mode (their
+            running statistics stay those of ``init_weights``).
+    """
+
+    architecture: Architecture = "light-asd"
+    init_weights: str | None = None
+    trainable: list[str] | None = None
+    freeze_batchnorm: bool = True
+
+
+@dataclass
+class OptimConfig:
+    """Adam with a per-epoch StepLR (``lr * lr_decay ** (epoch - 1)`` in epoch ``epoch``).
+
+    Attributes:
+        lr: 1e-3 (Light-ASD / LR-ASD ``--lr``); TalkNet uses 1e-4.
+        lr_decay: 0.95 (``--lrDecay``).
+        weight_decay: 0 (the references use none).
+    """
+
+    lr: float = 1e-3
+    lr_decay: float = 0.95
+    weight_decay: float = 0.0
+
+
+@dataclass
+class LossConfig:
+    """Weights and temperature schedule of the loss (see :mod:`socialav.training.losses`).
+
+    Attributes:
+        temperature_start, temperature_step: ``r = start - step * (epoch - 1)`` (Light-ASD
+            1.3 and 0.02; TalkNet 1.0 and 0.0).
+        visual_weight: weight of the visual-only auxiliary loss (0.5 Light-ASD, 0.4 TalkNet).
+        audio_weight: weight of the audio-only auxiliary loss (TalkNet 0.4; models without an
+            audio head must use 0).
+    """
+
+    temperature_start: float = 1.3
+    temperature_step: float = 0.02
+    visual_weight: float = 0.5
+    audio_weight: float = 0.0
+
+
+_ARCH_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    "light-asd": {"optim": {"lr": 1e-3}, "loss": {}},
+    "lr-asd": {"optim": {"lr": 1e-3}, "loss": {}},
+    "talknet": {
+        "optim": {"lr": 1e-4},
+        "loss": {
+            "temperature_start": 1.0,
+            "temperature_step": 0.0,
+            "visual_weight": 0.4,
+            "audio_weight": 0.4,
+        },
+    },
+}
+
+
+@dataclass
+class TrainConfig:
+    """Everything ``socialav train`` needs.
+
+    Attributes:
+        data, model, optim, loss: see their classes.
+        output_dir: where checkpoints, ``metrics.csv`` and ``config.json`` go.
+        epochs: number of epochs (Light-ASD 30, TalkNet 25).
+        seed: seeds data order, augmentation, initialisation and dropout.
+        device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1`` ...
+        amp: ``auto`` (bf16 autocast on CUDA, none on CPU), ``bf16`` or ``off``.
+        checkpoint_every_steps: also save the resumable state every N steps inside an epoch
+            (``None``: only at the end of each epoch).
+        keep_epoch_checkpoints: write ``model_epoch{NNNN}.pt`` for every epoch.
+        num_threads: torch intra-op threads per process (``None`` leaves torch's default).
+        training_data: a free-text note stored in every checkpoint (what data, which split).
+    """
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    output_dir: str = "runs/train"
+    epochs: int = 30
+    seed: int = 0
+    device: str = "auto"
+    amp: Literal["auto", "bf16", "off"] = "auto"
+    checkpoint_every_steps: int | None = None
+    keep_epoch_checkpoints: bool = True
+    num_threads: int | None = None
+    training_data: str = ""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check values; raises :class:`ConfigError` naming the field, expected and found."""
+        checks = [
+            (
+                self.model.architecture in ARCHITECTURE_NAMES,
+                "model.architecture",
+                f"one of {ARCHITECTURE_NAMES}",
+                self.model.architecture,
+            ),
+            (self.epochs >= 1, "epochs", ">= 1", self.epochs),
+            (self.optim.lr > 0, "optim.lr", "> 0", self.optim.lr),
+            (0 < self.optim.lr_decay <= 1, "optim.lr_decay", "in (0, 1]", self.optim.lr_decay),
+            (self.amp in ("auto", "bf16", "off"), "amp", "auto, bf16 or off", self.amp),
+            (
+                self.data.max_frames_per_batch >= 1,
+                "data.max_frames_per_batch",
+                ">= 1",
+                self.data.max_frames_per_batch,
+            ),
+            (self.data.num_workers >= 0, "data.num_workers", ">= 0", self.data.num_workers),
+            (
+                self.checkpoint_every_steps is None or self.checkpoint_every_steps >= 1,
+                "checkpoint_every_steps",
+                "None or >= 1",
+                self.checkpoint_every_steps,
+            ),
+            (
+                self.loss.visual_weight >= 0 and self.loss.audio_weight >= 0,
+                "loss.visual_weight/audio_weight",
+                ">= 0",
+                (self.loss.visual_weight, self.loss.audio_weight),
+            ),
+            (
+                self.model.architecture == "talknet" or self.loss.audio_weight == 0,
+                "loss.audio_weight",
+                "0 for architectures without an audio head",
+                self.loss.audio_weight,
+            ),
+        ]
+        for ok, name, expected, found in checks:
+            if not ok:
+                raise ConfigError(f"{name} must be {expected}, but got {found!r}")
+        last_r = self.loss.temperature_start - self.loss.temperature_step * (self.epochs - 1)
+        if last_r <= 0:
+            raise ConfigError(
+                f"the temperature r = {self.loss.temperature_start} - "
+                f"{self.loss.temperature_step} * (epoch - 1) reaches {last_r:.3f} <= 0 by epoch "
+                f"{self.epochs}; use fewer epochs or a smaller temperature_step"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (JSON-serialisable)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Build from nested dicts; sections absent from ``values`` use the defaults of
+        ``model.architecture`` (see the module docstring).
+
+        Raises:
+            ConfigError: unknown keys (listed with the known ones) or invalid values.
+        """
+        if not isinstance(values, dict):
+            raise ConfigError(f"a training config must be a mapping, but got {type(values)}")
+        sections = {
+            "data": DataConfig,
+            "model": ModelConfig,
+            "optim": OptimConfig,
+            "loss": LossConfig,
+        }
+        top = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - top)
+        if unknown:
+            raise ConfigError(f"unknown config keys {unknown}; known keys: {sorted(top)}")
+        arch = (values.get("model") or {}).get("architecture", "light-asd")
+        defaults = _ARCH_DEFAULTS.get(arch, {"optim": {}, "loss": {}})
+        kwargs: dict[str, Any] = {}
+        for name, section_cls in sections.items():
+            given = values.get(name) or {}
+            if not isinstance(given, dict):
+                raise ConfigError(f"config section {name!r} must be a mapping, got {given!r}")
+            known = {f.name for f in dataclasses.fields(section_cls)}
+            bad = sorted(set(given) - known)
+            if bad:
+                raise ConfigError(f"unknown keys {bad} in section {name!r}; known: {sorted(known)}")
+            kwargs[name] = section_cls(**{**defaults.get(name, {}), **given})
+        for key in top - set(sections):
+            if key in values:
+                kwargs[key] = values[key]
+        try:
+            return cls(**kwargs)
+        except TypeError as exc:
+            raise ConfigError(str(exc)) from None
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Read a YAML (``.yaml``/``.yml``) or JSON training config.
+
+    Args:
+        path: the file.
+        overrides: top-level keys to replace after reading (e.g. ``{"output_dir": ...}``).
+
+    Raises:
+        FileNotFoundError: missing file. ConfigError: bad content.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"training config {path} not found")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ConfigError(f"{path}: reading YAML needs PyYAML; use JSON instead") from exc
+        values = yaml.safe_load(text)
+    else:
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+    values = dict(values or {})
+    values.update(overrides or {})
+    return TrainConfig.from_dict(values)

@@ -1,0 +1,624 @@
+"""The training loop behind ``socialav train``.
+
+One epoch (1-based ``epoch``), as in Light-ASD ``ASD.train_network`` / TalkNet
+``talkNet.train_network``: the learning rate is ``lr * lr_decay ** (epoch - 1)`` (StepLR stepped
+after every epoch), every mini-batch runs the audio-visual head and the auxiliary heads, the loss
+of :func:`socialav.training.losses.asd_loss` is minimised with Adam. After the epoch:
+validation mAP on the validation split with the official AVA semantics
+(:func:`socialav.evaluation.ava.evaluate_ava`, every entity scored alone as the reference
+``val_loader`` does), then the files of the run directory are written atomically::
+
+    OUTPUT_DIR/config.json                 the configuration used
+    OUTPUT_DIR/metrics.csv                 one row per finished epoch
+    OUTPUT_DIR/checkpoints/state_last.pt   resumable state (also every N steps if configured)
+    OUTPUT_DIR/checkpoints/model_epoch0003.pt, model_best.pt   self-describing model checkpoints
+
+Resuming: when ``state_last.pt`` exists, :func:`train` continues from it -- model, optimizer,
+scheduler, metrics, torch RNG state, and the position inside the epoch. Data order and
+augmentation depend only on ``(seed, epoch, index)`` and dropout is reseeded at the start of each
+epoch, so a run that is killed and resumed ends in the same state as one that was not (bit for
+bit on CPU with a fixed thread count).
+
+The best checkpoint is the epoch with the highest validation mAP (the lowest training loss when
+there is no validation split).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from socialav.data.ava_csv import GROUNDTRUTH_COLUMNS, AvaLabel
+from socialav.data.dataset import (
+    AsdEntityDataset,
+    AugmentConfig,
+    LengthGroupedBatchSampler,
+    collate_chunks,
+)
+from socialav.evaluation.ava import AvaValidationError, evaluate_ava
+from socialav.io.writers import atomic_write
+from socialav.models.light_asd import AudioVisualASD
+from socialav.models.talknet import TalkNet
+from socialav.training.checkpoint import (
+    load_initial_model,
+    load_training_state,
+    save_model_checkpoint,
+    save_training_state,
+)
+from socialav.training.config import ConfigError, TrainConfig
+from socialav.training.distributed import (
+    DistributedContext,
+    all_reduce_sum,
+    barrier,
+    broadcast_buffers,
+    init_distributed,
+    shutdown_distributed,
+)
+from socialav.training.losses import asd_loss
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "ProgressEvent",
+    "TrainResult",
+    "TrainingHeads",
+    "apply_trainable",
+    "predict_dataset",
+    "validation_map",
+    "train",
+    "METRICS_COLUMNS",
+]
+
+#: Columns of ``metrics.csv``.
+METRICS_COLUMNS: tuple[str, ...] = (
+    "epoch",
+    "lr",
+    "temperature",
+    "train_loss",
+    "train_loss_av",
+    "train_loss_visual",
+    "train_loss_audio",
+    "train_accuracy",
+    "val_map_percent",
+    "train_frames",
+    "epoch_seconds",
+    "train_frames_per_s",
+)
+# Config entries that may change between an interrupted run and its resumption.
+_RESUMABLE_CHANGES = {
+    "epochs",
+    "num_threads",
+    "output_dir",
+    "checkpoint_every_steps",
+    "keep_epoch_checkpoints",
+    "device",
+}
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """Reported to the progress callback after every training batch and validation entity.
+
+    Attributes:
+        stage: ``"train"`` or ``"val"``.
+        epoch, epochs: 1-based epoch and the total.
+        step, num_steps: batches (entities for ``val``) done and in all, in this epoch.
+        loss: running mean training loss of the epoch (``None`` for ``val``).
+    """
+
+    stage: str
+    epoch: int
+    epochs: int
+    step: int
+    num_steps: int
+    loss: float | None = None
+
+
+ProgressCallback = Callable[[ProgressEvent], None]
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` did.
+
+    Attributes:
+        output_dir: the run directory.
+        history: one dict per finished epoch (the ``metrics.csv`` rows).
+        best_epoch: epoch of ``model_best.pt`` (0 if no epoch finished).
+        best_val_map_percent: its validation mAP (NaN without validation).
+        best_checkpoint, last_state: paths.
+        model: the trained model (last epoch) in memory, unwrapped from DDP.
+    """
+
+    output_dir: Path
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_val_map_percent: float = math.nan
+    best_checkpoint: Path | None = None
+    last_state: Path | None = None
+    model: AudioVisualASD | None = None
+
+
+class TrainingHeads(nn.Module):
+    """All training outputs of an ASD model in one ``forward`` (so DDP sees one call).
+
+    ``forward(faces (B, T, 112, 112), mfcc (B, 4T, 13))`` returns ``(av_logits, visual_logits,
+    audio_logits | None)``, each ``(B, T, 2)``: for Light-ASD / LR-ASD the visual head acts on
+    the visual encoder output (``ASD.train_network``), for TalkNet the auxiliary heads act on the
+    cross-attended embeddings (:meth:`~socialav.models.talknet.TalkNet.forward_heads`).
+    """
+
+    def __init__(self, model: AudioVisualASD) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self, faces: torch.Tensor, mfcc: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        if isinstance(self.model, TalkNet):
+            av, audio, visual = self.model.forward_heads(faces, mfcc)
+            return av, visual, audio
+        audio_embed = self.model.encode_audio(mfcc)
+        visual_embed = self.model.encode_visual(faces)
+        if audio_embed.shape[:2] != visual_embed.shape[:2]:
+            raise ValueError(
+                f"mfcc {tuple(mfcc.shape)} and faces {tuple(faces.shape)} describe different spans"
+            )
+        av = self.model.av_head(self.model.decode(audio_embed, visual_embed))
+        return av, self.model.visual_head(visual_embed), None
+
+
+def _matches(name: str, prefixes: list[str]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def apply_trainable(model: nn.Module, prefixes: list[str] | None) -> list[str]:
+    """Freeze every parameter outside the module-name ``prefixes`` (``None``: train all).
+
+    Returns:
+        Names of the trainable parameters.
+
+    Raises:
+        ConfigError: a prefix matches no parameter (the message lists the top-level modules).
+    """
+    names = [n for n, _ in model.named_parameters()]
+    if prefixes is None:
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return names
+    unused = [p for p in prefixes if not any(_matches(n, [p]) for n in names)]
+    if unused:
+        tops = sorted({n.split(".")[0] for n in names})
+        raise ConfigError(f"model.trainable prefixes {unused} match no parameter; modules: {tops}")
+    trainable = []
+    for name, param in model.named_parameters():
+        keep = _matches(name, prefixes)
+        param.requires_grad_(keep)
+        if keep:
+            trainable.append(name)
+    return trainable
+
+
+def _set_train_mode(model: nn.Module, prefixes: list[str] | None, freeze_bn: bool) -> None:
+    model.train()
+    if prefixes is None or not freeze_bn:
+        return
+    for name, module in model.named_modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and not _matches(name, prefixes):
+            module.eval()
+
+
+@torch.no_grad()
+def predict_dataset(
+    model: AudioVisualASD,
+    dataset: AsdEntityDataset,
+    device: torch.device | str = "cpu",
+    *,
+    autocast_dtype: torch.dtype | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> pd.DataFrame:
+    """Score every chunk of ``dataset`` alone (batch of 1, as the reference ``val_loader``).
+
+    Returns:
+        DataFrame with ``video_id``, ``entity_id``, ``frame_timestamp`` (s) and ``score``
+        (``softmax(logits)[..., 1]``, the speaking probability), one row per annotated frame.
+    """
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    rows: list[pd.DataFrame] = []
+    for i in range(len(dataset)):
+        sample = dataset[i]
+        faces = sample["faces"][None].to(device)
+        mfcc = sample["mfcc"][None].to(device)
+        with torch.autocast(
+            device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None
+        ):
+            logits = model(faces, mfcc)[0].float()
+        score = torch.softmax(logits, dim=-1)[:, 1].cpu().numpy().astype(np.float64)
+        video_id, entity_id, stamps = dataset.chunk_keys(i)
+        rows.append(
+            pd.DataFrame(
+                {
+                    "video_id": video_id,
+                    "entity_id": entity_id,
+                    "frame_timestamp": stamps,
+                    "score": score,
+                }
+            )
+        )
+        if progress is not None:
+            progress(i + 1, len(dataset))
+    model.train(was_training)
+    return pd.concat(rows, ignore_index=True)
+
+
+def validation_map(
+    model: AudioVisualASD,
+    dataset: AsdEntityDataset,
+    device: torch.device | str = "cpu",
+    *,
+    autocast_dtype: torch.dtype | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[float, pd.DataFrame]:
+    """AVA mAP (percent, official semantics) of ``model`` on ``dataset``.
+
+    Predictions are joined to the split's ground truth on ``(entity_id, frame_timestamp)``
+    (never by row order) and given to :func:`socialav.evaluation.ava.evaluate_ava`.
+
+    Returns:
+        ``(map_percent, prediction table in the AVA upload layout)``; mAP is NaN when the split
+        has no ``SPEAKING_AUDIBLE`` frame.
+    """
+    scores = predict_dataset(
+        model, dataset, device, autocast_dtype=autocast_dtype, progress=progress
+    )
+    gt = dataset.groundtruth
+    keyed = dict(
+        zip(
+            zip(scores["entity_id"], scores["frame_timestamp"], strict=True),
+            scores["score"],
+            strict=True,
+        )
+    )
+    pred = gt[list(GROUNDTRUTH_COLUMNS)].copy()
+    pred["label"] = AvaLabel.SPEAKING_AUDIBLE.value
+    pred["score"] = [
+        keyed.get((e, t), math.nan)
+        for e, t in zip(gt["entity_id"], gt["frame_timestamp"], strict=True)
+    ]
+    try:
+        result = evaluate_ava(gt, pred)
+    except AvaValidationError as err:
+        if err.problem == "no_positives":
+            return math.nan, pred
+        raise
+    return result.map_percent, pred
+
+
+def _write_metrics(path: Path, history: list[dict[str, Any]]) -> None:
+    frame = pd.DataFrame(history, columns=list(METRICS_COLUMNS))
+    with atomic_write(path, "w", newline="") as fh:
+        frame.to_csv(fh, index=False)
+
+
+def _check_resume_config(stored: dict[str, Any], current: dict[str, Any], path: Path) -> None:
+    diffs = []
+    for section, value in current.items():
+        if section in _RESUMABLE_CHANGES:
+            continue
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if section == "data" and key == "num_workers":
+                    continue
+                old = stored.get(section, {}).get(key)
+                if old != item and not (isinstance(item, tuple) and list(item) == old):
+                    diffs.append(f"{section}.{key}: checkpoint {old!r}, now {item!r}")
+        elif stored.get(section) != value:
+            diffs.append(f"{section}: checkpoint {stored.get(section)!r}, now {value!r}")
+    if diffs:
+        raise ConfigError(
+            f"cannot resume from {path}: the configuration changed ("
+            + "; ".join(diffs)
+            + "); use a new output_dir or restore the old values"
+        )
+
+
+def _autocast_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
+    if config.amp == "off":
+        return None
+    if config.amp == "bf16" or (config.amp == "auto" and device.type == "cuda"):
+        return torch.bfloat16
+    return None
+
+
+def train(config: TrainConfig, progress: ProgressCallback | None = None) -> TrainResult:
+    """Train (or resume training) as configured; see the module docstring.
+
+    Under torchrun (``WORLD_SIZE > 1``) every process calls this; rank 0 validates and writes
+    the files.
+
+    Raises:
+        ConfigError: bad configuration, or a resumption whose configuration changed.
+        FileNotFoundError: missing data or weights.
+        CheckpointError: an unusable ``state_last.pt`` or initial checkpoint.
+    """
+    config.validate()
+    context = init_distributed(config.device)
+    try:
+        return _train(config, context, progress)
+    finally:
+        shutdown_distributed(context)
+
+
+def _train(
+    config: TrainConfig, ctx: DistributedContext, progress: ProgressCallback | None
+) -> TrainResult:
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    out = Path(config.output_dir)
+    ckpt_dir = out / "checkpoints"
+    state_path = ckpt_dir / "state_last.pt"
+    if not config.data.root:
+        raise ConfigError("data.root must name a prepared dataset root, but it is empty")
+    cfg_dict = config.to_dict()
+    device = ctx.device
+    amp_dtype = _autocast_dtype(config, device)
+
+    torch.manual_seed(config.seed)
+    model = load_initial_model(config.model.init_weights, config.model.architecture)
+    prefixes = config.model.trainable
+    trainable = apply_trainable(model, prefixes)
+    model.to(device)
+    heads: nn.Module = TrainingHeads(model)
+    if ctx.distributed:
+        heads = nn.parallel.DistributedDataParallel(
+            heads, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=config.optim.lr, weight_decay=config.optim.weight_decay)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=config.optim.lr_decay)
+
+    augment = AugmentConfig(
+        visual=config.data.augment_visual, audio_noise=config.data.augment_audio_noise
+    )
+    train_set = AsdEntityDataset(
+        config.data.root,
+        config.data.train_split,
+        max_chunk_frames=config.data.max_chunk_frames,
+        augment=augment,
+        seed=config.seed,
+    )
+    sampler = LengthGroupedBatchSampler(
+        train_set.lengths,
+        config.data.max_frames_per_batch,
+        shuffle=True,
+        seed=config.seed,
+        rank=ctx.rank,
+        world_size=ctx.world_size,
+    )
+    val_set = None
+    if config.data.val_split and ctx.is_main:
+        val_set = AsdEntityDataset(
+            config.data.root, config.data.val_split, max_chunk_frames=config.data.max_chunk_frames
+        )
+
+    history: list[dict[str, Any]] = []
+    best: dict[str, Any] = {"epoch": 0, "val_map_percent": math.nan, "train_loss": math.inf}
+    start_epoch, start_step = 1, 0
+    sums: dict[str, float] = {}
+    if state_path.is_file():
+        state = load_training_state(state_path)
+        _check_resume_config(state["train_config"], cfg_dict, state_path)
+        model.load_state_dict(state["state_dict"], strict=True)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        history, best = list(state["history"]), dict(state["best"])
+        start_epoch, start_step = int(state["epoch"]), int(state["step"])
+        if start_step < 0:
+            start_epoch, start_step = start_epoch + 1, 0
+        else:
+            sums = dict(state["epoch_sums"])
+            torch.set_rng_state(state["torch_rng_state"])
+        logger.info("resuming %s at epoch %d step %d", state_path, start_epoch, start_step)
+    elif ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        with atomic_write(out / "config.json") as fh:
+            import json
+
+            json.dump(cfg_dict, fh, indent=2)
+    logger.info(
+        "training %s: %d trainable parameter tensors, %d train chunks in %d batches/rank, "
+        "device %s, autocast %s",
+        config.model.architecture,
+        len(trainable),
+        len(train_set),
+        len(sampler),
+        device,
+        amp_dtype,
+    )
+
+    for epoch in range(start_epoch, config.epochs + 1):
+        first_step = start_step if epoch == start_epoch else 0
+        if first_step == 0:
+            torch.manual_seed(config.seed * 1_000_003 + epoch * 1009 + ctx.rank)
+            sums = {}
+        train_set.set_epoch(epoch)
+        sampler.set_epoch(epoch, first_step)
+        loader = DataLoader(
+            train_set,
+            batch_sampler=sampler,
+            collate_fn=collate_chunks,
+            num_workers=config.data.num_workers,
+            pin_memory=device.type == "cuda",
+        )
+        num_steps = len(sampler)
+        for key in (
+            "loss",
+            "loss_av",
+            "loss_visual",
+            "loss_audio",
+            "correct",
+            "frames",
+            "batches",
+            "seconds",
+        ):
+            sums.setdefault(key, 0.0)
+        lr = optimizer.param_groups[0]["lr"]
+        tick = time.perf_counter()
+        step = first_step
+        r = float("nan")
+        for step, batch in enumerate(loader, start=first_step + 1):
+            _set_train_mode(model, prefixes, config.model.freeze_batchnorm)
+            faces = batch["faces"].to(device, non_blocking=True)
+            mfcc = batch["mfcc"].to(device, non_blocking=True)
+            labels = batch["labels"].to(device, non_blocking=True)
+            with torch.autocast(
+                device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None
+            ):
+                av, visual, audio = heads(faces, mfcc)
+            terms = asd_loss(
+                av.float(),
+                labels,
+                visual.float(),
+                None if audio is None else audio.float(),
+                config.loss,
+                epoch,
+            )
+            r = terms.temperature
+            optimizer.zero_grad(set_to_none=True)
+            terms.total.backward()
+            optimizer.step()
+            sums["loss"] += float(terms.total.detach())
+            sums["loss_av"] += float(terms.av.detach())
+            sums["loss_visual"] += float(terms.visual.detach())
+            sums["loss_audio"] += float(terms.audio.detach())
+            sums["correct"] += float(((av[..., 1] > av[..., 0]).long() == labels).sum())
+            sums["frames"] += float(labels.numel())
+            sums["batches"] += 1
+            if progress is not None:
+                progress(
+                    ProgressEvent(
+                        "train",
+                        epoch,
+                        config.epochs,
+                        step,
+                        num_steps,
+                        sums["loss"] / sums["batches"],
+                    )
+                )
+            every = config.checkpoint_every_steps
+            if every and step % every == 0 and step < num_steps and ctx.is_main:
+                partial = dict(sums, seconds=sums["seconds"] + time.perf_counter() - tick)
+                save_training_state(
+                    state_path,
+                    model=model,
+                    optimizer=optimizer,
+                    scheduler=scheduler,
+                    epoch=epoch,
+                    step=step,
+                    epoch_sums=partial,
+                    history=history,
+                    best=best,
+                    train_config=cfg_dict,
+                    training_data=config.training_data,
+                )
+        sums["seconds"] += time.perf_counter() - tick
+        keys = ("loss", "loss_av", "loss_visual", "loss_audio", "correct", "frames", "batches")
+        totals = dict(zip(keys, all_reduce_sum([sums[k] for k in keys], ctx), strict=True))
+        scheduler.step()
+        broadcast_buffers(model, ctx)
+        if math.isnan(r):
+            r = config.loss.temperature_start - config.loss.temperature_step * (epoch - 1)
+
+        val_map = math.nan
+        if val_set is not None:
+
+            def val_progress(done: int, total: int, _epoch: int = epoch) -> None:
+                if progress is not None:
+                    progress(ProgressEvent("val", _epoch, config.epochs, done, total))
+
+            val_map, _ = validation_map(
+                model, val_set, device, autocast_dtype=amp_dtype, progress=val_progress
+            )
+        batches = max(totals["batches"], 1.0)
+        record = {
+            "epoch": epoch,
+            "lr": lr,
+            "temperature": r,
+            "train_loss": totals["loss"] / batches,
+            "train_loss_av": totals["loss_av"] / batches,
+            "train_loss_visual": totals["loss_visual"] / batches,
+            "train_loss_audio": totals["loss_audio"] / batches,
+            "train_accuracy": totals["correct"] / max(totals["frames"], 1.0),
+            "val_map_percent": val_map,
+            "train_frames": int(totals["frames"]),
+            "epoch_seconds": sums["seconds"],
+            "train_frames_per_s": totals["frames"] / max(sums["seconds"], 1e-9),
+        }
+        history.append(record)
+        logger.info("epoch %d: %s", epoch, record)
+        if ctx.is_main:
+            improved = (
+                (not math.isnan(val_map) and not val_map <= best.get("val_map_percent", -1.0))
+                if config.data.val_split
+                else record["train_loss"] < best.get("train_loss", math.inf)
+            )
+            if best["epoch"] == 0 or improved:
+                best = {
+                    "epoch": epoch,
+                    "val_map_percent": val_map,
+                    "train_loss": record["train_loss"],
+                }
+                save_model_checkpoint(
+                    ckpt_dir / "model_best.pt",
+                    model,
+                    training_data=config.training_data,
+                    metrics=record,
+                    train_config=cfg_dict,
+                )
+            if config.keep_epoch_checkpoints:
+                save_model_checkpoint(
+                    ckpt_dir / f"model_epoch{epoch:04d}.pt",
+                    model,
+                    training_data=config.training_data,
+                    metrics=record,
+                    train_config=cfg_dict,
+                )
+            save_training_state(
+                state_path,
+                model=model,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                epoch=epoch,
+                step=-1,
+                epoch_sums={},
+                history=history,
+                best=best,
+                train_config=cfg_dict,
+                training_data=config.training_data,
+            )
+            _write_metrics(out / "metrics.csv", history)
+        barrier(ctx)
+
+    best_path = ckpt_dir / "model_best.pt"
+    return TrainResult(
+        output_dir=out,
+        history=history,
+        best_epoch=int(best.get("epoch", 0)),
+        best_val_map_percent=float(best.get("val_map_percent", math.nan)),
+        best_checkpoint=best_path if best_path.is_file() else None,
+        last_state=state_path if state_path.is_file() else None,
+        model=model,
+    )

@@ -1,0 +1,40 @@
+"""A tiny TalkSet-style dataset built once per session from real GRID clips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from socialav.data.ava_csv import read_ava_csv, write_ava_csv_frame
+from socialav.data.layout import DatasetLayout
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory, videos_dir: Path, weights_dir: Path) -> Path:
+    """Train: 4 entities of 10 frames from one GRID speaker; val: 2 entities of another."""
+    import torch
+
+    from socialav.data.talkset import SourceClip, TalkSetConfig, generate_talkset
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("tiny_talkset")
+    clips = [SourceClip(videos_dir / "grid_bbaf2n.mpg"), SourceClip(videos_dir / "grid_lbax4n.mpg")]
+    config = TalkSetConfig(
+        seed=1,
+        val_fraction=0.5,
+        window_frames_range=(10, 10),
+        detect_every=5,
+        mix={"matched": 0.6, "swapped": 0.4},
+    )
+    generate_talkset(clips, root, config)
+    layout = DatasetLayout(root)
+    for split, keep in (("train", 4), ("val", 2)):
+        table = read_ava_csv(layout.csv_path(split), "groundtruth")
+        # keep windows with speech, then others, deterministically
+        speech = table.groupby("entity_id")["label_id"].sum().sort_values(ascending=False)
+        chosen = sorted(speech.index[:keep])
+        write_ava_csv_frame(
+            table[table["entity_id"].isin(chosen)], layout.csv_path(split), "groundtruth"
+        )
+    return root
