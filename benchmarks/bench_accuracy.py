@@ -47,7 +47,7 @@ def load_grid_clips(detector: SpeakerDetector, videos_dir: Path) -> list[Benchma
     clips = []
     for path in sorted(videos_dir.glob("grid_*.mpg")):
         video = probe_video(path)
-        track, faces = max(detector.face_tracks(path, video), key=lambda tc: len(tc[0]))
+        track, faces, _ = max(detector.face_tracks(path, video), key=lambda a: len(a.track))
         audio = read_audio(path)[track.start_frame * 640 :]
         align = path.with_suffix(".align")
         if align.exists():

@@ -68,7 +68,7 @@ def analyse_social(speaker_detector, head_pose_model):
         else:
             video = probe_video(path)
             tracks = sorted(
-                (t for t, _ in speaker_detector.face_tracks(path, video)),
+                (a.track for a in speaker_detector.face_tracks(path, video)),
                 key=lambda t: t.track_id,
             )
             pairs = [(t, None) for t in tracks]

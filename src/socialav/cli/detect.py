@@ -107,6 +107,12 @@ def detect(
     threshold: Annotated[
         float | None, typer.Option(help="Speaking threshold on the probability.")
     ] = None,
+    tasks: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated: asd (speaking), lam (looking at camera), ttm (talking to me)."
+        ),
+    ] = "asd",
     outputs: Annotated[
         str, typer.Option(help="Comma-separated subset of csv,rttm,json,timeline,video.")
     ] = "csv,rttm,json,timeline,video",
@@ -162,6 +168,7 @@ def detect(
         changes["segments"] = SegmentConfig(**{**config.segments.__dict__, "threshold": threshold})
     if threads:
         changes["num_threads"] = threads
+    changes["tasks"] = tuple(t.strip() for t in tasks.split(",") if t.strip())
     try:
         config = replace(config, **changes)
         todo = [p for p in paths if overwrite or not outputs_exist(p, output_dir, kinds)]

@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from socialav.io.writers import atomic_write, entity_id_for
+from socialav.io.writers import atomic_write
 from socialav.types import TrackScores, VideoInfo
 
 logger = logging.getLogger(__name__)
@@ -22,6 +22,8 @@ logger = logging.getLogger(__name__)
 #: Colours of the extra per-frame series (``TrackScores.extra``); others cycle below.
 EXTRA_COLORS: dict[str, str] = {"lam": "tab:orange", "ttm": "tab:purple"}
 _CYCLE = ("tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray")
+#: ttm ≤ speaking probability and often equal to it: dotted so both stay visible.
+EXTRA_STYLES: dict[str, str] = {"ttm": ":"}
 EXTRA_LABELS: dict[str, str] = {"lam": "looking at me (lam)", "ttm": "talking to me (ttm)"}
 
 
@@ -143,9 +145,10 @@ def plot_timeline(
                         t_s[run],
                         np.asarray(series)[run],
                         color=colors[name],
-                        lw=0.9,
+                        lw=1.1,
+                        ls=EXTRA_STYLES.get(name, "-"),
                         alpha=0.9,
-                        zorder=2,
+                        zorder=4,  # above the speaking curve, which ttm often follows
                     )
             ax.axhline(threshold, color="0.35", ls="--", lw=0.8, zorder=2)
             ax.set_ylim(-0.04, 1.04)
@@ -156,7 +159,8 @@ def plot_timeline(
             ax.text(
                 1.01,
                 0.5,
-                f"{entity_id_for(video.video_id, score.track_id)}\nspeaking {speaking_s:.1f} s",
+                # the title names the video; entity_id = <video_id>:<track>
+                f"track {score.track_id}\nspeaking {speaking_s:.1f} s",
                 transform=ax.transAxes,
                 va="center",
                 ha="left",
@@ -173,7 +177,14 @@ def plot_timeline(
             ],
         ]
         handles += [
-            axes[0].plot([], [], color=colors[n], lw=0.9, label=EXTRA_LABELS.get(n, n))[0]
+            axes[0].plot(
+                [],
+                [],
+                color=colors[n],
+                lw=1.1,
+                ls=EXTRA_STYLES.get(n, "-"),
+                label=EXTRA_LABELS.get(n, n),
+            )[0]
             for n in extra_names
         ]
         fig.legend(

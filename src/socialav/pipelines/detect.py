@@ -31,7 +31,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -48,9 +48,11 @@ from socialav.inference import (
 from socialav.io.media import NoAudioStreamError, iter_frames, probe_video, read_audio
 from socialav.models.checkpoints import load_asd_model
 from socialav.postprocess import SegmentConfig, smooth, speaking_probability, speaking_segments
+from socialav.social import social_series
 from socialav.types import FaceTrack, TrackScores, VideoInfo
 from socialav.vision.crops import DEFAULT_CROP_SCALE, crop_face
 from socialav.vision.detection import UltraLightFaceDetector
+from socialav.vision.head_pose import FSANetHeadPose, HeadPoseTracker
 from socialav.vision.shots import ShotBoundaryDetector
 from socialav.vision.tracking import FaceTracker, TrackerConfig, smooth_crop_geometry
 
@@ -69,6 +71,9 @@ __all__ = [
 
 #: ``progress(stage, done, total)``; ``total`` may be None when unknown.
 Progress = Callable[[str, int, int | None], None]
+
+#: Questions ``detect`` can answer per face and frame.
+TASKS: tuple[str, ...] = ("asd", "lam", "ttm")
 
 #: Output kinds and their file suffixes (``<stem><suffix>`` in the output folder).
 OUTPUT_SUFFIXES: dict[str, str] = {
@@ -100,6 +105,10 @@ class DetectConfig:
         num_threads: CPU threads for PyTorch and onnxruntime (None: all cores).
         score_batch_frames: score finished tracks once this many face-frames wait (bounds
             the memory held by crops).
+        tasks: what to answer per face and frame: ``asd`` (is this person speaking; always
+            on), ``lam`` (looking at the camera: FSA-Net head pose, :mod:`socialav.social`),
+            ``ttm`` (talking to the camera wearer: speaking × looking over ±1 s; implies
+            ``lam``).
     """
 
     asd_weights: str = "light-asd-ava"
@@ -114,8 +123,14 @@ class DetectConfig:
     segments: SegmentConfig = field(default_factory=SegmentConfig)
     num_threads: int | None = None
     score_batch_frames: int = 3000
+    tasks: tuple[str, ...] = ("asd",)
 
     def __post_init__(self) -> None:
+        unknown = set(self.tasks) - set(TASKS)
+        if unknown:
+            raise ValueError(f"unknown tasks {sorted(unknown)}; expected some of {list(TASKS)}")
+        tasks = {"asd", *self.tasks} | ({"lam"} if "ttm" in self.tasks else set())
+        object.__setattr__(self, "tasks", tuple(t for t in TASKS if t in tasks))
         if self.detect_every < 1:
             raise ValueError(f"detect_every must be ≥ 1, but got {self.detect_every}")
         if self.tracker.detect_every != self.detect_every:
@@ -151,6 +166,21 @@ class DetectResult:
         """Video seconds processed per wall-clock second (> 1 is faster than real time)."""
         total = self.timings_s.get("total", 0.0)
         return self.video.duration_s / total if total > 0 else float("inf")
+
+
+class AnalysedTrack(NamedTuple):
+    """One finished face track from the analysis pass.
+
+    Attributes:
+        track: the face track.
+        crops: ``(T, 112, 112)`` uint8 grayscale face crops (the ASD models' input).
+        head_pose_deg: ``(T, 3)`` float32 yaw, pitch, roll in degrees (FSA-Net, sampled on
+            detection frames and interpolated), or None when ``lam``/``ttm`` are off.
+    """
+
+    track: FaceTrack
+    crops: np.ndarray
+    head_pose_deg: np.ndarray | None
 
 
 class _Timer:
@@ -279,6 +309,9 @@ class SpeakerDetector:
             score_threshold=config.detector_score_threshold,
             intra_op_num_threads=self.num_threads,
         )
+        self._head_pose: FSANetHeadPose | None = None
+        if {"lam", "ttm"} & set(config.tasks):
+            self._head_pose = FSANetHeadPose(num_threads=self.num_threads)
         self.weights_info = {
             "asd": {"name": entry.name, "sha256": entry.sha256, "architecture": entry.architecture},
             "face_detector": {
@@ -286,6 +319,17 @@ class SpeakerDetector:
                 "sha256": hub.get_entry(config.face_detector).sha256,
             },
         }
+        if self._head_pose is not None:
+            self.weights_info["head_pose"] = [
+                {"name": n, "sha256": hub.get_entry(n).sha256} for n in ("fsanet-1x1", "fsanet-var")
+            ]
+
+    def _head_pose_tracker(self) -> HeadPoseTracker | None:
+        if not {"lam", "ttm"} & set(self.config.tasks):
+            return None
+        if self._head_pose is None:
+            self._head_pose = FSANetHeadPose(num_threads=self.num_threads)
+        return HeadPoseTracker(self._head_pose)
 
     def face_tracks(
         self,
@@ -294,7 +338,7 @@ class SpeakerDetector:
         timer: _Timer | None = None,
         progress: Progress | None = None,
         stats: dict[str, int] | None = None,
-    ) -> Iterator[tuple[FaceTrack, np.ndarray]]:
+    ) -> Iterator[AnalysedTrack]:
         """Stream the video once and yield each finished face track with its crops.
 
         Args:
@@ -305,8 +349,7 @@ class SpeakerDetector:
             stats: if given, receives ``num_shot_cuts``.
 
         Yields:
-            ``(track, crops)``: a :class:`FaceTrack` and its ``(T, 112, 112)`` uint8 face crops,
-            in the order tracks end (not by ``track_id``).
+            :class:`AnalysedTrack` records, in the order tracks end (not by ``track_id``).
         """
         cfg = self.config
         timer = timer or _Timer()
@@ -316,13 +359,22 @@ class SpeakerDetector:
         num_cuts = 0
         last_detect = -cfg.detect_every
 
-        def closed() -> Iterator[tuple[FaceTrack, np.ndarray]]:
+        head_pose = self._head_pose_tracker()
+
+        def closed() -> Iterator[AnalysedTrack]:
             for key, track in tracker.pop_closed():
                 t0 = time.perf_counter()
                 crops = cropper.close(key, track)
-                timer.add("crop", t0)
+                t0 = timer.add("crop", t0)
+                angles = None
+                if head_pose is not None:
+                    if track is None:
+                        head_pose.discard(key)
+                    else:
+                        angles = head_pose.finish(key, track.frame_indices)
+                    timer.add("head_pose", t0)
                 if track is not None and crops is not None:
-                    yield track, crops
+                    yield AnalysedTrack(track, crops, angles)
 
         t = time.perf_counter()
         for frame_index, frame in iter_frames(path, fps=video.fps):
@@ -339,6 +391,9 @@ class SpeakerDetector:
                 last_detect = frame_index
             tracker.update(frame_index, dets)
             t = timer.add("detect", t)
+            if head_pose is not None and dets is not None:
+                head_pose.update_open_tracks(frame_index, frame, tracker.open_tracks())
+                t = timer.add("head_pose", t)
             cropper.add_frame(frame_index, frame)
             yield from closed()
             t = time.perf_counter()
@@ -376,6 +431,7 @@ class SpeakerDetector:
         done_tracks: list[FaceTrack] = []
         done_logits: dict[int, np.ndarray] = {}
         pending: list[tuple[FaceTrack, np.ndarray, np.ndarray]] = []
+        head_poses: dict[int, np.ndarray] = {}
         stats: dict[str, int] = {}
 
         def score_pending() -> None:
@@ -391,7 +447,9 @@ class SpeakerDetector:
             pending = []
             timer.add("model", t0)
 
-        for track, crops in self.face_tracks(path, video, timer, progress, stats):
+        for track, crops, angles in self.face_tracks(path, video, timer, progress, stats):
+            if angles is not None:
+                head_poses[track.track_id] = angles
             t0 = time.perf_counter()
             mfcc = track_mfcc(audio, track.start_frame, track.end_frame, video.fps)
             timer.add("audio", t0)
@@ -408,6 +466,10 @@ class SpeakerDetector:
         for track in done_tracks:
             logits = done_logits[track.track_id]
             prob = smooth(speaking_probability(logits), cfg.segments.smooth_frames)
+            extra = {}
+            if track.track_id in head_poses:
+                series = social_series(head_poses[track.track_id], prob, video.fps)
+                extra = {task: series[task] for task in ("lam", "ttm") if task in cfg.tasks}
             scores.append(
                 TrackScores(
                     track_id=track.track_id,
@@ -415,12 +477,13 @@ class SpeakerDetector:
                     logits=logits[:, 1],
                     probabilities=prob,
                     segments=speaking_segments(prob, track.frame_indices, cfg.segments, video.fps),
+                    extra=extra,
                 )
             )
         timer.add("postprocess", t)
         timer.seconds["total"] = time.perf_counter() - t_start
         run_info = {
-            "task": "asd",
+            "tasks": list(cfg.tasks),
             "model": self.weights_info["asd"]["architecture"],
             "weights": self.weights_info,
             "backend": cfg.backend,
@@ -429,6 +492,12 @@ class SpeakerDetector:
             "probability": "softmax of the 2-way head, class 1 (= sigmoid(l1 - l0))",
             "logits": "class-1 output of the 2-way head, mean over windows",
             "segments": asdict(cfg.segments),
+            "lam": "zero-shot: P(looking at camera) from FSA-Net yaw/pitch (socialav.social)"
+            if "lam" in cfg.tasks
+            else None,
+            "ttm": "zero-shot: P(speaking) x min(1, mean P(looking) over +-1 s / 0.4)"
+            if "ttm" in cfg.tasks
+            else None,
             "detect_every": cfg.detect_every,
             "num_shot_cuts": num_cuts,
             "num_threads": self.num_threads,
