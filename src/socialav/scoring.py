@@ -42,7 +42,7 @@ import pandas as pd
 import python_speech_features
 import scipy.io.wavfile
 
-from socialav.data.ava_csv import AvaLabel, read_ava_csv, write_ava_csv_frame
+from socialav.data.ava_csv import PREDICTION_COLUMNS, AvaLabel, read_ava_csv, write_ava_csv_frame
 from socialav.data.cluster import ClusterSpec, run_tasks, worker_name
 from socialav.data.layout import DatasetLayout
 from socialav.inference import WindowConfig
@@ -380,19 +380,7 @@ def predictions_frame(groundtruth: pd.DataFrame, scores: list[EntityScores]) -> 
         keys, on=["entity_id", "frame_timestamp"], how="inner", sort=False, validate="many_to_one"
     )
     merged["label"] = AvaLabel.SPEAKING_AUDIBLE.value
-    return merged[
-        [
-            "video_id",
-            "frame_timestamp",
-            "entity_box_x1",
-            "entity_box_y1",
-            "entity_box_x2",
-            "entity_box_y2",
-            "label",
-            "entity_id",
-            "score",
-        ]
-    ].reset_index(drop=True)
+    return merged[list(PREDICTION_COLUMNS)].reset_index(drop=True)
 
 
 def plan_scoring(

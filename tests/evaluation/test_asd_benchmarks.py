@@ -32,7 +32,7 @@ def test_read_grid_align_rejects_bad_lines(tmp_path):
 
 
 def test_voice_activity_on_synthetic_tone():
-    sr, fps = 16000, 25
+    sr = 16000
     audio = np.zeros(sr * 3, np.int16)
     audio[sr : 2 * sr] = (8000 * np.sin(np.arange(sr) * 0.3)).astype(np.int16)
     vad = voice_activity(audio, 75)

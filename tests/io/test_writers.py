@@ -10,12 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from socialav.io.atomic import atomic_output_path, atomic_write
 from socialav.io.writers import (
     AVA_PREDICTION_COLUMNS,
     JSON_SCHEMA_VERSION,
     RttmTurn,
-    atomic_output_path,
-    atomic_write,
     format_rttm_line,
     read_rttm,
     rttm_safe,

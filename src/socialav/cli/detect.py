@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from socialav.cli.app import app
+from socialav.cli.app import app, parse_windows
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".mpg", ".mpeg", ".webm", ".m4v", ".ts", ".flv"}
 
@@ -31,17 +31,6 @@ def _collect_videos(inputs: list[Path]) -> list[Path]:
         else:
             videos.append(item)
     return videos
-
-
-def _parse_windows(text: str) -> tuple[float, ...] | None:
-    if text.strip().lower() in ("full", "none", ""):
-        return None
-    try:
-        return tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise typer.BadParameter(
-            f"expected 'full' or comma-separated seconds like '1,2,3,4,5,6', got {text!r}"
-        ) from None
 
 
 def _check_output_dir(output_dir: Path) -> None:
@@ -159,7 +148,7 @@ def detect(
     if weights:
         changes["asd_weights"] = weights
     if windows is not None:
-        changes["windows"] = replace(config.windows, durations_s=_parse_windows(windows))
+        changes["windows"] = replace(config.windows, durations_s=parse_windows(windows))
     if backend:
         changes["backend"] = backend
     if detect_every:

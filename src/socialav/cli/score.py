@@ -9,18 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from socialav.cli.app import app
-
-
-def _parse_windows(text: str) -> tuple[float, ...] | None:
-    if text.strip().lower() in ("full", "none", ""):
-        return None
-    try:
-        return tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise typer.BadParameter(
-            f"expected 'full' or comma-separated seconds like '1,2,3,4,5,6', got {text!r}"
-        ) from None
+from socialav.cli.app import app, parse_windows
 
 
 @app.command("score")
@@ -86,7 +75,7 @@ def score(
     try:
         config = ScoreConfig(
             weights=weights,
-            windows=WindowConfig(durations_s=_parse_windows(windows)),
+            windows=WindowConfig(durations_s=parse_windows(windows)),
             backend=backend,
             num_threads=threads,
         )

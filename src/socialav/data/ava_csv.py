@@ -45,7 +45,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from socialav.io.writers import atomic_write
+from socialav.io.atomic import atomic_write
 
 logger = logging.getLogger(__name__)
 

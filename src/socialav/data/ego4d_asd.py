@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from socialav.data.ava_csv import GROUNDTRUTH_COLUMNS
 from socialav.data.ego4d import EGO4D_FPS, Ego4dClip
 
 __all__ = [
@@ -203,7 +204,7 @@ def write_asd_layout(
     Returns:
         The CSV path.
     """
-    from socialav.io.writers import atomic_write
+    from socialav.io.atomic import atomic_write
 
     root = Path(root)
     for rec in chunks if chunks is not None else records:
@@ -258,16 +259,4 @@ def ava_groundtruth_from_clips(
                             "entity_id": f"{clip.clip_uid}:{track.track_id}",
                         }
                     )
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "video_id",
-            "frame_timestamp",
-            "entity_box_x1",
-            "entity_box_y1",
-            "entity_box_x2",
-            "entity_box_y2",
-            "label",
-            "entity_id",
-        ],
-    )
+    return pd.DataFrame(rows, columns=list(GROUNDTRUTH_COLUMNS))

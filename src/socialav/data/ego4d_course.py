@@ -252,7 +252,7 @@ def course_sample(
 
 def write_course_sample(sample: Mapping[str, object], path: str | os.PathLike[str]) -> Path:
     """Save a :func:`course_sample` as ``.npz`` (keys ``image, audio, ttm, is_empty``), atomically."""
-    from socialav.io.writers import atomic_output_path
+    from socialav.io.atomic import atomic_output_path
 
     with atomic_output_path(path) as tmp:
         with open(tmp, "wb") as handle:

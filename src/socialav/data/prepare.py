@@ -60,8 +60,8 @@ import scipy.io.wavfile
 from socialav.data.ava_csv import BOX_COLUMNS, read_ava_csv, write_ava_csv_frame
 from socialav.data.cluster import ClusterSpec, run_tasks, worker_name
 from socialav.data.layout import DatasetLayout, timestamp_name
+from socialav.io.atomic import atomic_write
 from socialav.io.media import MediaError, NoAudioStreamError, _open, _rotation_k, read_audio
-from socialav.io.writers import atomic_write
 from socialav.types import AUDIO_SAMPLE_RATE
 
 logger = logging.getLogger(__name__)

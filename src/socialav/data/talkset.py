@@ -62,8 +62,8 @@ from scipy.io import wavfile
 
 from socialav.data.ava_csv import AvaLabel, write_ava_csv_frame
 from socialav.data.layout import DatasetLayout
+from socialav.io.atomic import atomic_write
 from socialav.io.media import NoAudioStreamError, iter_frames, probe_video, read_audio
-from socialav.io.writers import atomic_write
 from socialav.types import ANALYSIS_FPS, AUDIO_SAMPLE_RATE, FaceTrack
 from socialav.vision.crops import crop_track_frame
 from socialav.vision.tracking import TrackerConfig, track_faces

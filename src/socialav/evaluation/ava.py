@@ -605,7 +605,7 @@ def write_evaluation_json(evaluation: AvaEvaluation, path: str | os.PathLike[str
     """
     import json
 
-    from socialav.io.writers import atomic_write
+    from socialav.io.atomic import atomic_write
 
     text = json.dumps(evaluation.to_dict(), indent=2, allow_nan=False) + "\n"
     with atomic_write(path) as handle:

@@ -528,7 +528,7 @@ def write_social_evaluation_json(evaluation: Ego4dEvaluation, path: str | os.Pat
     """Write :meth:`Ego4dEvaluation.to_dict` as indented JSON, atomically."""
     import json
 
-    from socialav.io.writers import atomic_write
+    from socialav.io.atomic import atomic_write
 
     with atomic_write(path) as handle:
         handle.write(json.dumps(evaluation.to_dict(), indent=2, allow_nan=False) + "\n")

@@ -26,7 +26,7 @@ import av
 import cv2
 import numpy as np
 
-from socialav.io.writers import atomic_output_path
+from socialav.io.atomic import atomic_output_path
 from socialav.types import FaceTrack, TrackScores, VideoInfo
 
 logger = logging.getLogger(__name__)

@@ -35,7 +35,7 @@ from socialav.evaluation.ego4d import (
     TTM_FRAME_PREDICTION_COLUMNS,
     read_social_csv,
 )
-from socialav.io.writers import atomic_write
+from socialav.io.atomic import atomic_write
 
 __all__ = [
     "SubmissionError",

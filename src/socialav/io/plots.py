@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from socialav.io.writers import atomic_write
+from socialav.io.atomic import atomic_write
 from socialav.types import TrackScores, VideoInfo
 
 logger = logging.getLogger(__name__)

@@ -3,9 +3,7 @@
 Every writer here is atomic: it writes a temporary file in the destination directory,
 flushes and fsyncs it, and moves it over the destination with :func:`os.replace`. A writer
 that fails midway leaves the previous file (if any) untouched and no temporary file behind.
-:func:`atomic_write` (a file object) and :func:`atomic_output_path` (a path, for libraries
-that open the file themselves, such as PyAV or matplotlib) are shared by every writer in
-the project.
+The atomic helpers live in :mod:`socialav.io.atomic`.
 
 Times: frame ``k`` of the 25 fps analysis timeline is at ``k / fps`` seconds after the first
 decoded video frame (see :mod:`socialav.types`). Rows and records are joined on
@@ -14,7 +12,6 @@ decoded video frame (see :mod:`socialav.types`). Rows and records are joined on
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
@@ -22,31 +19,21 @@ import logging
 import math
 import os
 import re
-import secrets
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
+from socialav.data.ava_csv import PREDICTION_COLUMNS
+from socialav.io.atomic import atomic_write
 from socialav.types import FaceTrack, TrackScores, VideoInfo
 
 logger = logging.getLogger(__name__)
 
 #: Columns of the AVA-ActiveSpeaker prediction CSV read by the official evaluator
 #: (``get_ava_active_speaker_performance.py`` in activitynet/ActivityNet, Evaluation/).
-AVA_PREDICTION_COLUMNS: tuple[str, ...] = (
-    "video_id",
-    "frame_timestamp",
-    "entity_box_x1",
-    "entity_box_y1",
-    "entity_box_x2",
-    "entity_box_y2",
-    "label",
-    "entity_id",
-    "score",
-)
+AVA_PREDICTION_COLUMNS: tuple[str, ...] = PREDICTION_COLUMNS
 #: The only label the official evaluator accepts in a prediction file; the score is the
 #: confidence that the entity is ``SPEAKING_AUDIBLE``.
 AVA_SPEAKING_LABEL = "SPEAKING_AUDIBLE"
@@ -60,123 +47,6 @@ _WHITESPACE_RE = re.compile(r"\s+")
 
 # --------------------------------------------------------------------------------------
 # Atomic writes
-# --------------------------------------------------------------------------------------
-
-
-def _temp_path_beside(path: Path) -> Path:
-    # Keep the destination's suffix last so that libraries which infer the format from the
-    # extension (matplotlib, np.save, PyAV) see the right one.
-    return path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp{path.suffix}")
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Best effort: makes the rename durable on POSIX; not supported on Windows.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def atomic_output_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success move it over ``path``.
-
-    For libraries that open the output file themselves (PyAV, matplotlib, ``np.savez``).
-    The temporary file is named ``.<name>.<random>.tmp<suffix>`` in the same directory (so
-    :func:`os.replace` is an atomic rename on the same file system) and keeps the suffix of
-    ``path``. After the ``with`` block the file is fsynced and renamed; if the block raises,
-    or leaves no file behind, the temporary file is removed and ``path`` is left as it was.
-    Missing parent directories are created.
-
-    Raises:
-        FileNotFoundError: the block finished without creating the temporary file.
-        IsADirectoryError: ``path`` is an existing directory.
-    """
-    final = Path(path)
-    if final.is_dir():
-        raise IsADirectoryError(f"expected a file path to write, but {final} is a directory")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_path_beside(final)
-    try:
-        yield tmp
-        if not tmp.exists():
-            raise FileNotFoundError(
-                f"the writer for {final} finished without creating its temporary file {tmp}"
-            )
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    _fsync_dir(final.parent)
-
-
-@contextlib.contextmanager
-def atomic_write(
-    path: str | os.PathLike[str],
-    mode: str = "w",
-    *,
-    encoding: str | None = "utf-8",
-    newline: str | None = None,
-) -> Iterator[IO[Any]]:
-    """Open a temporary file beside ``path`` for writing; on success move it over ``path``.
-
-    Args:
-        path: destination file.
-        mode: ``"w"`` (text) or ``"wb"`` (binary).
-        encoding: text encoding (ignored in binary mode).
-        newline: passed to :func:`open` (use ``""`` for the :mod:`csv` module).
-
-    Yields:
-        The open file object. On leaving the block it is flushed, fsynced, closed and
-        renamed to ``path`` with :func:`os.replace`. If the block raises, the temporary file
-        is removed and an existing ``path`` is left untouched.
-
-    Raises:
-        ValueError: ``mode`` is not ``"w"`` or ``"wb"``.
-    """
-    if mode not in ("w", "wb"):
-        raise ValueError(f"mode must be 'w' or 'wb', but got {mode!r}")
-    final = Path(path)
-    if final.is_dir():
-        raise IsADirectoryError(f"expected a file path to write, but {final} is a directory")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_path_beside(final)
-    # O_EXCL: never reuse someone else's file; mode 0o666 lets the umask decide permissions
-    # (mkstemp would create 0o600 files).
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        if mode == "wb":
-            handle: IO[Any] = os.fdopen(fd, "wb")
-        else:
-            handle = os.fdopen(fd, "w", encoding=encoding, newline=newline)
-    except BaseException:
-        os.close(fd)
-        tmp.unlink()
-        raise
-    try:
-        with handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    _fsync_dir(final.parent)
-
-
-# --------------------------------------------------------------------------------------
-# Shared helpers
 # --------------------------------------------------------------------------------------
 
 

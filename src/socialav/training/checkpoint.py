@@ -34,7 +34,7 @@ from typing import Any
 import torch
 
 from socialav import __version__
-from socialav.io.writers import atomic_write
+from socialav.io.atomic import atomic_write
 from socialav.models.checkpoints import load_asd_model, read_state_dict
 from socialav.models.light_asd import (
     FACE_PIXEL_MEAN,

@@ -78,12 +78,25 @@ class ModelConfig:
             "av_head"]``); ``None`` trains everything. Others get ``requires_grad=False``.
         freeze_batchnorm: keep batch-norm layers inside frozen parts in eval mode (their
             running statistics stay those of ``init_weights``).
+        batchnorm_momentum: momentum of the running statistics of every batch-norm layer
+            (``None`` keeps the architecture's: 0.01 in Light-ASD / LR-ASD, i.e. a memory of
+            about 100 steps). A from-scratch run of a few dozen steps needs a larger value
+            (e.g. 0.3): with 0.01 the running statistics stay near their initial 0 / 1 and
+            the model in eval mode (validation, inference) scores at chance.
+        cache_visual_embeddings: compute the visual embeddings of every chunk once (eval
+            mode) and reuse them in every epoch, training and validation. Only when the
+            visual encoder is frozen (``trainable`` set and naming no ``visual_encoder``
+            module), ``freeze_batchnorm`` is on and ``data.augment_visual`` is off; the
+            embeddings are then exactly what the frozen encoder gives, at a fraction of the
+            cost (the visual encoder is ~90 % of Light-ASD's compute).
     """
 
     architecture: Architecture = "light-asd"
     init_weights: str | None = None
     trainable: list[str] | None = None
     freeze_batchnorm: bool = True
+    batchnorm_momentum: float | None = None
+    cache_visual_embeddings: bool = False
 
 
 @dataclass
@@ -111,12 +124,24 @@ class LossConfig:
         visual_weight: weight of the visual-only auxiliary loss (0.5 Light-ASD, 0.4 TalkNet).
         audio_weight: weight of the audio-only auxiliary loss (TalkNet 0.4; models without an
             audio head must use 0).
+        sync_negatives_weight: weight of the in-batch synchrony negatives (0: off; Light-ASD
+            and LR-ASD only). Every chunk of a batch with a speaking frame is scored twice
+            more with the same faces and wrong audio, every frame labelled not speaking: its
+            own audio embeddings shifted in time by ``k`` frames (``|k|`` uniform in
+            ``sync_shift_frames_range``, either sign, circularly) and the audio embeddings of
+            the next chunk of the batch (when the batch holds two or more). The loss is
+            :func:`~socialav.training.losses.softmax_bce` of these logits against 0 -- the
+            "same face, other audio" contrast of TalkNet's TalkSet (FAudio) and of SyncNet's
+            offset negatives (Chung & Zisserman, ACCV 2016 workshops), built on the fly.
+        sync_shift_frames_range: inclusive ``(lo, hi)`` range of ``|k|`` in frames.
     """
 
     temperature_start: float = 1.3
     temperature_step: float = 0.02
     visual_weight: float = 0.5
     audio_weight: float = 0.0
+    sync_negatives_weight: float = 0.0
+    sync_shift_frames_range: tuple[int, int] = (3, 15)
 
 
 _ARCH_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
@@ -207,7 +232,63 @@ class TrainConfig:
                 "0 for architectures without an audio head",
                 self.loss.audio_weight,
             ),
+            (
+                self.model.batchnorm_momentum is None or 0 < self.model.batchnorm_momentum <= 1,
+                "model.batchnorm_momentum",
+                "None or in (0, 1]",
+                self.model.batchnorm_momentum,
+            ),
+            (
+                self.loss.sync_negatives_weight >= 0,
+                "loss.sync_negatives_weight",
+                ">= 0",
+                self.loss.sync_negatives_weight,
+            ),
+            (
+                self.model.architecture != "talknet" or self.loss.sync_negatives_weight == 0,
+                "loss.sync_negatives_weight",
+                "0 for talknet (in-batch negatives need Light-ASD / LR-ASD embeddings)",
+                self.loss.sync_negatives_weight,
+            ),
+            (
+                len(self.loss.sync_shift_frames_range) == 2
+                and 1
+                <= self.loss.sync_shift_frames_range[0]
+                <= self.loss.sync_shift_frames_range[1],
+                "loss.sync_shift_frames_range",
+                "(lo, hi) with 1 <= lo <= hi",
+                self.loss.sync_shift_frames_range,
+            ),
         ]
+        if self.model.cache_visual_embeddings:
+            trainable = self.model.trainable
+            checks += [
+                (
+                    trainable is not None
+                    and not any(p.split(".")[0] == "visual_encoder" for p in trainable),
+                    "model.trainable",
+                    "a list without visual_encoder modules when cache_visual_embeddings is on",
+                    trainable,
+                ),
+                (
+                    self.model.freeze_batchnorm,
+                    "model.freeze_batchnorm",
+                    "true when cache_visual_embeddings is on",
+                    self.model.freeze_batchnorm,
+                ),
+                (
+                    not self.data.augment_visual,
+                    "data.augment_visual",
+                    "false when cache_visual_embeddings is on (cached faces are not augmented)",
+                    self.data.augment_visual,
+                ),
+                (
+                    self.model.architecture != "talknet",
+                    "model.architecture",
+                    "light-asd or lr-asd when cache_visual_embeddings is on",
+                    self.model.architecture,
+                ),
+            ]
         for ok, name, expected, found in checks:
             if not ok:
                 raise ConfigError(f"{name} must be {expected}, but got {found!r}")

@@ -46,8 +46,9 @@ from socialav.data.dataset import (
     LengthGroupedBatchSampler,
     collate_chunks,
 )
+from socialav.data.layout import DatasetLayout
 from socialav.evaluation.ava import AvaValidationError, evaluate_ava
-from socialav.io.writers import atomic_write
+from socialav.io.atomic import atomic_write
 from socialav.models.light_asd import AudioVisualASD
 from socialav.models.talknet import TalkNet
 from socialav.training.checkpoint import (
@@ -65,7 +66,7 @@ from socialav.training.distributed import (
     init_distributed,
     shutdown_distributed,
 )
-from socialav.training.losses import asd_loss
+from socialav.training.losses import SyncNegativePlan, asd_loss, sync_negative_plan
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +74,9 @@ __all__ = [
     "ProgressEvent",
     "TrainResult",
     "TrainingHeads",
+    "VisualEmbeddingCache",
     "apply_trainable",
+    "set_batchnorm_momentum",
     "predict_dataset",
     "validation_map",
     "train",
@@ -157,6 +160,12 @@ class TrainingHeads(nn.Module):
     audio_logits | None)``, each ``(B, T, 2)``: for Light-ASD / LR-ASD the visual head acts on
     the visual encoder output (``ASD.train_network``), for TalkNet the auxiliary heads act on the
     cross-attended embeddings (:meth:`~socialav.models.talknet.TalkNet.forward_heads`).
+
+    Light-ASD / LR-ASD only: ``visual_embed`` ``(B, T, 128)`` replaces the visual encoder
+    (cached embeddings of a frozen encoder; ``faces`` is then ignored), and with a
+    :class:`~socialav.training.losses.SyncNegativePlan` ``sync_plan`` a fourth output
+    ``(N, T, 2)`` holds the audio-visual logits of the synchrony negatives (the plan's faces
+    with its wrong audio).
     """
 
     def __init__(self, model: AudioVisualASD) -> None:
@@ -164,19 +173,134 @@ class TrainingHeads(nn.Module):
         self.model = model
 
     def forward(
-        self, faces: torch.Tensor, mfcc: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        self,
+        faces: torch.Tensor,
+        mfcc: torch.Tensor,
+        visual_embed: torch.Tensor | None = None,
+        sync_plan: SyncNegativePlan | None = None,
+    ) -> tuple[torch.Tensor, ...]:
+        from socialav.training.losses import sync_negative_audio
+
         if isinstance(self.model, TalkNet):
+            if visual_embed is not None or sync_plan is not None:
+                raise ValueError(
+                    "cached visual embeddings and sync negatives need Light-ASD/LR-ASD"
+                )
             av, audio, visual = self.model.forward_heads(faces, mfcc)
             return av, visual, audio
         audio_embed = self.model.encode_audio(mfcc)
-        visual_embed = self.model.encode_visual(faces)
+        if visual_embed is None:
+            visual_embed = self.model.encode_visual(faces)
         if audio_embed.shape[:2] != visual_embed.shape[:2]:
             raise ValueError(
                 f"mfcc {tuple(mfcc.shape)} and faces {tuple(faces.shape)} describe different spans"
             )
         av = self.model.av_head(self.model.decode(audio_embed, visual_embed))
-        return av, self.model.visual_head(visual_embed), None
+        if sync_plan is None:
+            return av, self.model.visual_head(visual_embed), None
+        wrong_audio = sync_negative_audio(audio_embed, sync_plan)
+        faces_index = sync_plan.face_index.to(visual_embed.device)
+        negatives = self.model.av_head(self.model.decode(wrong_audio, visual_embed[faces_index]))
+        return av, self.model.visual_head(visual_embed), None, negatives
+
+
+class VisualEmbeddingCache:
+    """Visual embeddings of a frozen visual encoder, computed once per ``(chunk, length)``.
+
+    The encoder runs in eval mode in its convolution-folded form
+    (:func:`socialav.inference.conv2d_visual_encoder`, equal to the model to about 1e-6), on
+    the faces of the chunk as batched (cut to the batch's shortest chunk), so a cached
+    embedding is exactly what the frozen encoder gives for the same input.
+
+    With a ``path``, :meth:`save` writes the embeddings there and a later cache of the same
+    encoder weights (checked by the sha256 of the visual encoder's ``state_dict``) starts from
+    them; a file of other weights or another dataset is ignored.
+
+    Args:
+        model: the model whose (frozen) visual encoder is cached; a folded copy is kept.
+        path: optional file to reuse and save the embeddings (``torch.save`` of a dict).
+        dataset_key: identifies the chunks (e.g. the split CSV's size and mtime); a file
+            with another key is ignored.
+    """
+
+    def __init__(
+        self, model: AudioVisualASD, path: str | Path | None = None, dataset_key: str = ""
+    ) -> None:
+        import hashlib
+
+        from socialav.inference import conv2d_visual_encoder
+
+        self._model = conv2d_visual_encoder(model)
+        for param in self._model.parameters():
+            param.requires_grad_(False)
+        self._store: dict[tuple[int, int], torch.Tensor] = {}
+        digest = hashlib.sha256(dataset_key.encode())
+        for name, tensor in sorted(model.visual_encoder.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        self.fingerprint = digest.hexdigest()
+        self.path = Path(path) if path is not None else None
+        self._saved = 0
+        if self.path is not None and self.path.is_file():
+            obj = torch.load(self.path, map_location="cpu", weights_only=True)
+            if isinstance(obj, dict) and obj.get("fingerprint") == self.fingerprint:
+                keys, values = obj["keys"].tolist(), obj["embeddings"]
+                self._store = {(int(i), int(t)): v for (i, t), v in zip(keys, values, strict=True)}
+                self._saved = len(self._store)
+                logger.info("reusing %d cached visual embeddings from %s", self._saved, self.path)
+
+    def save(self) -> None:
+        """Write the embeddings to ``path`` atomically (no-op without a path or news)."""
+        if self.path is None or len(self._store) == self._saved:
+            return
+        import io
+
+        keys = sorted(self._store)
+        buffer = io.BytesIO()
+        torch.save(
+            {
+                "fingerprint": self.fingerprint,
+                "keys": torch.tensor(keys, dtype=torch.int64),
+                "embeddings": [self._store[k] for k in keys],
+            },
+            buffer,
+        )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(self.path, "wb") as fh:
+            fh.write(buffer.getvalue())
+        self._saved = len(keys)
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    @torch.no_grad()
+    def get(self, indices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+        """``(B, T, 128)`` float32 embeddings of ``faces`` ``(B, T, 112, 112)`` whose chunk
+        indices are ``indices`` ``(B,)``, on the device of ``faces``."""
+        frames = int(faces.shape[1])
+        rows = []
+        for row, index in enumerate(indices.tolist()):
+            key = (int(index), frames)
+            if key not in self._store:
+                device = next(self._model.parameters()).device
+                embed = self._model.encode_visual(faces[row : row + 1].to(device))
+                self._store[key] = embed[0].float().cpu()
+            rows.append(self._store[key])
+        return torch.stack(rows).to(faces.device)
+
+
+def set_batchnorm_momentum(model: nn.Module, momentum: float) -> int:
+    """Set the running-statistics momentum of every batch-norm layer of ``model``.
+
+    Returns:
+        The number of layers changed.
+    """
+    changed = 0
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.momentum = float(momentum)
+            changed += 1
+    return changed
 
 
 def _matches(name: str, prefixes: list[str]) -> bool:
@@ -227,8 +351,12 @@ def predict_dataset(
     *,
     autocast_dtype: torch.dtype | None = None,
     progress: Callable[[int, int], None] | None = None,
+    visual_cache: VisualEmbeddingCache | None = None,
 ) -> pd.DataFrame:
     """Score every chunk of ``dataset`` alone (batch of 1, as the reference ``val_loader``).
+
+    ``visual_cache`` (Light-ASD / LR-ASD with a frozen visual encoder) supplies the visual
+    embeddings instead of running the encoder.
 
     Returns:
         DataFrame with ``video_id``, ``entity_id``, ``frame_timestamp`` (s) and ``score``
@@ -245,7 +373,12 @@ def predict_dataset(
         with torch.autocast(
             device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None
         ):
-            logits = model(faces, mfcc)[0].float()
+            if visual_cache is None:
+                logits = model(faces, mfcc)[0].float()
+            else:
+                visual = visual_cache.get(torch.tensor([i]), faces)
+                audio = model.encode_audio(mfcc)
+                logits = model.av_head(model.decode(audio, visual))[0].float()
         score = torch.softmax(logits, dim=-1)[:, 1].cpu().numpy().astype(np.float64)
         video_id, entity_id, stamps = dataset.chunk_keys(i)
         rows.append(
@@ -271,6 +404,7 @@ def validation_map(
     *,
     autocast_dtype: torch.dtype | None = None,
     progress: Callable[[int, int], None] | None = None,
+    visual_cache: VisualEmbeddingCache | None = None,
 ) -> tuple[float, pd.DataFrame]:
     """AVA mAP (percent, official semantics) of ``model`` on ``dataset``.
 
@@ -282,7 +416,12 @@ def validation_map(
         has no ``SPEAKING_AUDIBLE`` frame.
     """
     scores = predict_dataset(
-        model, dataset, device, autocast_dtype=autocast_dtype, progress=progress
+        model,
+        dataset,
+        device,
+        autocast_dtype=autocast_dtype,
+        progress=progress,
+        visual_cache=visual_cache,
     )
     gt = dataset.groundtruth
     keyed = dict(
@@ -378,6 +517,8 @@ def _train(
 
     torch.manual_seed(config.seed)
     model = load_initial_model(config.model.init_weights, config.model.architecture)
+    if config.model.batchnorm_momentum is not None:
+        set_batchnorm_momentum(model, config.model.batchnorm_momentum)
     prefixes = config.model.trainable
     trainable = apply_trainable(model, prefixes)
     model.to(device)
@@ -408,6 +549,23 @@ def _train(
         rank=ctx.rank,
         world_size=ctx.world_size,
     )
+    train_cache = val_cache = None
+    if config.model.cache_visual_embeddings:
+        cache_dir = Path(config.data.root) / "cache"
+        caches = []
+        for split in (config.data.train_split, config.data.val_split):
+            csv = DatasetLayout(Path(config.data.root)).csv_path(split) if split else None
+            key = (
+                f"{csv}:{csv.stat().st_size}:{csv.stat().st_mtime_ns}"
+                if csv and csv.is_file()
+                else ""
+            )
+            key += f":{config.data.max_chunk_frames}"
+            caches.append(
+                VisualEmbeddingCache(model, cache_dir / f"visual_{split}.pt", dataset_key=key)
+            )
+        train_cache, val_cache = caches
+    sync_range = tuple(config.loss.sync_shift_frames_range)
     val_set = None
     if config.data.val_split and ctx.is_main:
         val_set = AsdEntityDataset(
@@ -484,10 +642,18 @@ def _train(
             faces = batch["faces"].to(device, non_blocking=True)
             mfcc = batch["mfcc"].to(device, non_blocking=True)
             labels = batch["labels"].to(device, non_blocking=True)
+            visual_embed = None
+            if train_cache is not None:
+                visual_embed = train_cache.get(batch["index"], faces)
+            plan = None
+            if config.loss.sync_negatives_weight > 0:
+                plan = sync_negative_plan(labels, sync_range)  # type: ignore[arg-type]
             with torch.autocast(
                 device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None
             ):
-                av, visual, audio = heads(faces, mfcc)
+                outputs = heads(faces, mfcc, visual_embed, plan)
+            av, visual, audio = outputs[:3]
+            sync_logits = outputs[3].float() if len(outputs) > 3 else None
             terms = asd_loss(
                 av.float(),
                 labels,
@@ -495,6 +661,7 @@ def _train(
                 None if audio is None else audio.float(),
                 config.loss,
                 epoch,
+                sync_logits,
             )
             r = terms.temperature
             optimizer.zero_grad(set_to_none=True)
@@ -535,6 +702,8 @@ def _train(
                     training_data=config.training_data,
                 )
         sums["seconds"] += time.perf_counter() - tick
+        if train_cache is not None and ctx.is_main:
+            train_cache.save()
         keys = ("loss", "loss_av", "loss_visual", "loss_audio", "correct", "frames", "batches")
         totals = dict(zip(keys, all_reduce_sum([sums[k] for k in keys], ctx), strict=True))
         scheduler.step()
@@ -550,8 +719,15 @@ def _train(
                     progress(ProgressEvent("val", _epoch, config.epochs, done, total))
 
             val_map, _ = validation_map(
-                model, val_set, device, autocast_dtype=amp_dtype, progress=val_progress
+                model,
+                val_set,
+                device,
+                autocast_dtype=amp_dtype,
+                progress=val_progress,
+                visual_cache=val_cache,
             )
+        if val_cache is not None:
+            val_cache.save()
         batches = max(totals["batches"], 1.0)
         record = {
             "epoch": epoch,
