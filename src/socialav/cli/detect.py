@@ -116,7 +116,7 @@ def detect(
     """
     from dataclasses import replace
 
-    from socialav.io.media import MediaError
+    from socialav.io.media import MediaError, NoAudioStreamError, probe_video
     from socialav.pipelines.detect import (
         OUTPUT_SUFFIXES,
         DetectConfig,
@@ -160,12 +160,35 @@ def detect(
     changes["tasks"] = tuple(t.strip() for t in tasks.split(",") if t.strip())
     try:
         config = replace(config, **changes)
-        todo = [p for p in paths if overwrite or not outputs_exist(p, output_dir, kinds)]
-        for p in paths:
-            if p not in todo:
-                console.print(f"skip {p}: outputs exist in {output_dir} (use --overwrite)")
+    except ValueError as exc:  # bad option values: one line, no traceback
+        if debug:
+            raise
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+    failures = 0
+    todo = []
+    for p in paths:
+        if not overwrite and outputs_exist(p, output_dir, kinds):
+            console.print(f"skip {p}: outputs exist in {output_dir} (use --overwrite)")
+            continue
+        try:  # cheap checks first, so bad files fail before the models load
+            info = probe_video(p)
+            if not info.has_audio:
+                raise NoAudioStreamError(
+                    f"{p}: expected an audio stream (active speaker detection needs the "
+                    "soundtrack), found only video"
+                )
+        except MediaError as exc:
+            if debug:
+                raise
+            failures += 1
+            typer.echo(f"error: {exc}", err=True)
+            continue
+        todo.append(p)
+    try:
         detector = SpeakerDetector(config) if todo else None
-    except Exception as exc:  # configuration / weights errors: one line, no traceback
+    except Exception as exc:  # weights / model errors: one line, no traceback
         if debug:
             raise
         typer.echo(f"error: {exc}", err=True)
@@ -174,7 +197,6 @@ def detect(
     summary = Table(title="socialav detect")
     for col in ("video", "duration s", "tracks", "speaking s per track", "real-time factor"):
         summary.add_column(col)
-    failures = 0
     for path in todo:
         try:
             with _StageBars(console, path.name) as progress:

@@ -93,7 +93,12 @@ class DetectConfig:
     Attributes:
         asd_weights: registry name of the ASD weights (``socialav weights list``).
         windows: window durations and visual context for scoring (see
-            :class:`socialav.inference.WindowConfig`).
+            :class:`socialav.inference.WindowConfig`). Default: consecutive 6 s windows, each
+            scored on its own (the longest window of the Light-ASD demo; one pass over each
+            frame plus short recomputations at window edges). On the GRID benchmark the demo's
+            1-6 s average gave the same natural AP (98.55 vs 98.54 for one pass) at about half
+            the speed; a bounded window keeps long tracks within the clip lengths the models
+            were trained on.
         backend: ``torch`` / ``onnx`` / ``onnx-int8`` (see :mod:`socialav.inference`).
         face_detector: registry name of the face detector weights.
         detector_score_threshold: minimum face detector confidence.
@@ -112,7 +117,7 @@ class DetectConfig:
     """
 
     asd_weights: str = "light-asd-ava"
-    windows: WindowConfig = field(default_factory=WindowConfig)
+    windows: WindowConfig = field(default_factory=lambda: WindowConfig(durations_s=(6.0,)))
     backend: str = DEFAULT_BACKEND
     face_detector: str = "ultra-light-face-rfb-320"
     detector_score_threshold: float = 0.7
