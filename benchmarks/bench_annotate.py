@@ -2,13 +2,21 @@
 
 Run: python benchmarks/bench_annotate.py [preset ...]
 """
-import os, sys, tempfile, time
+
+import os
+import sys
+import tempfile
+import time
+
 import numpy as np
+
 from socialav.io.annotate import write_annotated_video
 from socialav.io.media import iter_frames, probe_video
 from socialav.types import FaceTrack, TrackScores
 
-src = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "videos", "visualvoice_interview.mp4")
+src = os.path.join(
+    os.path.dirname(__file__), "..", "..", "shared", "videos", "visualvoice_interview.mp4"
+)
 video = probe_video(src)
 n = video.num_frames
 rng = np.random.default_rng(0)
@@ -18,12 +26,16 @@ for tid, box in enumerate([(256, 146, 640, 504), (700, 60, 1100, 520)]):
     tracks.append(FaceTrack(tid, fr, np.tile(box, (n, 1)), np.zeros((n, 3))))
     p = rng.uniform(size=n)
     scores.append(TrackScores(tid, fr, p, p, extra={"lam": p, "ttm": 1 - p}))
-t = time.perf_counter(); k = sum(1 for _ in iter_frames(src)); dec = time.perf_counter() - t
-print(f"| preset | frames | seconds | fps | MiB |\n|---|---|---|---|---|")
-print(f"| (decode only, iter_frames) | {k} | {dec:.1f} | {k/dec:.0f} | - |")
+t = time.perf_counter()
+k = sum(1 for _ in iter_frames(src))
+dec = time.perf_counter() - t
+print("| preset | frames | seconds | fps | MiB |\n|---|---|---|---|---|")
+print(f"| (decode only, iter_frames) | {k} | {dec:.1f} | {k / dec:.0f} | - |")
 for preset in sys.argv[1:] or ["ultrafast", "superfast", "veryfast"]:
     out = os.path.join(tempfile.mkdtemp(), f"annot_{preset}.mp4")
     t = time.perf_counter()
     r = write_annotated_video(out, src, video, tracks, scores, preset=preset)
     s = time.perf_counter() - t
-    print(f"| {preset} | {r.num_frames} | {s:.1f} | {r.num_frames/s:.0f} | {os.path.getsize(out)/2**20:.1f} |")
+    print(
+        f"| {preset} | {r.num_frames} | {s:.1f} | {r.num_frames / s:.0f} | {os.path.getsize(out) / 2**20:.1f} |"
+    )
