@@ -5,6 +5,8 @@ Run (from the repository root, with ../shared beside it):
     SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_accuracy.py
     SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_accuracy.py \
         --weights light-asd-ava --windows demo --backends torch,onnx,onnx-int8
+    SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_accuracy.py \
+        --weights light-asd-sync,runs/light_asd_sync/checkpoints/model_epoch0003.pt
 
 Faces come from socialav's own detector, tracker and crops (the `detect` pipeline); scores
 are the speaking probabilities `detect` writes (softmax class 1, 5-frame smoothing).
@@ -61,7 +63,12 @@ def load_grid_clips(detector: SpeakerDetector, videos_dir: Path) -> list[Benchma
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", default=",".join(ASD_WEIGHTS))
+    parser.add_argument(
+        "--weights",
+        default=",".join(ASD_WEIGHTS),
+        help="comma-separated registry names or checkpoint files (e.g. a socialav train "
+        "model_epoch0003.pt)",
+    )
     parser.add_argument("--windows", default="full,demo")
     parser.add_argument("--backends", default="onnx")
     parser.add_argument("--delays", default="5,10", help="delays of the self-pairs, frames")
@@ -87,9 +94,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     print("|---|---|---|---|---|---|---|---|")
     for name in args.weights.split(","):
-        model = load_asd_model(
-            hub.resolve_weights(name), hub.get_entry(name).architecture.replace("_", "-")
-        )
+        if name in hub.REGISTRY:
+            model = load_asd_model(
+                hub.resolve_weights(name), hub.get_entry(name).architecture.replace("_", "-")
+            )
+        else:  # a checkpoint file: original state_dict or socialav checkpoint (socialav train)
+            model = load_asd_model(Path(name))
         for backend in args.backends.split(","):
             runner = make_runner(model, backend, num_threads=args.threads)
             for win in args.windows.split(","):

@@ -9,9 +9,12 @@ from socialav.cli import app
 
 def test_registry_matches_shared_files(weights_dir, monkeypatch):
     monkeypatch.setenv("SOCIALAV_WEIGHTS_DIR", str(weights_dir))
-    for name in hub.REGISTRY:
+    for name, entry in hub.REGISTRY.items():
         path = hub.resolve_weights(name, download=False)
-        assert path == weights_dir / hub.REGISTRY[name].relative_path
+        if entry.url is None:  # trained by socialav, shipped inside the package
+            assert path == hub.PACKAGE_WEIGHTS_DIR / entry.relative_path
+        else:
+            assert path == weights_dir / entry.relative_path
 
 
 def test_wrong_sha256_is_refused(tmp_path, monkeypatch):

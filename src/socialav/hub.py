@@ -138,6 +138,26 @@ REGISTRY: dict[str, WeightsEntry] = {
             _ASD_CONTRACT,
         ),
         WeightsEntry(
+            "light-asd-sync",
+            "asd",
+            "light_asd",
+            "socialav/light-asd-sync.model",
+            None,
+            "58b56378ac3250f1062bccf3e180377a92ed7ffcee22966332e62ac98613b61f",
+            "MIT (derived from Light-ASD, MIT; trained on clips of ../shared/videos/more — see "
+            "docs/sync_finetuning.md)",
+            "light-asd-ava fine-tuned by socialav for audio-visual synchrony (audio encoder, "
+            "GRU and head; in-batch offset/swap negatives and an offset-contrastive loss)",
+            _ASD_CONTRACT,
+            "socialav checkpoint (socialav train). GRID held-out: natural AP 98.48, sync AP "
+            "72.40 (published AVA weights 98.54 / 62.55). Reproduce: SOCIALAV_WEIGHTS_DIR="
+            "../shared/weights socialav data talkset --videos ../shared/videos/more --out "
+            "runs/talkset_more --seed 0 --val-fraction 0.15 --detect-every 2 --group-regex "
+            "'(Obama|feifeili|andrew|M003|AlexandriaOcasioCortez|RD_Radio10|kim)' && "
+            "socialav train configs/light_asd_sync.yaml, then "
+            "runs/light_asd_sync/checkpoints/model_epoch0040.pt",
+        ),
+        WeightsEntry(
             "ultra-light-face-rfb-640",
             "face-detector",
             "ultra_light_face",
@@ -264,11 +284,13 @@ def _download(url: str, dest: Path, expected_sha256: str, timeout_s: float = 60.
 def candidate_paths(entry: WeightsEntry) -> list[Path]:
     """Local places where ``entry`` is looked for, in order (see the module docstring).
 
-    With ``SOCIALAV_WEIGHTS_DIR`` set, that folder is the only place.
+    With ``SOCIALAV_WEIGHTS_DIR`` set, that folder is the only place, except for weights
+    shipped inside the package (``url`` is ``None``), which are also looked for there.
     """
     env_dir = os.environ.get("SOCIALAV_WEIGHTS_DIR")
     if env_dir:
-        return [Path(env_dir) / entry.relative_path]
+        shipped = [PACKAGE_WEIGHTS_DIR / entry.relative_path] if entry.url is None else []
+        return [Path(env_dir) / entry.relative_path, *shipped]
     return [
         PACKAGE_WEIGHTS_DIR / entry.relative_path,
         cache_dir() / "weights" / entry.relative_path,

@@ -134,6 +134,9 @@ class LossConfig:
             "same face, other audio" contrast of TalkNet's TalkSet (FAudio) and of SyncNet's
             offset negatives (Chung & Zisserman, ACCV 2016 workshops), built on the fly.
         sync_shift_frames_range: inclusive ``(lo, hi)`` range of ``|k|`` in frames.
+        sync_nce_weight: weight of the offset-contrastive synchrony loss
+            (:func:`~socialav.training.losses.sync_offset_nce`; 0: off; Light-ASD / LR-ASD).
+        sync_nce_max_offset_frames, sync_nce_temperature: its ``K`` and temperature.
     """
 
     temperature_start: float = 1.3
@@ -142,6 +145,9 @@ class LossConfig:
     audio_weight: float = 0.0
     sync_negatives_weight: float = 0.0
     sync_shift_frames_range: tuple[int, int] = (3, 15)
+    sync_nce_weight: float = 0.0
+    sync_nce_max_offset_frames: int = 15
+    sync_nce_temperature: float = 0.1
 
 
 _ARCH_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
@@ -245,7 +251,20 @@ class TrainConfig:
                 self.loss.sync_negatives_weight,
             ),
             (
-                self.model.architecture != "talknet" or self.loss.sync_negatives_weight == 0,
+                self.loss.sync_nce_weight >= 0
+                and self.loss.sync_nce_max_offset_frames >= 1
+                and self.loss.sync_nce_temperature > 0,
+                "loss.sync_nce_weight/sync_nce_max_offset_frames/sync_nce_temperature",
+                ">= 0, >= 1 and > 0",
+                (
+                    self.loss.sync_nce_weight,
+                    self.loss.sync_nce_max_offset_frames,
+                    self.loss.sync_nce_temperature,
+                ),
+            ),
+            (
+                self.model.architecture != "talknet"
+                or self.loss.sync_negatives_weight + self.loss.sync_nce_weight == 0,
                 "loss.sync_negatives_weight",
                 "0 for talknet (in-batch negatives need Light-ASD / LR-ASD embeddings)",
                 self.loss.sync_negatives_weight,

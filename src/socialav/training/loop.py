@@ -164,8 +164,8 @@ class TrainingHeads(nn.Module):
     Light-ASD / LR-ASD only: ``visual_embed`` ``(B, T, 128)`` replaces the visual encoder
     (cached embeddings of a frozen encoder; ``faces`` is then ignored), and with a
     :class:`~socialav.training.losses.SyncNegativePlan` ``sync_plan`` a fourth output
-    ``(N, T, 2)`` holds the audio-visual logits of the synchrony negatives (the plan's faces
-    with its wrong audio).
+    ``(M, 2)`` holds the audio-visual logits of all frames of the synchrony negatives (or
+    ``None``) and a fifth the offset-contrastive loss (0-d, or ``None``).
     """
 
     def __init__(self, model: AudioVisualASD) -> None:
@@ -179,7 +179,7 @@ class TrainingHeads(nn.Module):
         visual_embed: torch.Tensor | None = None,
         sync_plan: SyncNegativePlan | None = None,
     ) -> tuple[torch.Tensor, ...]:
-        from socialav.training.losses import sync_negative_audio
+        from socialav.training.losses import sync_negative_pairs, sync_offset_nce
 
         if isinstance(self.model, TalkNet):
             if visual_embed is not None or sync_plan is not None:
@@ -198,10 +198,21 @@ class TrainingHeads(nn.Module):
         av = self.model.av_head(self.model.decode(audio_embed, visual_embed))
         if sync_plan is None:
             return av, self.model.visual_head(visual_embed), None
-        wrong_audio = sync_negative_audio(audio_embed, sync_plan)
-        faces_index = sync_plan.face_index.to(visual_embed.device)
-        negatives = self.model.av_head(self.model.decode(wrong_audio, visual_embed[faces_index]))
-        return av, self.model.visual_head(visual_embed), None, negatives
+        negatives = [
+            self.model.av_head(self.model.decode(a, v)).reshape(-1, 2)
+            for a, v in sync_negative_pairs(audio_embed, visual_embed, sync_plan)
+        ]
+        nce = None
+        if sync_plan.nce_max_offset_frames > 0:
+            nce = sync_offset_nce(
+                audio_embed,
+                visual_embed,
+                sync_plan.speech.to(audio_embed.device),
+                sync_plan.nce_max_offset_frames,
+                sync_plan.nce_temperature,
+            )
+        neg = torch.cat(negatives) if negatives else None
+        return av, self.model.visual_head(visual_embed), None, neg, nce
 
 
 class VisualEmbeddingCache:
@@ -646,14 +657,26 @@ def _train(
             if train_cache is not None:
                 visual_embed = train_cache.get(batch["index"], faces)
             plan = None
-            if config.loss.sync_negatives_weight > 0:
-                plan = sync_negative_plan(labels, sync_range)  # type: ignore[arg-type]
+            if config.loss.sync_negatives_weight > 0 or config.loss.sync_nce_weight > 0:
+                plan = sync_negative_plan(
+                    labels,
+                    sync_range,  # type: ignore[arg-type]
+                    nce_max_offset_frames=(
+                        config.loss.sync_nce_max_offset_frames
+                        if config.loss.sync_nce_weight > 0
+                        else 0
+                    ),
+                    nce_temperature=config.loss.sync_nce_temperature,
+                )
             with torch.autocast(
                 device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None
             ):
                 outputs = heads(faces, mfcc, visual_embed, plan)
             av, visual, audio = outputs[:3]
-            sync_logits = outputs[3].float() if len(outputs) > 3 else None
+            sync_logits = outputs[3] if len(outputs) > 3 else None
+            sync_nce = outputs[4] if len(outputs) > 4 else None
+            if sync_logits is not None and config.loss.sync_negatives_weight == 0:
+                sync_logits = None
             terms = asd_loss(
                 av.float(),
                 labels,
@@ -661,7 +684,8 @@ def _train(
                 None if audio is None else audio.float(),
                 config.loss,
                 epoch,
-                sync_logits,
+                None if sync_logits is None else sync_logits.float(),
+                sync_nce,
             )
             r = terms.temperature
             optimizer.zero_grad(set_to_none=True)

@@ -31,7 +31,8 @@ __all__ = [
     "frame_accuracy",
     "SyncNegativePlan",
     "sync_negative_plan",
-    "sync_negative_audio",
+    "sync_negative_pairs",
+    "sync_offset_nce",
 ]
 
 
@@ -92,6 +93,7 @@ class LossTerms:
     audio: torch.Tensor
     temperature: float
     sync: torch.Tensor | None = None
+    sync_nce: torch.Tensor | None = None
 
 
 def asd_loss(
@@ -102,11 +104,14 @@ def asd_loss(
     config: LossConfig,
     epoch: int,
     sync_logits: torch.Tensor | None = None,
+    sync_nce: torch.Tensor | None = None,
 ) -> LossTerms:
     """``softmax_bce(av, r) + visual_weight * softmax_bce(visual, r) + audio_weight *
     softmax_bce(audio, r)`` with ``r`` from :func:`temperature` (see the module docstring),
     plus ``sync_negatives_weight * softmax_bce(sync_logits, 0, r)`` when ``sync_logits``
-    ``(N, T, 2)`` (the audio-visual logits of the synchrony negatives) is given.
+    ``(..., 2)`` (the audio-visual logits of the synchrony negatives) is given, plus
+    ``sync_nce_weight * sync_nce`` when the offset-contrastive loss
+    (:func:`sync_offset_nce`) is given.
 
     Args:
         av_logits, visual_logits, audio_logits: ``(B, T, 2)`` (``audio_logits`` may be
@@ -133,43 +138,56 @@ def asd_loss(
         zeros = torch.zeros(sync_logits.shape[:-1], dtype=torch.int64, device=sync_logits.device)
         sync = softmax_bce(sync_logits, zeros, r)
         total = total + config.sync_negatives_weight * sync
-    return LossTerms(total, av, visual, audio, r, sync)
+    if sync_nce is not None:
+        total = total + config.sync_nce_weight * sync_nce
+    return LossTerms(total, av, visual, audio, r, sync, sync_nce)
 
 
 @dataclass
 class SyncNegativePlan:
-    """Which wrong audio every synchrony negative pairs with which faces (see
+    """The synchrony negatives and offset-contrastive term of one batch (see
     :attr:`~socialav.training.config.LossConfig.sync_negatives_weight`).
 
     Attributes:
-        face_index: ``(N,)`` int64 batch rows whose faces are used.
-        audio_index: ``(N,)`` int64 batch rows whose audio embeddings are used.
-        shift_frames: ``(N,)`` int64 circular shift applied to those audio embeddings
-            (``torch.roll`` along time: frame ``t`` gets the audio of frame ``t - k``).
+        rows: ``(N,)`` int64 batch rows with a speaking frame.
+        shift_frames: signed offset ``k`` of the shifted negatives: the faces of frame
+            ``t`` are paired with the audio of frame ``t - k`` over the ``T - |k|`` frames
+            where both exist (a contiguous stretch of real audio: no seam a model could spot).
+        swap: also pair every row's faces with the next row's audio (batches of 2+ rows).
+        speech: ``(B, T)`` bool speaking frames (the positives of the offset-contrastive term).
+        nce_max_offset_frames: ``K`` of the offset-contrastive term (0: off).
+        nce_temperature: its softmax temperature.
     """
 
-    face_index: torch.Tensor
-    audio_index: torch.Tensor
-    shift_frames: torch.Tensor
+    rows: torch.Tensor
+    shift_frames: int
+    swap: bool
+    speech: torch.Tensor
+    nce_max_offset_frames: int = 0
+    nce_temperature: float = 0.1
 
     def __len__(self) -> int:
-        return int(self.face_index.numel())
+        return int(self.rows.numel())
 
 
 def sync_negative_plan(
     labels: torch.Tensor,
     shift_frames_range: tuple[int, int],
     generator: torch.Generator | None = None,
+    *,
+    nce_max_offset_frames: int = 0,
+    nce_temperature: float = 0.1,
 ) -> SyncNegativePlan:
-    """Two synchrony negatives per batch row that has a speaking frame: its faces with its own
-    audio shifted by ``±k`` frames (``k`` uniform in ``shift_frames_range``, sign uniform),
-    and (batches of two or more rows) its faces with the next row's audio, unshifted.
+    """Plan the synchrony negatives of a batch: every batch row with a speaking frame gives a
+    shifted negative (its faces with its own audio offset by ``k`` frames, ``|k|`` uniform in
+    ``shift_frames_range`` and capped at ``T // 2``, sign uniform; one ``k`` per batch) and,
+    in batches of two or more rows, a swapped negative (its faces with the next row's audio).
 
     Args:
         labels: ``(B, T)`` 0/1 frame labels of the batch.
-        shift_frames_range: inclusive ``(lo, hi)``, ``1 <= lo <= hi``; ``hi`` is capped at
-            ``T - 1`` so a shift never wraps to 0.
+        shift_frames_range: inclusive ``(lo, hi)``, ``1 <= lo <= hi``.
         generator: random source (default: torch's global one).
+        nce_max_offset_frames, nce_temperature: see :func:`sync_offset_nce`.
 
     Raises:
         ValueError: bad range or ``labels`` not 2-D.
@@ -181,28 +199,72 @@ def sync_negative_plan(
         raise ValueError(f"shift_frames_range must satisfy 1 <= lo <= hi, got {(lo, hi)}")
     batch, frames = labels.shape
     rows = torch.nonzero(labels.sum(dim=1) > 0).flatten().cpu()
-    hi = min(hi, frames - 1)
+    hi = min(hi, frames // 2)
     lo = min(lo, hi)
-    if rows.numel() == 0 or hi < 1:
-        empty = torch.zeros(0, dtype=torch.int64)
-        return SyncNegativePlan(empty, empty, empty)
-    magnitude = torch.randint(lo, hi + 1, (rows.numel(),), generator=generator)
-    sign = torch.randint(0, 2, (rows.numel(),), generator=generator) * 2 - 1
-    face, audio, shift = [rows], [rows], [magnitude * sign]
-    if batch >= 2:
-        face.append(rows)
-        audio.append((rows + 1) % batch)
-        shift.append(torch.zeros_like(rows))
-    return SyncNegativePlan(torch.cat(face), torch.cat(audio), torch.cat(shift))
+    shift = 0
+    if hi >= 1:
+        shift = int(torch.randint(lo, hi + 1, (1,), generator=generator))
+        shift *= int(torch.randint(0, 2, (1,), generator=generator)) * 2 - 1
+    return SyncNegativePlan(
+        rows, shift, batch >= 2, labels > 0, int(nce_max_offset_frames), float(nce_temperature)
+    )
 
 
-def sync_negative_audio(audio_embed: torch.Tensor, plan: SyncNegativePlan) -> torch.Tensor:
-    """The wrong audio of a plan: ``(N, T, C)`` from batch audio embeddings ``(B, T, C)``
-    (row ``n`` is ``roll(audio_embed[audio_index[n]], shift_frames[n], time)``)."""
-    frames = audio_embed.shape[1]
-    picked = audio_embed[plan.audio_index.to(audio_embed.device)]
+def sync_negative_pairs(
+    audio_embed: torch.Tensor, visual_embed: torch.Tensor, plan: SyncNegativePlan
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The ``(audio, visual)`` embedding pairs of a plan's negatives, each ``(N, T', C)``:
+    the shifted pair (``T' = T - |k|``) and, with ``plan.swap``, the swapped pair
+    (``T' = T``). Empty when no row speaks."""
     if len(plan) == 0:
-        return picked
-    time = torch.arange(frames, device=audio_embed.device)
-    source = (time[None, :] - plan.shift_frames.to(audio_embed.device)[:, None]) % frames
-    return torch.gather(picked, 1, source[:, :, None].expand(-1, -1, picked.shape[2]))
+        return []
+    rows = plan.rows.to(audio_embed.device)
+    audio, visual = audio_embed[rows], visual_embed[rows]
+    k = plan.shift_frames
+    pairs = []
+    if k > 0:  # faces at t with the audio of t - k
+        pairs.append((audio[:, :-k], visual[:, k:]))
+    elif k < 0:
+        pairs.append((audio[:, -k:], visual[:, :k]))
+    if plan.swap:
+        pairs.append((audio_embed[(rows + 1) % audio_embed.shape[0]], visual))
+    return pairs
+
+
+def sync_offset_nce(
+    audio_embed: torch.Tensor,
+    visual_embed: torch.Tensor,
+    speech: torch.Tensor,
+    max_offset_frames: int,
+    temperature: float = 0.1,
+) -> torch.Tensor | None:
+    """Offset-contrastive synchrony loss (InfoNCE over temporal offsets, as SyncNet's
+    offset search and TalkNCE's frame-level audio-visual contrast): for every speaking frame
+    ``t`` at least ``K`` frames from both ends, the cosine similarities ``cos(v_t, a_{t+j})``,
+    ``j = -K..K``, divided by ``temperature``, are a softmax over ``2K + 1`` candidates whose
+    target is ``j = 0``. Candidates come from the same clip, so identity cannot solve it;
+    only timing can.
+
+    Args:
+        audio_embed, visual_embed: ``(B, T, C)``.
+        speech: ``(B, T)`` bool speaking frames.
+        max_offset_frames: ``K >= 1``.
+        temperature: ``> 0``.
+
+    Returns:
+        Mean cross-entropy over the used frames (0-d float32), or ``None`` when no frame
+        qualifies (``T <= 2K`` or no speech).
+    """
+    k = int(max_offset_frames)
+    frames = audio_embed.shape[1]
+    if k < 1 or frames <= 2 * k:
+        return None
+    mask = speech[:, k : frames - k]
+    if not bool(mask.any()):
+        return None
+    a = F.normalize(audio_embed.float(), dim=-1)
+    v = F.normalize(visual_embed.float(), dim=-1)[:, k : frames - k]
+    candidates = torch.stack([a[:, j : frames - 2 * k + j] for j in range(2 * k + 1)], dim=2)
+    logits = torch.einsum("btc,btjc->btj", v, candidates) / temperature
+    target = torch.full(logits.shape[:2], k, dtype=torch.int64, device=logits.device)
+    return F.cross_entropy(logits[mask], target[mask])
