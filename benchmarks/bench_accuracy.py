@@ -40,7 +40,7 @@ from socialav.pipelines.detect import DetectConfig, SpeakerDetector
 from socialav.postprocess import smooth, speaking_probability
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-WINDOWS = {"full": None, "demo": (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)}
+WINDOWS = {"full": None, "6s": (6.0,), "demo": (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)}
 ASD_WEIGHTS = [name for name, e in hub.REGISTRY.items() if e.kind == "asd"]
 
 
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
         help="comma-separated registry names or checkpoint files (e.g. a socialav train "
         "model_epoch0003.pt)",
     )
-    parser.add_argument("--windows", default="full,demo")
+    parser.add_argument("--windows", default="full,6s,demo")
     parser.add_argument("--backends", default="onnx")
     parser.add_argument("--delays", default="5,10", help="delays of the self-pairs, frames")
     parser.add_argument("--threads", type=int, default=2)
