@@ -118,6 +118,9 @@ def ort_session_options(num_threads: int = 1):
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # input shapes vary (track and window lengths): a memory pattern cached per shape would
+    # make the resident size grow with every new length on long videos
+    so.enable_mem_pattern = False
     return so
 
 

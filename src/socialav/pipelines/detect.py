@@ -119,7 +119,7 @@ class DetectConfig:
             ``lam``).
     """
 
-    asd_weights: str = "light-asd-ava"
+    asd_weights: str = "lr-asd-ava"
     windows: WindowConfig = field(default_factory=lambda: WindowConfig(durations_s=(6.0,)))
     backend: str = DEFAULT_BACKEND
     face_detector: str = "ultra-light-face-rfb-320"
