@@ -138,6 +138,24 @@ def _cpu_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
 
 
+def _self_description(
+    model: torch.nn.Module, training_data: object, train_config: dict | None
+) -> dict[str, object]:
+    """The fields every socialav checkpoint starts with: format, architecture, input contract,
+    library versions, training-data note and training configuration."""
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "format_version": CHECKPOINT_FORMAT_VERSION,
+        "architecture": architecture_of(model),
+        "architecture_config": {},
+        "input_contract": dict(INPUT_CONTRACT),
+        "socialav_version": __version__,
+        "torch_version": str(torch.__version__),
+        "training_data": str(training_data),
+        "train_config": _plain(dict(train_config or {})),
+    }
+
+
 def save_model_checkpoint(
     path: str | Path,
     model: AudioVisualASD,
@@ -160,16 +178,8 @@ def save_model_checkpoint(
     """
     path = Path(path)
     payload = {
-        "format": CHECKPOINT_FORMAT,
-        "format_version": CHECKPOINT_FORMAT_VERSION,
-        "architecture": architecture_of(model),
-        "architecture_config": {},
-        "input_contract": dict(INPUT_CONTRACT),
-        "socialav_version": __version__,
-        "torch_version": str(torch.__version__),
-        "training_data": str(training_data),
+        **_self_description(model, training_data, train_config),
         "metrics": _plain(dict(metrics or {})),
-        "train_config": _plain(dict(train_config or {})),
         "state_dict": _cpu_state_dict(model),
     }
     _save_atomic(payload, path)
@@ -325,15 +335,7 @@ def save_training_state(
     the metrics ``history``, the ``best`` record and the torch RNG state."""
     path = Path(path)
     payload = {
-        "format": CHECKPOINT_FORMAT,
-        "format_version": CHECKPOINT_FORMAT_VERSION,
-        "architecture": architecture_of(model),
-        "architecture_config": {},
-        "input_contract": dict(INPUT_CONTRACT),
-        "socialav_version": __version__,
-        "torch_version": str(torch.__version__),
-        "training_data": str(training_data),
-        "train_config": _plain(dict(train_config)),
+        **_self_description(model, training_data, train_config),
         "state_dict": _cpu_state_dict(model),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
