@@ -44,14 +44,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
-import python_speech_features
 import torch
 from scipy.io import wavfile
 from torch.utils.data import Dataset, Sampler
 
 from socialav.data.ava_csv import AvaLabel, read_ava_csv
+from socialav.data.entity import entity_fps, entity_mfcc
 from socialav.data.layout import DatasetLayout
-from socialav.types import ANALYSIS_FPS, AUDIO_SAMPLE_RATE, MFCC_FRAMES_PER_VIDEO_FRAME
+from socialav.types import AUDIO_SAMPLE_RATE, MFCC_FRAMES_PER_VIDEO_FRAME
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +70,6 @@ __all__ = [
 
 #: Side of the faces given to the models (``H = 112`` in ``load_visual``).
 FACE_PX = 112
-#: Samples of one MFCC analysis window at 16 kHz and 25 fps (0.025 s): shorter audio is padded.
-_MIN_AUDIO_SAMPLES = 400
 
 
 @dataclass(frozen=True)
@@ -140,21 +138,6 @@ class Chunk:
     @property
     def num_frames(self) -> int:
         return self.stop - self.start
-
-
-def entity_fps(frame_timestamps_s: np.ndarray, default_fps: float = ANALYSIS_FPS) -> float:
-    """Frame rate of an entity from its timestamps: ``1 / median step``, snapped to
-    ``default_fps`` when within 1 % of it (timestamps are written with two decimals).
-
-    Single-frame entities get ``default_fps``.
-    """
-    if len(frame_timestamps_s) < 2:
-        return float(default_fps)
-    step = float(np.median(np.diff(frame_timestamps_s)))
-    if step <= 0:
-        raise ValueError(f"frame timestamps must increase, but the median step is {step}")
-    fps = 1.0 / step
-    return float(default_fps) if abs(fps - default_fps) <= 0.01 * default_fps else fps
 
 
 def read_entities(
@@ -251,29 +234,6 @@ def mix_noise(audio: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray
     clean_db = 10 * np.log10(np.mean(clean**2) + 1e-4)
     mixed = clean + np.sqrt(10 ** ((clean_db - noise_db - snr_db) / 10)) * other
     return np.clip(np.round(mixed), -32768, 32767).astype(np.int16)
-
-
-def entity_mfcc(audio: np.ndarray, num_frames: int, fps: float = ANALYSIS_FPS) -> np.ndarray:
-    """MFCC of an entity's audio, exactly ``4 * num_frames`` rows (TalkNet ``load_audio``).
-
-    Args:
-        audio: ``(N,)`` int16 16 kHz mono, the entity's span.
-        num_frames: video frames of the entity.
-        fps: the entity's frame rate; the MFCC window and hop are scaled by ``25 / fps``.
-
-    Returns:
-        ``(4 * num_frames, 13)`` float32, wrap-padded at the end when the audio is short.
-    """
-    if len(audio) < _MIN_AUDIO_SAMPLES:
-        audio = np.pad(audio, (0, _MIN_AUDIO_SAMPLES - len(audio)))
-    scale = ANALYSIS_FPS / fps
-    feats = python_speech_features.mfcc(
-        audio, AUDIO_SAMPLE_RATE, numcep=13, winlen=0.025 * scale, winstep=0.010 * scale
-    )
-    wanted = MFCC_FRAMES_PER_VIDEO_FRAME * num_frames
-    if len(feats) < wanted:
-        feats = np.pad(feats, ((0, wanted - len(feats)), (0, 0)), mode="wrap")
-    return feats[:wanted].astype(np.float32)
 
 
 def augment_faces(faces: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:
