@@ -176,7 +176,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 def is_socialav_checkpoint(path: str | Path) -> bool:
     """True when ``path`` holds a socialav checkpoint (a dict whose ``format`` is
-    ``socialav-asd-checkpoint``) rather than an original ``state_dict``.
+    ``socialav-checkpoint``, or the older ``socialav-asd-checkpoint``) rather than an original
+    ``state_dict``.
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.
@@ -185,7 +186,10 @@ def is_socialav_checkpoint(path: str | Path) -> bool:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} not found")
     obj = torch.load(path, map_location="cpu", weights_only=True)
-    return isinstance(obj, Mapping) and obj.get("format") == "socialav-asd-checkpoint"
+    return isinstance(obj, Mapping) and obj.get("format") in (
+        "socialav-checkpoint",
+        "socialav-asd-checkpoint",
+    )
 
 
 def detect_architecture(state_dict: Mapping[str, torch.Tensor]) -> Architecture | None:

@@ -3,16 +3,21 @@
 A **model checkpoint** written by socialav is a ``torch.save`` of a plain dict, loadable with
 ``torch.load(weights_only=True)``::
 
-    {"format": "socialav-asd-checkpoint", "format_version": 1,
+    {"format": "socialav-checkpoint", "format_version": 1,
      "architecture": "light-asd", "architecture_config": {},
-     "input_contract": {...INPUT_CONTRACT...},
+     "input_contract": {...},
      "socialav_version": "0.1.0", "torch_version": "2.13.0",
      "training_data": "free text", "metrics": {...}, "train_config": {...},
      "state_dict": {our parameter names -> tensors}}
 
+``architecture`` is a name of :mod:`socialav.models.registry` (ASD models, GazeLSTM, the QuAVF
+branches), ``architecture_config`` the keyword arguments it was built with. Files of the
+first release say ``"format": "socialav-asd-checkpoint"`` and are read the same way.
+
 :func:`load_model_checkpoint` checks the format, the architecture (when the caller names one)
-and the input contract, and refuses a mismatch with a message saying what was expected and
-found; the weights are then loaded with ``load_state_dict(strict=True)``.
+and the fixed fields of the input contract, and refuses a mismatch with a message saying what
+was expected and found; the model is rebuilt from the stored configuration and the weights
+loaded with ``load_state_dict(strict=True)``.
 
 The **training state** (``state_last.pt``) adds the optimizer and scheduler state, the epoch and
 step reached, the torch RNG state and the metrics history, so that an interrupted run resumes
@@ -32,27 +37,23 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from socialav import __version__
 from socialav.io.atomic import atomic_write
 from socialav.models.checkpoints import load_asd_model, read_state_dict
-from socialav.models.light_asd import (
-    FACE_PIXEL_MEAN,
-    FACE_PIXEL_STD,
-    FACE_SIZE_PX,
-    NUM_MFCC,
-    AudioVisualASD,
-    LightASD,
-)
+from socialav.models.light_asd import AudioVisualASD, LightASD
 from socialav.models.lr_asd import LRASD
+from socialav.models.registry import (
+    ASD_INPUT_CONTRACT,
+    UnknownArchitectureError,
+    architecture_name_of,
+    architecture_spec,
+    build_architecture,
+    contract_differences,
+)
 from socialav.models.talknet import TalkNet
 from socialav.models.talknet_checkpoint import load_talknet
-from socialav.types import (
-    ANALYSIS_FPS,
-    AUDIO_SAMPLE_RATE,
-    MFCC_FRAMES_PER_VIDEO_FRAME,
-    MFCC_RATE_HZ,
-)
 
 logger = logging.getLogger(__name__)
 
@@ -71,24 +72,15 @@ __all__ = [
     "load_training_state",
 ]
 
-CHECKPOINT_FORMAT = "socialav-asd-checkpoint"
+CHECKPOINT_FORMAT = "socialav-checkpoint"
 CHECKPOINT_FORMAT_VERSION = 1
+#: Format names of earlier releases, read as :data:`CHECKPOINT_FORMAT`.
+_LEGACY_FORMATS = ("socialav-asd-checkpoint",)
 
-#: What the models take (see ``socialav.models.light_asd``); stored in and checked against
-#: every checkpoint.
-INPUT_CONTRACT: dict[str, Any] = {
-    "fps": ANALYSIS_FPS,
-    "audio_sample_rate": AUDIO_SAMPLE_RATE,
-    "audio_features": "mfcc",
-    "mfcc_num_coefficients": NUM_MFCC,
-    "mfcc_rate_hz": MFCC_RATE_HZ,
-    "mfcc_frames_per_video_frame": MFCC_FRAMES_PER_VIDEO_FRAME,
-    "mfcc_library": "python_speech_features (numcep=13, winlen=0.025, winstep=0.010)",
-    "face_size_px": FACE_SIZE_PX,
-    "face_channels": "gray",
-    "face_normalisation": f"(x / 255 - {FACE_PIXEL_MEAN}) / {FACE_PIXEL_STD}",
-}
+#: What the ASD models take; stored in and checked against every ASD checkpoint.
+INPUT_CONTRACT: dict[str, Any] = ASD_INPUT_CONTRACT
 
+#: The ASD architectures ``socialav train`` fine-tunes from original checkpoints.
 MODEL_CLASSES: dict[str, type[AudioVisualASD]] = {
     "light-asd": LightASD,
     "lr-asd": LRASD,
@@ -100,26 +92,23 @@ class CheckpointError(ValueError):
     """A socialav checkpoint is malformed or does not match what the caller expects."""
 
 
-def build_model(architecture: str) -> AudioVisualASD:
-    """A randomly initialised model of ``architecture`` (``light-asd``, ``lr-asd``, ``talknet``).
+def build_model(architecture: str, config: Mapping[str, Any] | None = None) -> nn.Module:
+    """A randomly initialised model of a registered ``architecture`` (``light-asd``,
+    ``lr-asd``, ``talknet``, ``gaze-lstm``, ``quavf-visual``, ``quavf-audio``) built with the
+    ``config`` keyword arguments.
 
     Raises:
-        ValueError: unknown architecture.
+        ValueError: unknown architecture, or arguments the constructor does not take.
     """
-    try:
-        return MODEL_CLASSES[architecture]()
-    except KeyError:
-        raise ValueError(
-            f"architecture must be one of {sorted(MODEL_CLASSES)}, but got {architecture!r}"
-        ) from None
+    return build_architecture(architecture, config)
 
 
-def architecture_of(model: AudioVisualASD) -> str:
+def architecture_of(model: nn.Module) -> str:
     """The architecture name of a model instance."""
-    for name, cls in MODEL_CLASSES.items():
-        if type(model) is cls:
-            return name
-    raise ValueError(f"unknown model class {type(model).__name__}")
+    try:
+        return architecture_name_of(model)
+    except UnknownArchitectureError as err:
+        raise ValueError(str(err)) from None
 
 
 def _save_atomic(obj: Any, path: Path) -> None:
@@ -139,16 +128,24 @@ def _cpu_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _self_description(
-    model: torch.nn.Module, training_data: object, train_config: dict | None
+    model: torch.nn.Module,
+    training_data: object,
+    train_config: Mapping[str, Any] | None,
+    architecture_config: Mapping[str, Any] | None = None,
+    input_contract: Mapping[str, Any] | None = None,
 ) -> dict[str, object]:
-    """The fields every socialav checkpoint starts with: format, architecture, input contract,
-    library versions, training-data note and training configuration."""
+    """The fields every socialav checkpoint starts with: format, architecture and its
+    configuration, input contract (the architecture's fixed contract updated with
+    ``input_contract``), library versions, training-data note and training configuration."""
+    name = architecture_of(model)
+    contract = dict(architecture_spec(name).fixed_contract)
+    contract.update(input_contract or {})
     return {
         "format": CHECKPOINT_FORMAT,
         "format_version": CHECKPOINT_FORMAT_VERSION,
-        "architecture": architecture_of(model),
-        "architecture_config": {},
-        "input_contract": dict(INPUT_CONTRACT),
+        "architecture": name,
+        "architecture_config": _plain(dict(architecture_config or {})),
+        "input_contract": _plain(contract),
         "socialav_version": __version__,
         "torch_version": str(torch.__version__),
         "training_data": str(training_data),
@@ -158,27 +155,38 @@ def _self_description(
 
 def save_model_checkpoint(
     path: str | Path,
-    model: AudioVisualASD,
+    model: nn.Module,
     *,
     training_data: str = "",
     metrics: Mapping[str, Any] | None = None,
     train_config: Mapping[str, Any] | None = None,
+    architecture_config: Mapping[str, Any] | None = None,
+    input_contract: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a self-describing model checkpoint atomically (see the module docstring).
 
     Args:
         path: destination (``.pt``).
-        model: a :class:`LightASD`, :class:`LRASD` or :class:`TalkNet` (unwrapped, not DDP).
+        model: a model of a registered architecture (unwrapped, not DDP).
         training_data: free-text note on the data the weights were trained on.
         metrics: e.g. ``{"epoch": 3, "val_map_percent": 91.2}``.
         train_config: the :class:`~socialav.training.config.TrainConfig` as a dict.
+        architecture_config: the keyword arguments ``model`` was built with (``{}`` for the
+            reference sizes); loading rebuilds the model from them.
+        input_contract: free contract fields (e.g. ``{"face_size_px": 224}``) added to the
+            architecture's fixed contract.
 
     Returns:
         ``Path(path)``.
+
+    Raises:
+        ValueError: ``model`` is not of a registered architecture.
     """
     path = Path(path)
     payload = {
-        **_self_description(model, training_data, train_config),
+        **_self_description(
+            model, training_data, train_config, architecture_config, input_contract
+        ),
         "metrics": _plain(dict(metrics or {})),
         "state_dict": _cpu_state_dict(model),
     }
@@ -198,7 +206,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} not found")
     obj = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
+    if not isinstance(obj, dict) or obj.get("format") not in (CHECKPOINT_FORMAT, *_LEGACY_FORMATS):
         raise CheckpointError(
             f"{path} is not a socialav checkpoint (expected a dict with format="
             f"{CHECKPOINT_FORMAT!r}); original Light-ASD/LR-ASD/TalkNet checkpoints are loaded "
@@ -216,17 +224,16 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return obj
 
 
-def check_input_contract(found: Mapping[str, Any], source: str = "checkpoint") -> None:
-    """Refuse a checkpoint whose input contract differs from :data:`INPUT_CONTRACT`.
+def check_input_contract(
+    found: Mapping[str, Any], source: str = "checkpoint", architecture: str = "light-asd"
+) -> None:
+    """Refuse a checkpoint whose input contract differs from the fixed contract of its
+    ``architecture`` (:data:`INPUT_CONTRACT` for the ASD models).
 
     Raises:
         CheckpointError: listing every differing field with expected and found values.
     """
-    diffs = [
-        f"{key}: expected {INPUT_CONTRACT[key]!r}, found {found.get(key, '<missing>')!r}"
-        for key in INPUT_CONTRACT
-        if found.get(key) != INPUT_CONTRACT[key]
-    ]
+    diffs = contract_differences(architecture, found)
     if diffs:
         raise CheckpointError(
             f"{source} was trained for another input contract than this socialav provides; "
@@ -238,7 +245,7 @@ def load_model_checkpoint(
     path: str | Path,
     architecture: str | None = None,
     device: str | torch.device = "cpu",
-) -> tuple[AudioVisualASD, dict[str, Any]]:
+) -> tuple[nn.Module, dict[str, Any]]:
     """Load a socialav model checkpoint, checking what it describes.
 
     Args:
@@ -259,12 +266,15 @@ def load_model_checkpoint(
         raise CheckpointError(
             f"{path} holds a {found_arch!r} model, but a {architecture!r} model was requested"
         )
-    if found_arch not in MODEL_CLASSES:
-        raise CheckpointError(
-            f"{path}: unknown architecture {found_arch!r} (known: {sorted(MODEL_CLASSES)})"
-        )
-    check_input_contract(obj["input_contract"], str(path))
-    model = build_model(found_arch)
+    try:
+        architecture_spec(found_arch)
+    except UnknownArchitectureError as err:
+        raise CheckpointError(f"{path}: {err}") from None
+    check_input_contract(obj["input_contract"], str(path), found_arch)
+    try:
+        model = build_model(found_arch, obj.get("architecture_config") or {})
+    except ValueError as err:
+        raise CheckpointError(f"{path}: {err}") from None
     expected = set(model.state_dict())
     given = set(obj["state_dict"])
     if expected != given:
@@ -279,7 +289,9 @@ def load_model_checkpoint(
     return model.to(device).eval(), meta
 
 
-def load_initial_model(spec: str | None, architecture: str) -> AudioVisualASD:
+def load_initial_model(
+    spec: str | None, architecture: str, config: Mapping[str, Any] | None = None
+) -> nn.Module:
     """The model training starts from.
 
     Args:
@@ -287,6 +299,7 @@ def load_initial_model(spec: str | None, architecture: str) -> AudioVisualASD:
             (:mod:`socialav.hub`), a path to an original Light-ASD / LR-ASD / TalkNet
             checkpoint, or a path to a socialav checkpoint.
         architecture: the architecture to train; the weights must be of this architecture.
+        config: constructor arguments for a random initialisation (``spec=None``).
 
     Raises:
         FileNotFoundError: a path that does not exist (and is not a registry name).
@@ -294,7 +307,7 @@ def load_initial_model(spec: str | None, architecture: str) -> AudioVisualASD:
         WeightsError: registry name that cannot be resolved.
     """
     if spec is None:
-        return build_model(architecture)
+        return build_model(architecture, config)
     path = Path(spec)
     if not path.is_file():
         from socialav.hub import REGISTRY, resolve_weights
@@ -309,6 +322,11 @@ def load_initial_model(spec: str | None, architecture: str) -> AudioVisualASD:
     if isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT:
         model, _ = load_model_checkpoint(path, architecture)
         return model
+    if architecture not in MODEL_CLASSES:
+        raise CheckpointError(
+            f"{path} is not a socialav checkpoint; a {architecture} model starts from a "
+            f"socialav checkpoint or from random weights (init_weights: null)"
+        )
     if architecture == "talknet":
         return load_talknet(path)
     read_state_dict(path)  # clear error when the file is not a state_dict
@@ -318,7 +336,7 @@ def load_initial_model(spec: str | None, architecture: str) -> AudioVisualASD:
 def save_training_state(
     path: str | Path,
     *,
-    model: AudioVisualASD,
+    model: nn.Module,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     epoch: int,
@@ -328,6 +346,8 @@ def save_training_state(
     best: Mapping[str, Any],
     train_config: Mapping[str, Any],
     training_data: str = "",
+    architecture_config: Mapping[str, Any] | None = None,
+    input_contract: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write the resumable state atomically: a model checkpoint plus ``optimizer``,
     ``scheduler``, ``epoch`` (1-based, the epoch in progress or just finished), ``step``
@@ -335,7 +355,9 @@ def save_training_state(
     the metrics ``history``, the ``best`` record and the torch RNG state."""
     path = Path(path)
     payload = {
-        **_self_description(model, training_data, train_config),
+        **_self_description(
+            model, training_data, train_config, architecture_config, input_contract
+        ),
         "state_dict": _cpu_state_dict(model),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
@@ -360,5 +382,5 @@ def load_training_state(path: str | Path) -> dict[str, Any]:
     for key in ("optimizer", "scheduler", "epoch", "step", "torch_rng_state"):
         if key not in obj:
             raise CheckpointError(f"{path} is a model checkpoint, not a training state ({key})")
-    check_input_contract(obj["input_contract"], str(path))
+    check_input_contract(obj["input_contract"], str(path), obj["architecture"])
     return obj
