@@ -8,7 +8,16 @@ import importlib
 from socialav.cli.app import app
 
 # Command modules: each registers its commands on ``app`` when imported.
-for _name in ("data", "detect", "evaluate", "score", "weights", "train", "talkset"):
+for _name in (
+    "data",
+    "detect",
+    "evaluate",
+    "score",
+    "weights",
+    "train",
+    "talkset",
+    "ego4d_media",
+):
     try:
         importlib.import_module(f"socialav.cli.{_name}")
     except ModuleNotFoundError as exc:  # a command module not written yet

@@ -1,4 +1,8 @@
-"""``socialav train CONFIG``: train or fine-tune an ASD model (resumes an interrupted run).
+"""``socialav train CONFIG``: train or fine-tune a model (resumes an interrupted run).
+
+ASD models (Light-ASD, LR-ASD, TalkNet) train on a prepared AVA-layout root (``data``), the
+Ego4D models (GazeLSTM for LAM, the QuAVF branches for TTM) on Ego4D annotations and media
+(``ego4d``); one engine (:mod:`socialav.training.engine`) runs them all.
 
 Multi-GPU / multi-node: launch the same command through torchrun, e.g.
 ``torchrun --nproc-per-node 4 -m socialav.cli train CONFIG.yaml``.

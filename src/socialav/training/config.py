@@ -12,8 +12,16 @@ Sources of the defaults:
   ``--batchSize 2500``; loss ``lossAV + 0.4 * lossA + 0.4 * lossV``, each a plain cross-entropy
   (no temperature: ``r = 1``).
 
+- Ego4D Looking-at-Me baseline GazeLSTM (EGO4D/social-interactions branch ``lam``,
+  ``common/config.py``, ``run.py``): Adam, lr 5e-4, batch 64, 40 epochs, no schedule,
+  ``CrossEntropyLoss(weight=[0.136, 0.864])``.
+- QuAVF (Ego4D-QuAVF-TTM-CVPR23 ``common/config.py``, ``common/engine.py``): Adam, lr 1e-5,
+  gradient-norm clip 1, class-balanced cross-entropy, each branch trained on its own.
+
 A configuration file (YAML or JSON) holds the same nested keys as :class:`TrainConfig`; missing
-keys take the defaults of the chosen ``model.architecture``. Unknown keys are errors.
+keys take the defaults of the chosen ``model.architecture``. Unknown keys are errors. The ASD
+architectures read ``data`` (a prepared AVA/UniTalk/TalkSet root); the Ego4D ones read
+``ego4d`` (annotations, frames and audio in the layouts of the references).
 """
 
 from __future__ import annotations
@@ -30,13 +38,25 @@ __all__ = [
     "ModelConfig",
     "OptimConfig",
     "LossConfig",
+    "Ego4dDataConfig",
     "TrainConfig",
+    "EGO4D_ARCHITECTURES",
     "ConfigError",
     "load_config",
 ]
 
-Architecture = Literal["light-asd", "lr-asd", "talknet"]
-ARCHITECTURE_NAMES: tuple[str, ...] = ("light-asd", "lr-asd", "talknet")
+Architecture = Literal["light-asd", "lr-asd", "talknet", "gaze-lstm", "quavf-visual", "quavf-audio"]
+#: Architectures ``socialav train`` trains (:mod:`socialav.models.registry`).
+ARCHITECTURE_NAMES: tuple[str, ...] = (
+    "light-asd",
+    "lr-asd",
+    "talknet",
+    "gaze-lstm",
+    "quavf-visual",
+    "quavf-audio",
+)
+#: The architectures trained on Ego4D social data (section ``ego4d``) rather than ``data``.
+EGO4D_ARCHITECTURES: tuple[str, ...] = ("gaze-lstm", "quavf-visual", "quavf-audio")
 
 
 class ConfigError(ValueError):
@@ -71,7 +91,11 @@ class ModelConfig:
     """Architecture, initial weights and which parts train.
 
     Attributes:
-        architecture: ``light-asd``, ``lr-asd`` or ``talknet``.
+        architecture: ``light-asd``, ``lr-asd``, ``talknet`` (ASD), ``gaze-lstm`` (LAM),
+            ``quavf-visual`` or ``quavf-audio`` (TTM branches).
+        architecture_config: constructor keyword arguments (e.g. ``{"img_feature_dim": 32,
+            "base_width": 8}`` for a debug-size GazeLSTM); ``{}`` gives the reference sizes.
+            Stored in every checkpoint.
         init_weights: ``None`` (random init), a weights-registry name (``light-asd-ava``), a
             path to an original checkpoint, or a path to a socialav checkpoint.
         trainable: module-name prefixes that train (e.g. ``["audio_encoder", "backend",
@@ -92,6 +116,7 @@ class ModelConfig:
     """
 
     architecture: Architecture = "light-asd"
+    architecture_config: dict[str, Any] = field(default_factory=dict)
     init_weights: str | None = None
     trainable: list[str] | None = None
     freeze_batchnorm: bool = True
@@ -107,11 +132,13 @@ class OptimConfig:
         lr: 1e-3 (Light-ASD / LR-ASD ``--lr``); TalkNet uses 1e-4.
         lr_decay: 0.95 (``--lrDecay``).
         weight_decay: 0 (the references use none).
+        grad_clip: maximum gradient norm (``None``: no clipping; QuAVF 1.0).
     """
 
     lr: float = 1e-3
     lr_decay: float = 0.95
     weight_decay: float = 0.0
+    grad_clip: float | None = None
 
 
 @dataclass
@@ -137,6 +164,9 @@ class LossConfig:
         sync_nce_weight: weight of the offset-contrastive synchrony loss
             (:func:`~socialav.training.losses.sync_offset_nce`; 0: off; Light-ASD / LR-ASD).
         sync_nce_max_offset_frames, sync_nce_temperature: its ``K`` and temperature.
+        class_weights: Ego4D models only: cross-entropy class weights ``[w_not, w_yes]``,
+            ``"balanced"`` (``w_c = N / (2 N_c)`` over the training labels) or ``None``
+            (GazeLSTM default ``[0.136, 0.864]``, QuAVF ``"balanced"``).
     """
 
     temperature_start: float = 1.3
@@ -148,6 +178,48 @@ class LossConfig:
     sync_nce_weight: float = 0.0
     sync_nce_max_offset_frames: int = 15
     sync_nce_temperature: float = 0.1
+    class_weights: list[float] | str | None = None
+
+
+@dataclass
+class Ego4dDataConfig:
+    """Ego4D social data for ``gaze-lstm`` / ``quavf-*`` training (layouts of the references).
+
+    Attributes:
+        annotations, val_annotations: ``av_train.json`` / ``av_val.json``
+            (:func:`socialav.data.ego4d.load_av_annotations`); ``val_annotations=None``
+            skips validation.
+        clip_list, val_clip_list: optional official split lists (one clip_uid per line) that
+            restrict the clips used.
+        frames_dir: extracted frames, ``FRAMES_DIR/<clip_uid>/img_{frame+1:05d}.jpg`` at 30 fps
+            (``scripts/extract_frame.sh`` of the baselines; ``socialav data ego4d-frames``).
+        audio_dir: ``AUDIO_DIR/<clip_uid>.wav`` 16 kHz mono (``scripts/extract_wave.sh``);
+            ``None`` reads the audio of ``videos_dir/<clip_uid>.mp4``.
+        videos_dir: the clips (``<clip_uid>.mp4``); used for audio when ``audio_dir`` is not set.
+        crop_size_px: face-crop side (224 in both references).
+        batch_size: samples per batch (LAM 64; QuAVF visual 64, audio 16).
+        lam_stride: every ``lam_stride``-th frame of a track is a LAM sample (1 = all).
+        ttm_feat_length, ttm_frame_stride, ttm_data_stride, ttm_score_threshold: QuAVF visual
+            windows (:func:`socialav.data.ego4d_samples.build_ttm_visual_windows`; reference
+            15, 15, 8, 0.3).
+        ttm_max_audio_frames: QuAVF audio: longest sample in video frames (900 = 30 s).
+    """
+
+    annotations: str = ""
+    val_annotations: str | None = None
+    clip_list: str | None = None
+    val_clip_list: str | None = None
+    frames_dir: str = ""
+    audio_dir: str | None = None
+    videos_dir: str | None = None
+    crop_size_px: int = 224
+    batch_size: int = 64
+    lam_stride: int = 1
+    ttm_feat_length: int = 15
+    ttm_frame_stride: int = 15
+    ttm_data_stride: int = 8
+    ttm_score_threshold: float = 0.3
+    ttm_max_audio_frames: int = 900
 
 
 _ARCH_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
@@ -162,6 +234,21 @@ _ARCH_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
             "audio_weight": 0.4,
         },
     },
+    "gaze-lstm": {
+        "optim": {"lr": 5e-4, "lr_decay": 1.0},
+        "loss": {"class_weights": [0.136, 0.864]},
+        "ego4d": {"batch_size": 64},
+    },
+    "quavf-visual": {
+        "optim": {"lr": 1e-5, "lr_decay": 1.0, "grad_clip": 1.0},
+        "loss": {"class_weights": "balanced"},
+        "ego4d": {"batch_size": 64},
+    },
+    "quavf-audio": {
+        "optim": {"lr": 1e-5, "lr_decay": 1.0, "grad_clip": 1.0},
+        "loss": {"class_weights": "balanced"},
+        "ego4d": {"batch_size": 16},
+    },
 }
 
 
@@ -170,7 +257,7 @@ class TrainConfig:
     """Everything ``socialav train`` needs.
 
     Attributes:
-        data, model, optim, loss: see their classes.
+        data, model, optim, loss, ego4d: see their classes.
         output_dir: where checkpoints, ``metrics.csv`` and ``config.json`` go.
         epochs: number of epochs (Light-ASD 30, TalkNet 25).
         seed: seeds data order, augmentation, initialisation and dropout.
@@ -187,6 +274,7 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    ego4d: Ego4dDataConfig = field(default_factory=Ego4dDataConfig)
     output_dir: str = "runs/train"
     epochs: int = 30
     seed: int = 0
@@ -210,6 +298,30 @@ class TrainConfig:
                 self.model.architecture,
             ),
             (self.epochs >= 1, "epochs", ">= 1", self.epochs),
+            (
+                self.optim.grad_clip is None or self.optim.grad_clip > 0,
+                "optim.grad_clip",
+                "None or > 0",
+                self.optim.grad_clip,
+            ),
+            (
+                self.loss.class_weights is None
+                or self.loss.class_weights == "balanced"
+                or (
+                    isinstance(self.loss.class_weights, list | tuple)
+                    and len(self.loss.class_weights) == 2
+                    and all(float(w) > 0 for w in self.loss.class_weights)
+                ),
+                "loss.class_weights",
+                "None, 'balanced' or two positive numbers",
+                self.loss.class_weights,
+            ),
+            (
+                self.ego4d.batch_size >= 1 and self.ego4d.crop_size_px >= 8,
+                "ego4d.batch_size/crop_size_px",
+                ">= 1 and >= 8",
+                (self.ego4d.batch_size, self.ego4d.crop_size_px),
+            ),
             (self.optim.lr > 0, "optim.lr", "> 0", self.optim.lr),
             (0 < self.optim.lr_decay <= 1, "optim.lr_decay", "in (0, 1]", self.optim.lr_decay),
             (self.amp in ("auto", "bf16", "off"), "amp", "auto, bf16 or off", self.amp),
@@ -338,6 +450,7 @@ class TrainConfig:
             "model": ModelConfig,
             "optim": OptimConfig,
             "loss": LossConfig,
+            "ego4d": Ego4dDataConfig,
         }
         top = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - top)

@@ -1,11 +1,23 @@
-"""Ego4D social tasks for training: losses and steps of GazeLSTM (LAM) and QuAVF (TTM).
+"""Ego4D social tasks for the training engine: GazeLSTM (LAM) and the QuAVF branches (TTM).
 
 Each *step function* maps ``(model, batch, device)`` to a :class:`StepOutput` (loss, logits,
-labels); a training loop only has to call it, back-propagate ``loss`` and step its optimiser.
-:func:`fit` is such a loop, minimal (Adam, gradient clipping, fixed epochs, seeded data order):
-enough for smoke runs and small fine-tunes until the shared loop of
-:mod:`socialav.training.loop` (built around the ASD models' datasets and heads) takes a
-generic ``(model, step function, loaders)``.
+labels). :class:`Ego4dTrainingTask` wraps one in a :class:`~socialav.training.engine.
+TrainingTask`, so ``socialav train`` trains these models with the same engine as the ASD
+models (checkpoints every epoch, exact resumption, validation mAP, best checkpoint, metrics
+log, DDP): ``model.architecture`` ``gaze-lstm``, ``quavf-visual`` or ``quavf-audio`` and an
+``ego4d`` config section (:class:`~socialav.training.config.Ego4dDataConfig`).
+
+Samples (:mod:`socialav.data.ego4d_samples`) and validation metrics
+(:mod:`socialav.evaluation.ego4d`, official semantics):
+
+- LAM: one 7-frame window per (track, frame) of ``lam_stride``; validation mAP over the
+  (clip, frame, track) rows -- mean of AP(looking) and AP(not looking on 1 - score).
+- TTM visual (QuAVF): quality-filtered windows of each talking segment for training; for
+  validation one window per face frame, the segment's score the mean of its windows'
+  probabilities, mAP over segments.
+- TTM audio (QuAVF): one sample per sub-clip; per-frame loss; a sub-clip's logits are the
+  mean over its frames, a segment's score ``softmax(mean of its sub-clips' logits)[1]``
+  (:func:`~socialav.evaluation.ego4d.ttm_segment_scores`), mAP over segments.
 
 Losses of the references:
 
@@ -23,23 +35,46 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
-from socialav.data.ego4d_samples import IGNORE_INDEX
+from socialav.data.ego4d import Ego4dClip, load_av_annotations, read_split_list
+from socialav.data.ego4d_media import ClipAudio, JpegFolderFrames
+from socialav.data.ego4d_samples import (
+    IGNORE_INDEX,
+    LamDataset,
+    TtmAudioDataset,
+    TtmVisualDataset,
+    build_ttm_visual_windows,
+    collate_ttm_audio,
+    lam_samples,
+    lam_track_boxes,
+    ttm_samples,
+)
+from socialav.evaluation.ego4d import Ego4dMetricError, social_map, ttm_segment_scores
+from socialav.training.checkpoint import build_model, load_model_checkpoint
+from socialav.training.config import EGO4D_ARCHITECTURES, ConfigError, TrainConfig
+from socialav.training.distributed import DistributedContext
+from socialav.training.engine import StepResult, TrainingTask
+
+#: Frames of a LAM window (t - 3 .. t + 3, the baseline's ``seq_len``).
+LAM_WINDOW_FRAMES = 7
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "LAM_CLASS_WEIGHTS",
-    "Ego4dFitConfig",
+    "Ego4dTrainingTask",
     "StepOutput",
     "balanced_class_weights",
-    "fit",
+    "build_ego4d_task",
     "lam_step",
     "predict",
     "ttm_audio_step",
@@ -133,74 +168,6 @@ def ttm_audio_step(
     return StepOutput(loss, flat[keep], labels.reshape(-1)[keep])
 
 
-@dataclass(frozen=True)
-class Ego4dFitConfig:
-    """Settings of :func:`fit`.
-
-    Attributes:
-        epochs: passes over the loader.
-        lr: Adam learning rate (LAM baseline 5e-4; QuAVF 1e-5).
-        weight_decay: Adam weight decay (0 in both references).
-        grad_clip: max gradient norm, ``None`` for none (QuAVF: 1.0; LAM: none).
-        seed: seeds ``torch`` before training (model init is the caller's).
-    """
-
-    epochs: int = 1
-    lr: float = 5e-4
-    weight_decay: float = 0.0
-    grad_clip: float | None = None
-    seed: int = 0
-
-
-def fit(
-    model: nn.Module,
-    step: StepFn,
-    loader: Iterable[Batch],
-    config: Ego4dFitConfig,
-    device: str | torch.device = "cpu",
-    progress: Callable[[int, int, float], None] | None = None,
-) -> list[float]:
-    """Minimal training loop: Adam over the trainable parameters, ``config.epochs`` passes.
-
-    Args:
-        model: the architecture (moved to ``device``).
-        step: a step function of this module (or any with the same contract).
-        loader: yields batches (e.g. a ``torch.utils.data.DataLoader``).
-        progress: called as ``progress(epoch, batch_index, loss)`` after every batch.
-
-    Returns:
-        The mean loss of every epoch.
-
-    Raises:
-        FloatingPointError: the loss became NaN or infinite (names the epoch and batch).
-    """
-    dev = torch.device(device)
-    torch.manual_seed(config.seed)
-    model.to(dev)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    history: list[float] = []
-    for epoch in range(1, config.epochs + 1):
-        model.train()
-        total, count = 0.0, 0
-        for i, batch in enumerate(loader):
-            out = step(model, batch, dev)
-            if not torch.isfinite(out.loss):
-                raise FloatingPointError(f"loss is {float(out.loss)} at epoch {epoch} batch {i}")
-            optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
-            if config.grad_clip is not None:
-                nn.utils.clip_grad_norm_(params, config.grad_clip)
-            optimizer.step()
-            total += float(out.loss.detach())
-            count += 1
-            if progress is not None:
-                progress(epoch, i, float(out.loss.detach()))
-        history.append(total / count if count else math.nan)
-        logger.info("epoch %d: mean loss %.4f over %d batches", epoch, history[-1], count)
-    return history
-
-
 @torch.no_grad()
 def predict(
     model: nn.Module, step: StepFn, loader: Iterable[Batch], device: str | torch.device = "cpu"
@@ -215,3 +182,343 @@ def predict(
         probs.append(torch.softmax(out.logits.float(), dim=-1)[:, 1].cpu())
         labels.append(out.labels.cpu())
     return torch.cat(probs), torch.cat(labels)
+
+
+# ----------------------------------------------------------------------------- the task
+
+#: ``metrics.csv`` columns of an Ego4D run.
+EGO4D_METRICS_COLUMNS: tuple[str, ...] = (
+    "epoch",
+    "lr",
+    "train_loss",
+    "train_accuracy",
+    "val_map_percent",
+    "train_items",
+    "epoch_seconds",
+    "train_items_per_s",
+)
+
+
+def _map_percent(scores: Sequence[float], labels: Sequence[int], what: str) -> float:
+    """Official social mAP in percent, NaN (logged) when a class is missing."""
+    try:
+        return 100.0 * social_map(np.asarray(scores), np.asarray(labels))[0]
+    except Ego4dMetricError as err:
+        logger.warning("validation %s: %s; mAP is NaN", what, err)
+        return math.nan
+
+
+class Ego4dTrainingTask(TrainingTask):
+    """One Ego4D social model trained by the engine (see the module docstring).
+
+    Args:
+        model: the architecture (on its device, trainable parameters set).
+        step: its step function.
+        train_set: training samples (a ``Dataset`` whose items ``collate`` batches).
+        labels: ``(N,)`` class of every training item, for ``"balanced"`` class weights and
+            the log; per-frame items for the audio branch.
+        collate: batch builder (``None``: torch's default).
+        validate_fn: ``validate_fn(model, progress) -> mAP percent`` or ``None``.
+        config: the run's configuration; ctx: the distributed context.
+        architecture_config, input_contract: stored in every checkpoint.
+    """
+
+    metrics_columns = EGO4D_METRICS_COLUMNS
+    sum_keys = ("correct", "items")
+
+    def __init__(
+        self,
+        *,
+        model: nn.Module,
+        step: StepFn,
+        train_set: Dataset,
+        labels: Sequence[int],
+        collate: Callable | None,
+        validate_fn: Callable[[nn.Module, Callable[[int, int], None] | None], float] | None,
+        config: TrainConfig,
+        ctx: DistributedContext,
+        architecture_config: Mapping[str, Any],
+        input_contract: Mapping[str, Any],
+    ) -> None:
+        if len(train_set) == 0:
+            raise ConfigError(
+                f"no {config.model.architecture} training samples in "
+                f"{config.ego4d.annotations!r} (check the annotations, clip_list and filters)"
+            )
+        self.model = model
+        self.train_module = model
+        self.config, self.ctx, self.device = config, ctx, ctx.device
+        weights = config.loss.class_weights
+        if weights == "balanced":
+            weights = balanced_class_weights(labels)
+        self.class_weights = None if weights is None else tuple(float(w) for w in weights)
+        self._step = step
+        self.train_set = train_set
+        self.collate = collate
+        self.validate_fn = validate_fn
+        self.has_validation = validate_fn is not None
+        self.architecture_config = dict(architecture_config)
+        self.input_contract = dict(input_contract)
+        per_rank = len(train_set) // ctx.world_size if ctx.world_size > 1 else len(train_set)
+        self._per_rank = per_rank
+        logger.info(
+            "training %s: %d samples (%d positive items of %d), class weights %s, device %s",
+            config.model.architecture,
+            len(train_set),
+            int(np.sum(np.asarray(labels) == 1)),
+            len(labels),
+            self.class_weights,
+            self.device,
+        )
+
+    def num_steps(self) -> int:
+        return math.ceil(self._per_rank / self.config.ego4d.batch_size)
+
+    def batches(self, epoch: int, first_step: int) -> Iterable[Batch]:
+        generator = torch.Generator().manual_seed(self.config.seed * 7919 + epoch)
+        order = torch.randperm(len(self.train_set), generator=generator).tolist()
+        if self.ctx.world_size > 1:
+            order = order[self.ctx.rank :: self.ctx.world_size][: self._per_rank]
+        size = self.config.ego4d.batch_size
+        batches = [order[i : i + size] for i in range(0, len(order), size)]
+        return DataLoader(
+            self.train_set,
+            batch_sampler=batches[first_step:],
+            collate_fn=self.collate,
+            num_workers=self.config.data.num_workers,
+        )
+
+    def step(self, module: nn.Module, batch: Batch, epoch: int) -> StepResult:
+        out = self._step(module, batch, self.device, class_weights=self.class_weights)
+        correct = (out.logits.argmax(dim=-1) == out.labels).sum()
+        return StepResult(out.loss, {"correct": float(correct), "items": float(len(out.labels))})
+
+    def epoch_metrics(self, epoch: int, totals: Mapping[str, float], seconds: float) -> dict:
+        return {
+            "train_accuracy": totals["correct"] / max(totals["items"], 1.0),
+            "train_items": int(totals["items"]),
+            "train_items_per_s": totals["items"] / max(seconds, 1e-9),
+        }
+
+    def validate(self, epoch: int, progress: Callable[[int, int], None] | None) -> float:
+        if self.validate_fn is None:
+            return math.nan
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                return self.validate_fn(self.model, progress)
+        finally:
+            self.model.train(was_training)
+
+
+def _eval_batches(dataset: Dataset, batch_size: int, collate: Callable | None) -> DataLoader:
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
+
+
+def _probabilities(
+    model: nn.Module,
+    step: StepFn,
+    loader: DataLoader,
+    device: torch.device,
+    progress: Callable[[int, int], None] | None,
+) -> np.ndarray:
+    probs = []
+    for i, batch in enumerate(loader):
+        out = step(model, batch, device)
+        probs.append(torch.softmax(out.logits.float(), dim=-1)[:, 1].cpu())
+        if progress is not None:
+            progress(i + 1, len(loader))
+    return torch.cat(probs).numpy() if probs else np.zeros(0)
+
+
+def _load_clips(path: str, clip_list: str | None, what: str) -> list[Ego4dClip]:
+    if not path:
+        raise ConfigError(f"ego4d.{what} must name an av_*.json annotation file, but it is empty")
+    clips = load_av_annotations(path)
+    if clip_list:
+        keep = set(read_split_list(clip_list))
+        clips = [c for c in clips if c.clip_uid in keep]
+    return clips
+
+
+def _initial_model(config: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
+    arch = config.model.architecture
+    spec = config.model.init_weights
+    if spec is None:
+        return build_model(arch, config.model.architecture_config), dict(
+            config.model.architecture_config
+        )
+    model, meta = load_model_checkpoint(spec, arch)
+    return model, dict(meta.get("architecture_config") or {})
+
+
+def build_ego4d_task(config: TrainConfig, ctx: DistributedContext) -> Ego4dTrainingTask:
+    """The :class:`Ego4dTrainingTask` of ``config.model.architecture`` (``gaze-lstm``,
+    ``quavf-visual``, ``quavf-audio``) on the data of ``config.ego4d``.
+
+    Raises:
+        ConfigError: missing annotations / frames / audio settings, no training sample.
+        FileNotFoundError: missing files. Ego4dAnnotationError: malformed annotations.
+    """
+    from socialav.training.loop import apply_trainable
+
+    data = config.ego4d
+    arch = config.model.architecture
+    torch.manual_seed(config.seed)
+    model, arch_config = _initial_model(config)
+    apply_trainable(model, config.model.trainable)
+    model.to(ctx.device)
+    clips = _load_clips(data.annotations, data.clip_list, "annotations")
+    val_clips = (
+        _load_clips(data.val_annotations, data.val_clip_list, "val_annotations")
+        if data.val_annotations and ctx.is_main
+        else None
+    )
+    common = {"config": config, "ctx": ctx, "architecture_config": arch_config}
+    size = data.crop_size_px
+
+    if arch in ("gaze-lstm", "quavf-visual"):
+        if not data.frames_dir:
+            raise ConfigError(
+                f"ego4d.frames_dir must name the extracted frames for {arch} "
+                "(<clip_uid>/img_00001.jpg ...; `socialav data ego4d-media`), but it is empty"
+            )
+        frames = JpegFolderFrames(data.frames_dir)
+
+    if arch == "gaze-lstm":
+
+        def lam_set(cs: Sequence[Ego4dClip]) -> LamDataset:
+            return LamDataset(
+                lam_samples(cs, stride=data.lam_stride), frames, lam_track_boxes(cs), size_px=size
+            )
+
+        train_set = lam_set(clips)
+        validate_fn = None
+        if val_clips is not None:
+            val_set = lam_set(val_clips)
+
+            def validate_fn(model: nn.Module, progress: Callable | None) -> float:
+                loader = _eval_batches(val_set, data.batch_size, None)
+                probs = _probabilities(model, lam_step, loader, ctx.device, progress)
+                return _map_percent(probs, [s.label for s in val_set.samples], "LAM")
+
+        return Ego4dTrainingTask(
+            model=model,
+            step=lam_step,
+            train_set=train_set,
+            labels=[s.label for s in train_set.samples],
+            collate=None,
+            validate_fn=validate_fn,
+            input_contract={"face_size_px": size, "window_frames": LAM_WINDOW_FRAMES},
+            **common,
+        )
+
+    if arch == "quavf-visual":
+        feat_length = int(arch_config.get("feat_length", 15))
+        if data.ttm_feat_length != feat_length:
+            raise ConfigError(
+                f"ego4d.ttm_feat_length ({data.ttm_feat_length}) must equal the model's "
+                f"feat_length ({feat_length})"
+            )
+
+        def windows(cs: Sequence[Ego4dClip], train: bool) -> TtmVisualDataset:
+            found = build_ttm_visual_windows(
+                cs,
+                frames,
+                train=train,
+                feat_length=data.ttm_feat_length,
+                frame_stride=data.ttm_frame_stride,
+                data_stride=data.ttm_data_stride,
+                score_threshold=data.ttm_score_threshold,
+            )
+            boxes = {
+                (c.clip_uid, p.person_id): c.person_boxes_xyxy(p.person_id)
+                for c in cs
+                for p in c.persons
+                if not p.is_camera_wearer
+            }
+            return TtmVisualDataset(found, frames, boxes, size_px=size)
+
+        train_set = windows(clips, True)
+        validate_fn = None
+        if val_clips is not None:
+            val_set = windows(val_clips, False)
+
+            def validate_fn(model: nn.Module, progress: Callable | None) -> float:
+                loader = _eval_batches(val_set, data.batch_size, None)
+                probs = _probabilities(model, ttm_visual_step, loader, ctx.device, progress)
+                groups: dict[tuple[str, int], list[int]] = {}
+                for i, w in enumerate(val_set.windows):
+                    groups.setdefault((w.clip_uid, w.segment_index), []).append(i)
+                scores = [float(np.mean(probs[idx])) for idx in groups.values()]
+                labels = [val_set.windows[idx[0]].label for idx in groups.values()]
+                return _map_percent(scores, labels, "TTM (visual)")
+
+        return Ego4dTrainingTask(
+            model=model,
+            step=ttm_visual_step,
+            train_set=train_set,
+            labels=[w.label for w in train_set.windows],
+            collate=None,
+            validate_fn=validate_fn,
+            input_contract={
+                "face_size_px": size,
+                "feat_length": data.ttm_feat_length,
+                "frame_stride": data.ttm_frame_stride,
+            },
+            **common,
+        )
+
+    if arch == "quavf-audio":
+        if data.audio_dir is None and data.videos_dir is None:
+            raise ConfigError("ego4d.audio_dir or ego4d.videos_dir must be set for quavf-audio")
+        n_mels = int(arch_config.get("n_mels", 80))
+
+        def audio_set(cs: Sequence[Ego4dClip], train: bool) -> TtmAudioDataset:
+            audio = ClipAudio([c.clip_uid for c in cs], data.audio_dir, data.videos_dir)
+            return TtmAudioDataset(
+                ttm_samples(cs, train=train),
+                audio,
+                n_mels=n_mels,
+                max_frames=data.ttm_max_audio_frames,
+            )
+
+        train_set = audio_set(clips, True)
+        frame_labels = [
+            s.label
+            for s in train_set.samples
+            for _ in range(min(s.num_frames, data.ttm_max_audio_frames))
+        ]
+        validate_fn = None
+        if val_clips is not None:
+            val_set = audio_set(val_clips, False)
+
+            def validate_fn(model: nn.Module, progress: Callable | None) -> float:
+                loader = _eval_batches(val_set, data.batch_size, collate_ttm_audio)
+                sample_logits = []
+                for i, batch in enumerate(loader):
+                    labels = batch["labels"].to(ctx.device)
+                    logits = model(batch["mel"].to(ctx.device), labels.shape[1])  # (B, 2, T)
+                    valid = (labels != IGNORE_INDEX).unsqueeze(1).float()
+                    mean = (logits * valid).sum(-1) / valid.sum(-1).clamp(min=1.0)
+                    sample_logits.append(mean.cpu())
+                    if progress is not None:
+                        progress(i + 1, len(loader))
+                seg = ttm_segment_scores(
+                    [s.segment_id for s in val_set.samples], torch.cat(sample_logits).numpy()
+                )
+                label_of = {s.segment_id: s.label for s in val_set.samples}
+                return _map_percent(list(seg.values()), [label_of[k] for k in seg], "TTM (audio)")
+
+        return Ego4dTrainingTask(
+            model=model,
+            step=ttm_audio_step,
+            train_set=train_set,
+            labels=frame_labels,
+            collate=collate_ttm_audio,
+            validate_fn=validate_fn,
+            input_contract={"n_mels": n_mels},
+            **common,
+        )
+    raise ConfigError(f"{arch!r} is not an Ego4D architecture ({EGO4D_ARCHITECTURES})")

@@ -1,4 +1,4 @@
-"""The training loop behind ``socialav train``.
+"""Active speaker detection training: the ASD task of the engine, and ``train`` itself.
 
 One epoch (1-based ``epoch``), as in Light-ASD ``ASD.train_network`` / TalkNet
 ``talkNet.train_network``: the learning rate is ``lr * lr_decay ** (epoch - 1)`` (StepLR stepped
@@ -6,32 +6,20 @@ after every epoch), every mini-batch runs the audio-visual head and the auxiliar
 of :func:`socialav.training.losses.asd_loss` is minimised with Adam. After the epoch:
 validation mAP on the validation split with the official AVA semantics
 (:func:`socialav.evaluation.ava.evaluate_ava`, every entity scored alone as the reference
-``val_loader`` does), then the files of the run directory are written atomically::
+``val_loader`` does). Checkpointing, resumption, best-epoch selection and the distributed
+path are the engine's (:mod:`socialav.training.engine`).
 
-    OUTPUT_DIR/config.json                 the configuration used
-    OUTPUT_DIR/metrics.csv                 one row per finished epoch
-    OUTPUT_DIR/checkpoints/state_last.pt   resumable state (also every N steps if configured)
-    OUTPUT_DIR/checkpoints/model_epoch0003.pt, model_best.pt   self-describing model checkpoints
-
-Resuming: when ``state_last.pt`` exists, :func:`train` continues from it -- model, optimizer,
-scheduler, metrics, torch RNG state, and the position inside the epoch. Data order and
-augmentation depend only on ``(seed, epoch, index)`` and dropout is reseeded at the start of each
-epoch, so a run that is killed and resumed ends in the same state as one that was not (bit for
-bit on CPU with a fixed thread count).
-
-The best checkpoint is the epoch with the highest validation mAP (the lowest training loss when
-there is no validation split).
+:func:`train` is the entry point of ``socialav train`` for every architecture: it builds the
+task of ``model.architecture`` -- :class:`AsdTrainingTask` here, the Ego4D tasks of
+:mod:`socialav.training.ego4d_tasks` -- and runs the engine.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -51,26 +39,27 @@ from socialav.evaluation.ava import AvaValidationError, evaluate_ava
 from socialav.io.atomic import atomic_write
 from socialav.models.light_asd import AudioVisualASD
 from socialav.models.talknet import TalkNet
-from socialav.training.checkpoint import (
-    load_initial_model,
-    load_training_state,
-    save_model_checkpoint,
-    save_training_state,
-)
-from socialav.training.config import ConfigError, TrainConfig
+from socialav.training.checkpoint import MODEL_CLASSES, load_initial_model
+from socialav.training.config import EGO4D_ARCHITECTURES, ConfigError, TrainConfig
 from socialav.training.distributed import (
     DistributedContext,
-    all_reduce_sum,
-    barrier,
-    broadcast_buffers,
     init_distributed,
     shutdown_distributed,
+)
+from socialav.training.engine import (
+    ProgressCallback,
+    ProgressEvent,
+    StepResult,
+    TrainingTask,
+    TrainResult,
+    run_training,
 )
 from socialav.training.losses import SyncNegativePlan, asd_loss, sync_negative_plan
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "AsdTrainingTask",
     "ProgressEvent",
     "TrainResult",
     "TrainingHeads",
@@ -83,7 +72,7 @@ __all__ = [
     "METRICS_COLUMNS",
 ]
 
-#: Columns of ``metrics.csv``.
+#: Columns of ``metrics.csv`` of an ASD run.
 METRICS_COLUMNS: tuple[str, ...] = (
     "epoch",
     "lr",
@@ -98,59 +87,6 @@ METRICS_COLUMNS: tuple[str, ...] = (
     "epoch_seconds",
     "train_frames_per_s",
 )
-# Config entries that may change between an interrupted run and its resumption.
-_RESUMABLE_CHANGES = {
-    "epochs",
-    "num_threads",
-    "output_dir",
-    "checkpoint_every_steps",
-    "keep_epoch_checkpoints",
-    "device",
-}
-
-
-@dataclass(frozen=True)
-class ProgressEvent:
-    """Reported to the progress callback after every training batch and validation entity.
-
-    Attributes:
-        stage: ``"train"`` or ``"val"``.
-        epoch, epochs: 1-based epoch and the total.
-        step, num_steps: batches (entities for ``val``) done and in all, in this epoch.
-        loss: running mean training loss of the epoch (``None`` for ``val``).
-    """
-
-    stage: str
-    epoch: int
-    epochs: int
-    step: int
-    num_steps: int
-    loss: float | None = None
-
-
-ProgressCallback = Callable[[ProgressEvent], None]
-
-
-@dataclass
-class TrainResult:
-    """What :func:`train` did.
-
-    Attributes:
-        output_dir: the run directory.
-        history: one dict per finished epoch (the ``metrics.csv`` rows).
-        best_epoch: epoch of ``model_best.pt`` (0 if no epoch finished).
-        best_val_map_percent: its validation mAP (NaN without validation).
-        best_checkpoint, last_state: paths.
-        model: the trained model (last epoch) in memory, unwrapped from DDP.
-    """
-
-    output_dir: Path
-    history: list[dict[str, Any]] = field(default_factory=list)
-    best_epoch: int = 0
-    best_val_map_percent: float = math.nan
-    best_checkpoint: Path | None = None
-    last_state: Path | None = None
-    model: AudioVisualASD | None = None
 
 
 class TrainingHeads(nn.Module):
@@ -457,34 +393,6 @@ def validation_map(
     return result.map_percent, pred
 
 
-def _write_metrics(path: Path, history: list[dict[str, Any]]) -> None:
-    frame = pd.DataFrame(history, columns=list(METRICS_COLUMNS))
-    with atomic_write(path, "w", newline="") as fh:
-        frame.to_csv(fh, index=False)
-
-
-def _check_resume_config(stored: dict[str, Any], current: dict[str, Any], path: Path) -> None:
-    diffs = []
-    for section, value in current.items():
-        if section in _RESUMABLE_CHANGES:
-            continue
-        if isinstance(value, dict):
-            for key, item in value.items():
-                if section == "data" and key == "num_workers":
-                    continue
-                old = stored.get(section, {}).get(key)
-                if old != item and not (isinstance(item, tuple) and list(item) == old):
-                    diffs.append(f"{section}.{key}: checkpoint {old!r}, now {item!r}")
-        elif stored.get(section) != value:
-            diffs.append(f"{section}: checkpoint {stored.get(section)!r}, now {value!r}")
-    if diffs:
-        raise ConfigError(
-            f"cannot resume from {path}: the configuration changed ("
-            + "; ".join(diffs)
-            + "); use a new output_dir or restore the old values"
-        )
-
-
 def _autocast_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
     if config.amp == "off":
         return None
@@ -493,8 +401,215 @@ def _autocast_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | 
     return None
 
 
+class AsdTrainingTask(TrainingTask):
+    """Training of Light-ASD / LR-ASD / TalkNet on a prepared AVA-layout root (``data``).
+
+    Batches: :class:`~socialav.data.dataset.AsdEntityDataset` chunks grouped by length
+    (``data.max_frames_per_batch`` frames per batch, shuffled by ``(seed, epoch)``, sharded by
+    rank). Loss: :func:`~socialav.training.losses.asd_loss` (audio-visual + auxiliary heads,
+    optional synchrony negatives and offset-contrastive term). Validation: AVA mAP of the
+    validation split (:func:`validation_map`).
+
+    Args:
+        config: the run's configuration.
+        ctx: the process's distributed context.
+
+    Raises:
+        ConfigError: ``data.root`` empty, or ``model.trainable`` naming no parameter.
+        FileNotFoundError: missing data or weights.
+    """
+
+    metrics_columns = METRICS_COLUMNS
+    sum_keys = ("loss_av", "loss_visual", "loss_audio", "correct", "frames")
+
+    def __init__(self, config: TrainConfig, ctx: DistributedContext) -> None:
+        if not config.data.root:
+            raise ConfigError("data.root must name a prepared dataset root, but it is empty")
+        self.config = config
+        self.ctx = ctx
+        device = ctx.device
+        self.device = device
+        self.amp_dtype = _autocast_dtype(config, device)
+        torch.manual_seed(config.seed)
+        model = load_initial_model(config.model.init_weights, config.model.architecture)
+        if config.model.batchnorm_momentum is not None:
+            set_batchnorm_momentum(model, config.model.batchnorm_momentum)
+        self.prefixes = config.model.trainable
+        self.trainable = apply_trainable(model, self.prefixes)
+        self.model = model.to(device)
+        self.train_module = TrainingHeads(self.model)
+        self.architecture_config = {}
+        self.input_contract = {}
+        augment = AugmentConfig(
+            visual=config.data.augment_visual, audio_noise=config.data.augment_audio_noise
+        )
+        self.train_set = AsdEntityDataset(
+            config.data.root,
+            config.data.train_split,
+            max_chunk_frames=config.data.max_chunk_frames,
+            augment=augment,
+            seed=config.seed,
+        )
+        self.sampler = LengthGroupedBatchSampler(
+            self.train_set.lengths,
+            config.data.max_frames_per_batch,
+            shuffle=True,
+            seed=config.seed,
+            rank=ctx.rank,
+            world_size=ctx.world_size,
+        )
+        self.train_cache = self.val_cache = None
+        if config.model.cache_visual_embeddings:
+            cache_dir = Path(config.data.root) / "cache"
+            caches = []
+            for split in (config.data.train_split, config.data.val_split):
+                csv = DatasetLayout(Path(config.data.root)).csv_path(split) if split else None
+                key = (
+                    f"{csv}:{csv.stat().st_size}:{csv.stat().st_mtime_ns}"
+                    if csv and csv.is_file()
+                    else ""
+                )
+                key += f":{config.data.max_chunk_frames}"
+                caches.append(
+                    VisualEmbeddingCache(model, cache_dir / f"visual_{split}.pt", dataset_key=key)
+                )
+            self.train_cache, self.val_cache = caches
+        self.has_validation = bool(config.data.val_split)
+        self.val_set = None
+        if config.data.val_split and ctx.is_main:
+            self.val_set = AsdEntityDataset(
+                config.data.root,
+                config.data.val_split,
+                max_chunk_frames=config.data.max_chunk_frames,
+            )
+        logger.info(
+            "training %s: %d trainable parameter tensors, %d train chunks in %d batches/rank, "
+            "device %s, autocast %s",
+            config.model.architecture,
+            len(self.trainable),
+            len(self.train_set),
+            len(self.sampler),
+            device,
+            self.amp_dtype,
+        )
+
+    def num_steps(self) -> int:
+        return len(self.sampler)
+
+    def batches(self, epoch: int, first_step: int) -> Iterable[dict[str, torch.Tensor]]:
+        self.train_set.set_epoch(epoch)
+        self.sampler.set_epoch(epoch, first_step)
+        return DataLoader(
+            self.train_set,
+            batch_sampler=self.sampler,
+            collate_fn=collate_chunks,
+            num_workers=self.config.data.num_workers,
+            pin_memory=self.device.type == "cuda",
+        )
+
+    def set_train_mode(self) -> None:
+        _set_train_mode(self.model, self.prefixes, self.config.model.freeze_batchnorm)
+
+    def step(self, module: nn.Module, batch: dict[str, torch.Tensor], epoch: int) -> StepResult:
+        config, device = self.config, self.device
+        faces = batch["faces"].to(device, non_blocking=True)
+        mfcc = batch["mfcc"].to(device, non_blocking=True)
+        labels = batch["labels"].to(device, non_blocking=True)
+        visual_embed = None
+        if self.train_cache is not None:
+            visual_embed = self.train_cache.get(batch["index"], faces)
+        plan = None
+        if config.loss.sync_negatives_weight > 0 or config.loss.sync_nce_weight > 0:
+            plan = sync_negative_plan(
+                labels,
+                tuple(config.loss.sync_shift_frames_range),  # type: ignore[arg-type]
+                nce_max_offset_frames=(
+                    config.loss.sync_nce_max_offset_frames if config.loss.sync_nce_weight > 0 else 0
+                ),
+                nce_temperature=config.loss.sync_nce_temperature,
+            )
+        amp = self.amp_dtype
+        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+            outputs = module(faces, mfcc, visual_embed, plan)
+        av, visual, audio = outputs[:3]
+        sync_logits = outputs[3] if len(outputs) > 3 else None
+        sync_nce = outputs[4] if len(outputs) > 4 else None
+        if sync_logits is not None and config.loss.sync_negatives_weight == 0:
+            sync_logits = None
+        terms = asd_loss(
+            av.float(),
+            labels,
+            visual.float(),
+            None if audio is None else audio.float(),
+            config.loss,
+            epoch,
+            None if sync_logits is None else sync_logits.float(),
+            sync_nce,
+        )
+        return StepResult(
+            terms.total,
+            {
+                "loss_av": float(terms.av.detach()),
+                "loss_visual": float(terms.visual.detach()),
+                "loss_audio": float(terms.audio.detach()),
+                "correct": float(((av[..., 1] > av[..., 0]).long() == labels).sum()),
+                "frames": float(labels.numel()),
+            },
+        )
+
+    def epoch_metrics(self, epoch: int, totals: Mapping[str, float], seconds: float) -> dict:
+        loss = self.config.loss
+        batches = max(totals["batches"], 1.0)
+        return {
+            "temperature": loss.temperature_start - loss.temperature_step * (epoch - 1),
+            "train_loss_av": totals["loss_av"] / batches,
+            "train_loss_visual": totals["loss_visual"] / batches,
+            "train_loss_audio": totals["loss_audio"] / batches,
+            "train_accuracy": totals["correct"] / max(totals["frames"], 1.0),
+            "train_frames": int(totals["frames"]),
+            "train_frames_per_s": totals["frames"] / max(seconds, 1e-9),
+        }
+
+    def validate(self, epoch: int, progress: Callable[[int, int], None] | None) -> float:
+        if self.val_set is None:
+            return math.nan
+        val_map, _ = validation_map(
+            self.model,
+            self.val_set,
+            self.device,
+            autocast_dtype=self.amp_dtype,
+            progress=progress,
+            visual_cache=self.val_cache,
+        )
+        return val_map
+
+    def end_of_epoch(self, is_main: bool) -> None:
+        if not is_main:
+            return
+        for cache in (self.train_cache, self.val_cache):
+            if cache is not None:
+                cache.save()
+
+
+def build_task(config: TrainConfig, ctx: DistributedContext) -> TrainingTask:
+    """The :class:`~socialav.training.engine.TrainingTask` of ``config.model.architecture``.
+
+    Raises:
+        ConfigError: an architecture without a training task.
+    """
+    arch = config.model.architecture
+    if arch in EGO4D_ARCHITECTURES:
+        from socialav.training.ego4d_tasks import build_ego4d_task
+
+        return build_ego4d_task(config, ctx)
+    if arch in MODEL_CLASSES:
+        return AsdTrainingTask(config, ctx)
+    raise ConfigError(f"no training task for architecture {arch!r}")
+
+
 def train(config: TrainConfig, progress: ProgressCallback | None = None) -> TrainResult:
-    """Train (or resume training) as configured; see the module docstring.
+    """Train (or resume training) as configured: the task of ``model.architecture`` run by
+    :func:`~socialav.training.engine.run_training` (see both module docstrings).
 
     Under torchrun (``WORLD_SIZE > 1``) every process calls this; rank 0 validates and writes
     the files.
@@ -507,318 +622,9 @@ def train(config: TrainConfig, progress: ProgressCallback | None = None) -> Trai
     config.validate()
     context = init_distributed(config.device)
     try:
-        return _train(config, context, progress)
+        if config.num_threads:
+            torch.set_num_threads(config.num_threads)
+        task = build_task(config, context)
+        return run_training(config, task, context, progress)
     finally:
         shutdown_distributed(context)
-
-
-def _train(
-    config: TrainConfig, ctx: DistributedContext, progress: ProgressCallback | None
-) -> TrainResult:
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
-    out = Path(config.output_dir)
-    ckpt_dir = out / "checkpoints"
-    state_path = ckpt_dir / "state_last.pt"
-    if not config.data.root:
-        raise ConfigError("data.root must name a prepared dataset root, but it is empty")
-    cfg_dict = config.to_dict()
-    device = ctx.device
-    amp_dtype = _autocast_dtype(config, device)
-
-    torch.manual_seed(config.seed)
-    model = load_initial_model(config.model.init_weights, config.model.architecture)
-    if config.model.batchnorm_momentum is not None:
-        set_batchnorm_momentum(model, config.model.batchnorm_momentum)
-    prefixes = config.model.trainable
-    trainable = apply_trainable(model, prefixes)
-    model.to(device)
-    heads: nn.Module = TrainingHeads(model)
-    if ctx.distributed:
-        heads = nn.parallel.DistributedDataParallel(
-            heads, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=config.optim.lr, weight_decay=config.optim.weight_decay)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=config.optim.lr_decay)
-
-    augment = AugmentConfig(
-        visual=config.data.augment_visual, audio_noise=config.data.augment_audio_noise
-    )
-    train_set = AsdEntityDataset(
-        config.data.root,
-        config.data.train_split,
-        max_chunk_frames=config.data.max_chunk_frames,
-        augment=augment,
-        seed=config.seed,
-    )
-    sampler = LengthGroupedBatchSampler(
-        train_set.lengths,
-        config.data.max_frames_per_batch,
-        shuffle=True,
-        seed=config.seed,
-        rank=ctx.rank,
-        world_size=ctx.world_size,
-    )
-    train_cache = val_cache = None
-    if config.model.cache_visual_embeddings:
-        cache_dir = Path(config.data.root) / "cache"
-        caches = []
-        for split in (config.data.train_split, config.data.val_split):
-            csv = DatasetLayout(Path(config.data.root)).csv_path(split) if split else None
-            key = (
-                f"{csv}:{csv.stat().st_size}:{csv.stat().st_mtime_ns}"
-                if csv and csv.is_file()
-                else ""
-            )
-            key += f":{config.data.max_chunk_frames}"
-            caches.append(
-                VisualEmbeddingCache(model, cache_dir / f"visual_{split}.pt", dataset_key=key)
-            )
-        train_cache, val_cache = caches
-    sync_range = tuple(config.loss.sync_shift_frames_range)
-    val_set = None
-    if config.data.val_split and ctx.is_main:
-        val_set = AsdEntityDataset(
-            config.data.root, config.data.val_split, max_chunk_frames=config.data.max_chunk_frames
-        )
-
-    history: list[dict[str, Any]] = []
-    best: dict[str, Any] = {"epoch": 0, "val_map_percent": math.nan, "train_loss": math.inf}
-    start_epoch, start_step = 1, 0
-    sums: dict[str, float] = {}
-    if state_path.is_file():
-        state = load_training_state(state_path)
-        _check_resume_config(state["train_config"], cfg_dict, state_path)
-        model.load_state_dict(state["state_dict"], strict=True)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        history, best = list(state["history"]), dict(state["best"])
-        start_epoch, start_step = int(state["epoch"]), int(state["step"])
-        if start_step < 0:
-            start_epoch, start_step = start_epoch + 1, 0
-        else:
-            sums = dict(state["epoch_sums"])
-            torch.set_rng_state(state["torch_rng_state"])
-        logger.info("resuming %s at epoch %d step %d", state_path, start_epoch, start_step)
-    elif ctx.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        with atomic_write(out / "config.json") as fh:
-            import json
-
-            json.dump(cfg_dict, fh, indent=2)
-    logger.info(
-        "training %s: %d trainable parameter tensors, %d train chunks in %d batches/rank, "
-        "device %s, autocast %s",
-        config.model.architecture,
-        len(trainable),
-        len(train_set),
-        len(sampler),
-        device,
-        amp_dtype,
-    )
-
-    for epoch in range(start_epoch, config.epochs + 1):
-        first_step = start_step if epoch == start_epoch else 0
-        if first_step == 0:
-            torch.manual_seed(config.seed * 1_000_003 + epoch * 1009 + ctx.rank)
-            sums = {}
-        train_set.set_epoch(epoch)
-        sampler.set_epoch(epoch, first_step)
-        loader = DataLoader(
-            train_set,
-            batch_sampler=sampler,
-            collate_fn=collate_chunks,
-            num_workers=config.data.num_workers,
-            pin_memory=device.type == "cuda",
-        )
-        num_steps = len(sampler)
-        for key in (
-            "loss",
-            "loss_av",
-            "loss_visual",
-            "loss_audio",
-            "correct",
-            "frames",
-            "batches",
-            "seconds",
-        ):
-            sums.setdefault(key, 0.0)
-        lr = optimizer.param_groups[0]["lr"]
-        tick = time.perf_counter()
-        step = first_step
-        r = float("nan")
-        for step, batch in enumerate(loader, start=first_step + 1):
-            _set_train_mode(model, prefixes, config.model.freeze_batchnorm)
-            faces = batch["faces"].to(device, non_blocking=True)
-            mfcc = batch["mfcc"].to(device, non_blocking=True)
-            labels = batch["labels"].to(device, non_blocking=True)
-            visual_embed = None
-            if train_cache is not None:
-                visual_embed = train_cache.get(batch["index"], faces)
-            plan = None
-            if config.loss.sync_negatives_weight > 0 or config.loss.sync_nce_weight > 0:
-                plan = sync_negative_plan(
-                    labels,
-                    sync_range,  # type: ignore[arg-type]
-                    nce_max_offset_frames=(
-                        config.loss.sync_nce_max_offset_frames
-                        if config.loss.sync_nce_weight > 0
-                        else 0
-                    ),
-                    nce_temperature=config.loss.sync_nce_temperature,
-                )
-            with torch.autocast(
-                device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None
-            ):
-                outputs = heads(faces, mfcc, visual_embed, plan)
-            av, visual, audio = outputs[:3]
-            sync_logits = outputs[3] if len(outputs) > 3 else None
-            sync_nce = outputs[4] if len(outputs) > 4 else None
-            if sync_logits is not None and config.loss.sync_negatives_weight == 0:
-                sync_logits = None
-            terms = asd_loss(
-                av.float(),
-                labels,
-                visual.float(),
-                None if audio is None else audio.float(),
-                config.loss,
-                epoch,
-                None if sync_logits is None else sync_logits.float(),
-                sync_nce,
-            )
-            r = terms.temperature
-            optimizer.zero_grad(set_to_none=True)
-            terms.total.backward()
-            optimizer.step()
-            sums["loss"] += float(terms.total.detach())
-            sums["loss_av"] += float(terms.av.detach())
-            sums["loss_visual"] += float(terms.visual.detach())
-            sums["loss_audio"] += float(terms.audio.detach())
-            sums["correct"] += float(((av[..., 1] > av[..., 0]).long() == labels).sum())
-            sums["frames"] += float(labels.numel())
-            sums["batches"] += 1
-            if progress is not None:
-                progress(
-                    ProgressEvent(
-                        "train",
-                        epoch,
-                        config.epochs,
-                        step,
-                        num_steps,
-                        sums["loss"] / sums["batches"],
-                    )
-                )
-            every = config.checkpoint_every_steps
-            if every and step % every == 0 and step < num_steps and ctx.is_main:
-                partial = dict(sums, seconds=sums["seconds"] + time.perf_counter() - tick)
-                save_training_state(
-                    state_path,
-                    model=model,
-                    optimizer=optimizer,
-                    scheduler=scheduler,
-                    epoch=epoch,
-                    step=step,
-                    epoch_sums=partial,
-                    history=history,
-                    best=best,
-                    train_config=cfg_dict,
-                    training_data=config.training_data,
-                )
-        sums["seconds"] += time.perf_counter() - tick
-        if train_cache is not None and ctx.is_main:
-            train_cache.save()
-        keys = ("loss", "loss_av", "loss_visual", "loss_audio", "correct", "frames", "batches")
-        totals = dict(zip(keys, all_reduce_sum([sums[k] for k in keys], ctx), strict=True))
-        scheduler.step()
-        broadcast_buffers(model, ctx)
-        if math.isnan(r):
-            r = config.loss.temperature_start - config.loss.temperature_step * (epoch - 1)
-
-        val_map = math.nan
-        if val_set is not None:
-
-            def val_progress(done: int, total: int, _epoch: int = epoch) -> None:
-                if progress is not None:
-                    progress(ProgressEvent("val", _epoch, config.epochs, done, total))
-
-            val_map, _ = validation_map(
-                model,
-                val_set,
-                device,
-                autocast_dtype=amp_dtype,
-                progress=val_progress,
-                visual_cache=val_cache,
-            )
-        if val_cache is not None:
-            val_cache.save()
-        batches = max(totals["batches"], 1.0)
-        record = {
-            "epoch": epoch,
-            "lr": lr,
-            "temperature": r,
-            "train_loss": totals["loss"] / batches,
-            "train_loss_av": totals["loss_av"] / batches,
-            "train_loss_visual": totals["loss_visual"] / batches,
-            "train_loss_audio": totals["loss_audio"] / batches,
-            "train_accuracy": totals["correct"] / max(totals["frames"], 1.0),
-            "val_map_percent": val_map,
-            "train_frames": int(totals["frames"]),
-            "epoch_seconds": sums["seconds"],
-            "train_frames_per_s": totals["frames"] / max(sums["seconds"], 1e-9),
-        }
-        history.append(record)
-        logger.info("epoch %d: %s", epoch, record)
-        if ctx.is_main:
-            improved = (
-                (not math.isnan(val_map) and not val_map <= best.get("val_map_percent", -1.0))
-                if config.data.val_split
-                else record["train_loss"] < best.get("train_loss", math.inf)
-            )
-            if best["epoch"] == 0 or improved:
-                best = {
-                    "epoch": epoch,
-                    "val_map_percent": val_map,
-                    "train_loss": record["train_loss"],
-                }
-                save_model_checkpoint(
-                    ckpt_dir / "model_best.pt",
-                    model,
-                    training_data=config.training_data,
-                    metrics=record,
-                    train_config=cfg_dict,
-                )
-            if config.keep_epoch_checkpoints:
-                save_model_checkpoint(
-                    ckpt_dir / f"model_epoch{epoch:04d}.pt",
-                    model,
-                    training_data=config.training_data,
-                    metrics=record,
-                    train_config=cfg_dict,
-                )
-            save_training_state(
-                state_path,
-                model=model,
-                optimizer=optimizer,
-                scheduler=scheduler,
-                epoch=epoch,
-                step=-1,
-                epoch_sums={},
-                history=history,
-                best=best,
-                train_config=cfg_dict,
-                training_data=config.training_data,
-            )
-            _write_metrics(out / "metrics.csv", history)
-        barrier(ctx)
-
-    best_path = ckpt_dir / "model_best.pt"
-    return TrainResult(
-        output_dir=out,
-        history=history,
-        best_epoch=int(best.get("epoch", 0)),
-        best_val_map_percent=float(best.get("val_map_percent", math.nan)),
-        best_checkpoint=best_path if best_path.is_file() else None,
-        last_state=state_path if state_path.is_file() else None,
-        model=model,
-    )
