@@ -7,10 +7,19 @@ Run (from the repository root, with ../shared beside it):
         --weights light-asd-ava --windows demo --backends torch,onnx,onnx-int8
     SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_accuracy.py \
         --weights light-asd-sync,runs/light_asd_sync/checkpoints/model_epoch0003.pt
+    SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_accuracy.py --windows full \
+        --weights light-asd-ava,runs/scene_context_sync/checkpoints/model_epoch0010.pt
 
 Faces come from socialav's own detector, tracker and crops (the `detect` pipeline); scores
 are the speaking probabilities `detect` writes (softmax class 1, 5-frame smoothing).
 Benchmarks: see socialav.evaluation.asd_benchmarks. GRID clips were never used in training.
+
+A socialav `scene-context` checkpoint (TalkNet+DeiT style, socialav.models.scene_context) is
+scored as `detect --context` scores it (socialav.pipelines.detect.
+predict_tracks_logits_with_context): the base model on the faces plus the scene embedding of
+every frame. Its items carry scenes: natural = the clip's own full frames; sync = the
+two-face scene of the pair, the two clips' frames side by side (own clip left; delayed pairs:
+the clip beside its delayed copy); see socialav.evaluation.asd_benchmarks.
 """
 
 from __future__ import annotations
@@ -34,9 +43,14 @@ from socialav.evaluation.asd_benchmarks import (
     voice_activity,
 )
 from socialav.inference import WindowConfig, configure_threads, make_runner, predict_tracks_logits
-from socialav.io.media import probe_video, read_audio
-from socialav.models.checkpoints import load_asd_model
-from socialav.pipelines.detect import DetectConfig, SpeakerDetector
+from socialav.io.media import iter_frames, probe_video, read_audio
+from socialav.models.checkpoints import is_socialav_checkpoint, load_asd_model
+from socialav.pipelines.detect import (
+    DetectConfig,
+    SpeakerDetector,
+    load_context_model,
+    predict_tracks_logits_with_context,
+)
 from socialav.postprocess import smooth, speaking_probability
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -44,12 +58,20 @@ WINDOWS = {"full": None, "6s": (6.0,), "demo": (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)}
 ASD_WEIGHTS = [name for name, e in hub.REGISTRY.items() if e.kind == "asd"]
 
 
-def load_grid_clips(detector: SpeakerDetector, videos_dir: Path) -> list[BenchmarkClip]:
-    """The longest face track of each GRID clip, its audio and its ground truth."""
+def load_grid_clips(
+    detector: SpeakerDetector, videos_dir: Path, with_frames: bool = False
+) -> list[BenchmarkClip]:
+    """The longest face track of each GRID clip, its audio and its ground truth (and, with
+    ``with_frames``, the full RGB frames of the track's span, for scene-context models)."""
     clips = []
     for path in sorted(videos_dir.glob("grid_*.mpg")):
         video = probe_video(path)
         track, faces, _ = max(detector.face_tracks(path, video), key=lambda a: len(a.track))
+        frames = None
+        if with_frames:
+            frames = np.stack(
+                [f for i, f in iter_frames(path) if track.start_frame <= i <= track.end_frame]
+            )
         audio = read_audio(path)[track.start_frame * 640 :]
         align = path.with_suffix(".align")
         if align.exists():
@@ -57,8 +79,49 @@ def load_grid_clips(detector: SpeakerDetector, videos_dir: Path) -> list[Benchma
             speech = speech[track.start_frame : track.end_frame + 1]
         else:
             speech = voice_activity(audio, len(track))
-        clips.append(BenchmarkClip(path.stem, faces, audio, speech))
+        clips.append(BenchmarkClip(path.stem, faces, audio, speech, frames))
     return clips
+
+
+def load_weights(name: str):
+    """``(asd_model, scene_context_model | None)`` for a registry name or a checkpoint file
+    (an original Light-ASD / LR-ASD state_dict, or a socialav checkpoint of an ASD or of the
+    scene-context architecture)."""
+    if name in hub.REGISTRY:
+        entry = hub.get_entry(name)
+        return load_asd_model(hub.resolve_weights(name), entry.architecture.replace("_", "-")), None
+    path = Path(name)
+    if is_socialav_checkpoint(path):
+        from socialav.training.checkpoint import read_checkpoint
+
+        if read_checkpoint(path)["architecture"] == "scene-context":
+            model, _ = load_context_model(path)
+            return model.base, model
+    return load_asd_model(path), None
+
+
+def context_logits(runner, model, items, windows: WindowConfig) -> list[np.ndarray]:
+    """Logits of benchmark items with a scene-context model: scene embeddings of each item's
+    scenes (shared scene arrays are encoded once, 32 frames per call), then
+    ``predict_tracks_logits_with_context`` with the base model's ``runner``."""
+    import torch
+
+    from socialav.models.scene_context import scene_input
+
+    cache: dict[int, np.ndarray] = {}
+    tracks = []
+    with torch.inference_mode():
+        for it in items:
+            key = id(it.scenes.base if it.scenes.base is not None else it.scenes)
+            if key not in cache:
+                full = it.scenes if it.scenes.base is None else it.scenes.base
+                embeds = [
+                    model.scene_encoder(torch.from_numpy(scene_input(full[i : i + 32])))
+                    for i in range(0, len(full), 32)
+                ]
+                cache[key] = model.context_term(torch.cat(embeds)).numpy()
+            tracks.append((it.faces, it.mfcc, cache[key][: len(it.faces)]))
+    return predict_tracks_logits_with_context(runner, tracks, windows, max_batch_frames=128)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -78,10 +141,14 @@ def main(argv: list[str] | None = None) -> None:
     configure_threads(args.threads)
 
     detector = SpeakerDetector(DetectConfig(num_threads=args.threads))
-    clips = load_grid_clips(detector, args.videos)
-    items = sync_items(clips, [int(d) for d in args.delays.split(",")])
+    models = {name: load_weights(name) for name in args.weights.split(",")}
+    with_frames = any(ctx is not None for _, ctx in models.values())
+    clips = load_grid_clips(detector, args.videos, with_frames=with_frames)
+    delays = [int(d) for d in args.delays.split(",")]
+    items = sync_items(clips, delays)
     natural = natural_items(clips)
     todo = unique_items(items)
+    scene_sets: dict[int, tuple] = {}  # scene side -> (items, natural, todo) with scenes
     print(f"$ {' '.join(['python', *sys.argv])}")
     print(
         f"{len(clips)} GRID clips, {sum(len(c.faces) for c in clips)} frames, "
@@ -93,32 +160,37 @@ def main(argv: list[str] | None = None) -> None:
         "| weights | windows | backend | natural AP | sync AP | sync: cross only | sync: delayed only | face-frames/s |"
     )
     print("|---|---|---|---|---|---|---|---|")
-    for name in args.weights.split(","):
-        if name in hub.REGISTRY:
-            model = load_asd_model(
-                hub.resolve_weights(name), hub.get_entry(name).architecture.replace("_", "-")
-            )
-        else:  # a checkpoint file: original state_dict or socialav checkpoint (socialav train)
-            model = load_asd_model(Path(name))
+    for name, (model, context_model) in models.items():
+        w_items, w_natural, w_todo = items, natural, todo
+        if context_model is not None:  # scene-context: items with scenes (see the docstring)
+            size = context_model.scene_size_px
+            if size not in scene_sets:
+                s_items = sync_items(clips, delays, scene_size_px=size)
+                s_natural = natural_items(clips, scene_size_px=size)
+                scene_sets[size] = (s_items, s_natural, unique_items(s_natural + s_items))
+            w_items, w_natural, w_todo = scene_sets[size]
         for backend in args.backends.split(","):
             runner = make_runner(model, backend, num_threads=args.threads)
             for win in args.windows.split(","):
                 windows = WindowConfig(durations_s=WINDOWS[win])
                 t = time.perf_counter()
-                logits = predict_tracks_logits(
-                    runner, [(it.faces, it.mfcc) for it in todo], windows
-                )
+                if context_model is None:
+                    logits = predict_tracks_logits(
+                        runner, [(it.faces, it.mfcc) for it in w_todo], windows
+                    )
+                else:
+                    logits = context_logits(runner, context_model, w_todo, windows)
                 dt = time.perf_counter() - t
                 scores = {
                     it.name: smooth(speaking_probability(lg), 5)
-                    for it, lg in zip(todo, logits, strict=True)
+                    for it, lg in zip(w_todo, logits, strict=True)
                 }
                 row = [
-                    name, win, backend, f"{benchmark_ap(natural, scores):.2f}",
-                    f"{benchmark_ap(items, scores):.2f}",
-                    f"{benchmark_ap(items, scores, ['cross']):.2f}",
-                    f"{benchmark_ap(items, scores, ['delayed']):.2f}",
-                    f"{sum(len(it.faces) for it in todo) / dt:.0f}",
+                    name, win, backend, f"{benchmark_ap(w_natural, scores):.2f}",
+                    f"{benchmark_ap(w_items, scores):.2f}",
+                    f"{benchmark_ap(w_items, scores, ['cross']):.2f}",
+                    f"{benchmark_ap(w_items, scores, ['delayed']):.2f}",
+                    f"{sum(len(it.faces) for it in w_todo) / dt:.0f}",
                 ]  # fmt: skip
                 print("| " + " | ".join(row) + " |", flush=True)
     chance = 100 * np.mean(np.concatenate([it.labels for it in items]))

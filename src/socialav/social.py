@@ -54,13 +54,17 @@ with ``speak_t`` the (smoothed) ASD probability and ``window_s = 2`` s (+-1 s). 
 does not speak gets ``ttm ~ 0`` whatever their gaze; someone who speaks without ever looking
 at the camera gets ``ttm ~ 0`` too.
 
-Trained models. When an Ego4D-trained LAM/TTM checkpoint is given the pipeline should use it
-instead (see :func:`load_trained_social_model`).
+Trained models. When Ego4D-trained LAM/TTM checkpoints are given (``socialav detect
+--lam-weights/--ttm-weights``), the pipeline uses them instead of these rules:
+:func:`load_trained_social_model` loads them as a :class:`SocialModel`
+(:mod:`socialav.social_models`: GazeLSTM for LAM, QuAVF for TTM). With a trained LAM but no
+trained TTM, the TTM rule above runs on the trained LAM.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -288,37 +292,60 @@ def social_series(
 
 
 class SocialModel(Protocol):
-    """An Ego4D-trained LAM/TTM model as the detect pipeline would call it.
+    """Ego4D-trained LAM/TTM models as the detect pipeline calls them
+    (:class:`socialav.social_models.TrainedSocialModel`).
 
-    ``score_track(track, face_crops_rgb, audio_s16, fps)`` returns per-frame probabilities
-    ``{"lam": (T,), "ttm": (T,)}`` (either may be missing if the model does not predict it)
-    for one :class:`~socialav.types.FaceTrack`, its ``(T, H, W, 3)`` uint8 face crops and the
-    int16 16 kHz audio of the track's span.
+    Attributes:
+        tasks: what it predicts, some of ``("lam", "ttm")``.
+        face_sizes_px: side of the RGB face crops it takes (one per visual checkpoint size;
+            empty for an audio-only TTM model).
+        needs_quality: whether it takes per-frame visual quality (QuAVF visual branch).
+
+    ``score_track(track, face_crops_rgb, audio_s16, fps, frame_quality_values)`` returns
+    per-frame probabilities ``{"lam": (T,), "ttm": (T,)}`` in [0, 1] (a key only for a task it
+    predicts) for one :class:`~socialav.types.FaceTrack` of ``T`` frames on the ``fps``
+    timeline, given its ``(T, S, S, 3)`` uint8 RGB face crops (or ``{S: crops}`` for several
+    sizes), the int16 16 kHz audio of the track's span ``[start / fps, (end + 1) / fps)`` and
+    the ``(T,)`` per-frame visual quality (or ``None``).
     """
 
+    tasks: tuple[str, ...]
+    face_sizes_px: tuple[int, ...]
+    needs_quality: bool
+
     def score_track(
-        self, track: FaceTrack, face_crops_rgb: np.ndarray, audio_s16: np.ndarray, fps: float
+        self,
+        track: FaceTrack,
+        face_crops_rgb: np.ndarray | Mapping[int, np.ndarray] | None,
+        audio_s16: np.ndarray | None,
+        fps: float = ANALYSIS_FPS,
+        frame_quality_values: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]: ...
 
 
-def load_trained_social_model(path: str | Path, device: str = "cpu") -> SocialModel:
-    """Load an Ego4D-trained LAM/TTM checkpoint (GazeLSTM for LAM, QuAVF for TTM) as a
-    :class:`SocialModel`.
+def load_trained_social_model(
+    paths: str | Path | Sequence[str | Path], device: str = "cpu", task: str | None = None
+) -> SocialModel:
+    """Load Ego4D-trained LAM/TTM checkpoints (a ``gaze-lstm`` for LAM; a ``quavf-visual``
+    and/or ``quavf-audio`` for TTM, fused with QuAVF's quality-aware fusion when both are
+    given) as one :class:`SocialModel`.
 
-    TODO(issue 6): the architectures exist (``socialav.models.gaze_lstm.GazeLSTM``,
-    ``socialav.models.quavf``) but, when this was written, no trained checkpoint format or
-    loader for them did, and both need inputs the detect pipeline does not keep: GazeLSTM
-    takes 7-frame windows of RGB head crops (ImageNet-normalised, 224 px), QuAVF RGB face
-    crops and a log-mel spectrogram. Wiring: read the self-describing checkpoint, build the
-    architecture it names, and return an object whose ``score_track`` cuts those inputs
-    for one track and returns per-frame probabilities on the track's frames; the pipeline
-    then uses it instead of :func:`social_series` when ``--tasks`` is given a checkpoint.
+    See :func:`socialav.social_models.load_trained_social_model` (imported on call, so that
+    the zero-shot rules need no torch).
+
+    Args:
+        paths: one or more checkpoints written by
+            :func:`socialav.training.checkpoint.save_model_checkpoint`.
+        device: where the models run.
+        task: ``"lam"`` / ``"ttm"`` to accept only that task's architectures, ``None`` for any.
 
     Raises:
-        NotImplementedError: always, for now.
+        FileNotFoundError: a missing file.
+        socialav.training.checkpoint.CheckpointError: not a socialav checkpoint, another
+            architecture (expected vs found), another input contract, or weights that do not
+            fit.
+        ValueError: two checkpoints of the same architecture.
     """
-    raise NotImplementedError(
-        f"cannot load {path}: loading Ego4D-trained LAM/TTM checkpoints (socialav.models."
-        "gaze_lstm, socialav.models.quavf) into the detect pipeline is not implemented yet; "
-        "use the zero-shot estimates (socialav.social.social_series)"
-    )
+    from socialav.social_models import load_trained_social_model as load
+
+    return load(paths, device, task)

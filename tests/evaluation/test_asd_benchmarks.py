@@ -7,6 +7,7 @@ from socialav.evaluation.asd_benchmarks import (
     benchmark_ap,
     natural_items,
     read_grid_align,
+    side_by_side,
     sync_items,
     unique_items,
     voice_activity,
@@ -77,3 +78,52 @@ def test_benchmark_ap_perfect_and_inverted_scores():
     assert benchmark_ap(items, perfect, kinds=["delayed"]) == pytest.approx(100.0)
     delayed_only = [it for it in items if it.kind == "delayed"]
     assert len(delayed_only) == 3
+
+
+def test_side_by_side_keeps_the_left_height():
+    left = np.full((4, 6, 3), (255, 0, 0), np.uint8)
+    right = np.full((8, 8, 3), (0, 0, 255), np.uint8)
+    both = side_by_side(left, right)
+    assert both.shape == (4, 10, 3)  # right resized to 4x4
+    np.testing.assert_array_equal(both[:, :6], left)
+    assert (both[:, 6:, 2] == 255).all() and (both[:, 6:, 0] == 0).all()
+    with pytest.raises(ValueError, match="right_rgb must be"):
+        side_by_side(left, right[..., 0])
+
+
+def _clips_with_frames(n=3, frames=20):
+    """Clips whose frame t is uniform gray 8 t + 40 i (clip i), 8x8 px."""
+    clips = _clips(n, frames)
+    for i, c in enumerate(clips):
+        levels = (8 * np.arange(frames) + 40 * i).astype(np.uint8)
+        c.frames = np.repeat(levels[:, None, None, None], 8 * 8 * 3, 1).reshape(frames, 8, 8, 3)
+    return clips
+
+
+def test_scene_items_show_the_two_face_scene_of_each_pair():
+    clips = _clips_with_frames()
+    natural = natural_items(clips, scene_size_px=4)
+    assert natural[1].scenes.shape == (20, 4, 4, 3)
+    np.testing.assert_array_equal(natural[1].scenes[:, 0, 0, 0], 8 * np.arange(20) + 40)
+    items = sync_items(clips, delays_frames=(2,), scene_size_px=4)
+    assert len(items) == 2 * (3 * 2 + 3)
+    names = [it.name for it in items]
+    assert len(set(names)) == len(names)  # the own face is its own item in every pair
+    for own, other in zip(items[::2], items[1::2], strict=True):
+        assert own.kind == "natural" and own.scenes is not None
+        np.testing.assert_array_equal(own.scenes, other.scenes)  # one scene per pair
+        assert own.name.endswith(f"(with {other.name})")
+    # cross pair c0 with c1's face: left half c0's frames, right half c1's
+    cross = next(it for it in items if it.name == "c1+c0")
+    np.testing.assert_array_equal(cross.scenes[:, 0, 0, 0], 8 * np.arange(20))
+    np.testing.assert_array_equal(cross.scenes[:, 0, 3, 0], 8 * np.arange(20) + 40)
+    # delayed pair: c2 beside its own frames delayed by 2 (first frame repeated)
+    delayed = next(it for it in items if it.name == "c2@-2+c2")
+    expected = 8 * np.maximum(np.arange(20) - 2, 0) + 80
+    np.testing.assert_array_equal(delayed.scenes[:, 0, 3, 0], expected)
+    perfect = {it.name: it.labels.astype(float) for it in unique_items(items)}
+    assert benchmark_ap(items, perfect) == pytest.approx(100.0)
+    plain = sync_items(clips, delays_frames=(2,))
+    assert all(it.scenes is None for it in plain) and len(unique_items(plain)) == 12
+    with pytest.raises(ValueError, match="has no full frames"):
+        natural_items(_clips(), scene_size_px=4)

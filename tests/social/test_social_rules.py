@@ -110,6 +110,7 @@ def test_social_series_gives_extra_columns():
     np.testing.assert_allclose(extra["ttm"], 0.9, atol=1e-5)
 
 
-def test_trained_model_adapter_says_what_is_missing(tmp_path):
-    with pytest.raises(NotImplementedError, match="gaze_lstm"):
+def test_trained_model_loader_says_what_is_missing(tmp_path):
+    # the loader itself is tested in test_trained_social_models.py
+    with pytest.raises(FileNotFoundError, match="lam.pt not found"):
         load_trained_social_model(tmp_path / "lam.pt")

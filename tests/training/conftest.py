@@ -38,3 +38,25 @@ def tiny_root(tmp_path_factory, videos_dir: Path, weights_dir: Path) -> Path:
             table[table["entity_id"].isin(chosen)], layout.csv_path(split), "groundtruth"
         )
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_scene_root(tmp_path_factory, videos_dir: Path, weights_dir: Path) -> Path:
+    """Like ``tiny_root`` (two GRID speakers, 10-frame windows) with 32-px scene images."""
+    import torch
+
+    from socialav.data.talkset import SourceClip, TalkSetConfig, generate_talkset
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("tiny_scenes")
+    clips = [SourceClip(videos_dir / "grid_bbaf2n.mpg"), SourceClip(videos_dir / "grid_lbax4n.mpg")]
+    config = TalkSetConfig(
+        seed=1,
+        val_fraction=0.5,
+        window_frames_range=(10, 10),
+        detect_every=5,
+        mix={"matched": 0.6, "swapped": 0.4},
+        scene_size_px=32,
+    )
+    generate_talkset(clips, root, config)
+    return root

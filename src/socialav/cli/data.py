@@ -69,6 +69,17 @@ def prepare(
         ),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Tracebacks and debug logs.")] = False,
+    scenes: Annotated[
+        bool,
+        typer.Option(
+            "--scenes",
+            help="Also write the full-scene image of every annotated frame (clips_scenes/), "
+            "for scene-context models.",
+        ),
+    ] = False,
+    scene_size_px: Annotated[
+        int, typer.Option("--scene-size-px", min=8, help="Side of the scene images (pixels).")
+    ] = 112,
 ) -> None:
     """Write face crops (clips_videos) and entity audio (clips_audios) from raw videos.
 
@@ -88,7 +99,14 @@ def prepare(
                 bars.update(task, completed=done, total=total)
 
             summary = prepare_dataset(
-                videos, csv, out, split, workers=workers, cluster=cluster, progress=progress
+                videos,
+                csv,
+                out,
+                split,
+                workers=workers,
+                cluster=cluster,
+                progress=progress,
+                scene_size_px=scene_size_px if scenes else None,
             )
     except (AvaCsvError, OSError, ValueError, ImportError) as exc:
         _fail(exc, debug)

@@ -83,7 +83,11 @@ def detect(
         bool, typer.Option(help="Redo videos whose outputs already exist (default: skip them).")
     ] = False,
     weights: Annotated[
-        str | None, typer.Option(help="ASD weights name (socialav weights list).")
+        str | None,
+        typer.Option(
+            help="ASD weights: a name of `socialav weights list`, or a Light-ASD / LR-ASD "
+            "checkpoint file (e.g. from `socialav train`)."
+        ),
     ] = None,
     windows: Annotated[
         str | None,
@@ -102,12 +106,40 @@ def detect(
             help="Comma-separated: asd (speaking), lam (looking at camera), ttm (talking to me)."
         ),
     ] = "asd",
+    lam_weights: Annotated[
+        Path | None,
+        typer.Option(
+            "--lam-weights",
+            metavar="PATH",
+            help="Ego4D-trained LAM checkpoint (socialav gaze-lstm file): replaces the "
+            "zero-shot lam (implies --tasks lam).",
+        ),
+    ] = None,
+    ttm_weights: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--ttm-weights",
+            metavar="PATH",
+            help="Ego4D-trained TTM checkpoint (socialav quavf-visual or quavf-audio file; "
+            "repeat for both, fused by visual quality): replaces the zero-shot ttm (implies "
+            "--tasks ttm).",
+        ),
+    ] = None,
     outputs: Annotated[
         str, typer.Option(help="Comma-separated subset of csv,rttm,json,timeline,video.")
     ] = "csv,rttm,json,timeline,video",
     no_video: Annotated[bool, typer.Option("--no-video", help="Skip the annotated video.")] = False,
     threads: Annotated[int | None, typer.Option(help="CPU threads (default: all cores).")] = None,
     debug: Annotated[bool, typer.Option(help="Show tracebacks and debug logs.")] = False,
+    context: Annotated[
+        str | None,
+        typer.Option(
+            "--context",
+            metavar="WEIGHTS",
+            help="Scene-context ASD checkpoint (socialav scene-context file or registry name): "
+            "encodes every frame's full scene and replaces the ASD model of --weights.",
+        ),
+    ] = None,
 ) -> None:
     """Detect faces and, for each face and frame, the probability that it is speaking.
 
@@ -157,7 +189,13 @@ def detect(
         changes["segments"] = SegmentConfig(**{**config.segments.__dict__, "threshold": threshold})
     if threads:
         changes["num_threads"] = threads
+    if context:
+        changes["context_weights"] = context
     changes["tasks"] = tuple(t.strip() for t in tasks.split(",") if t.strip())
+    if lam_weights is not None:
+        changes["lam_weights"] = str(lam_weights)
+    if ttm_weights:
+        changes["ttm_weights"] = tuple(str(p) for p in ttm_weights)
     try:
         config = replace(config, **changes)
     except ValueError as exc:  # bad option values: one line, no traceback

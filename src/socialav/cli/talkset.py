@@ -46,6 +46,17 @@ def talkset_command(
     group_regex: Annotated[
         str | None, typer.Option(help="Regex whose first group names a clip's person/group.")
     ] = None,
+    scenes: Annotated[
+        bool,
+        typer.Option(
+            "--scenes",
+            help="Also write the full-scene image of every face-track frame (clips_scenes/), "
+            "for scene-context models.",
+        ),
+    ] = False,
+    scene_size_px: Annotated[
+        int, typer.Option("--scene-size-px", min=8, help="Side of the scene images (pixels).")
+    ] = 112,
 ) -> None:
     """Build matched / swapped / shifted / silence / half / no-speech entities (TalkSet-style)
     in the prepared layout, with a train/val split by clip group. MANIFEST.md in the folder,
@@ -58,6 +69,7 @@ def talkset_command(
             window_frames_range=(min_window, max_window),
             detect_every=detect_every,
             group_regex=group_regex,
+            scene_size_px=scene_size_px if scenes else None,
         )
         clips = clips_from_folder(
             videos,

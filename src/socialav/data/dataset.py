@@ -27,6 +27,12 @@ clipping); the noise entity is any other entity of the split rather than one of 
 mini-batch. Randomness is drawn from ``numpy.random.default_rng((seed, epoch, index))``, so a
 sample depends only on the seed, the epoch and its index -- not on worker count or order.
 
+Scene-context models (:mod:`socialav.models.scene_context`) also need the full scene of every
+frame: with ``scenes=True`` each sample carries the scene images of its frames, read from
+``clips_scenes/<split>/<video_id>/<frame_timestamp>.jpg`` (:mod:`socialav.data.layout`) as
+``(T, 3, S, S)`` float32 RGB in [0, 1] (:func:`socialav.models.scene_context.scene_input`).
+The visual augmentations act on the faces only; scenes are never augmented.
+
 Mini-batches group chunks of equal or similar length as the reference ``train_loader`` does
 (:class:`LengthGroupedBatchSampler`): chunks sorted by length, longest first, and cut into
 batches of at most ``max_frames_per_batch`` frames (``--batchSize 2000`` frames in Light-ASD);
@@ -50,7 +56,8 @@ from torch.utils.data import Dataset, Sampler
 
 from socialav.data.ava_csv import AvaLabel, read_ava_csv
 from socialav.data.entity import entity_fps, entity_mfcc
-from socialav.data.layout import DatasetLayout
+from socialav.data.layout import DatasetLayout, read_scene_image
+from socialav.models.scene_context import scene_input
 from socialav.types import AUDIO_SAMPLE_RATE, MFCC_FRAMES_PER_VIDEO_FRAME
 
 logger = logging.getLogger(__name__)
@@ -280,13 +287,20 @@ class AsdEntityDataset(Dataset):
         augment: augmentations (default: none).
         seed: base seed of the per-sample random generators.
         csv_path: annotation CSV instead of ``csv/<split>_orig.csv``.
+        scenes: also read the scene image of every frame (for scene-context models).
+        scene_size_px: the scene side ``S`` the model takes (``None``: whatever the files
+            have; they must then all be of one size for batches to stack).
 
     Items: dict with ``faces`` ``(T, 112, 112)`` uint8 tensor, ``mfcc`` ``(4T, 13)`` float32,
-    ``labels`` ``(T,)`` int64, ``index`` (int, the chunk index).
+    ``labels`` ``(T,)`` int64, ``index`` (int, the chunk index); with ``scenes=True`` also
+    ``scenes`` ``(T, 3, S, S)`` float32 RGB in [0, 1].
 
     Raises:
-        FileNotFoundError: missing CSV, or an entity whose face folder or WAV is missing.
-        ValueError: ``max_chunk_frames < 1`` or an empty split.
+        FileNotFoundError: missing CSV, or an entity whose face folder or WAV is missing, or
+            (``scenes=True``) a video without a scene folder; reading a sample whose scene
+            image is missing raises it naming the file.
+        ValueError: ``max_chunk_frames < 1`` or an empty split; a scene image of another
+            size than ``scene_size_px``.
     """
 
     def __init__(
@@ -298,6 +312,8 @@ class AsdEntityDataset(Dataset):
         augment: AugmentConfig | None = None,
         seed: int = 0,
         csv_path: str | Path | None = None,
+        scenes: bool = False,
+        scene_size_px: int | None = None,
     ) -> None:
         if max_chunk_frames is not None and max_chunk_frames < 1:
             raise ValueError(f"max_chunk_frames must be >= 1 or None, got {max_chunk_frames}")
@@ -326,6 +342,17 @@ class AsdEntityDataset(Dataset):
                     f"{'folder' if folder.is_dir() else 'no folder'} and "
                     f"{'wav' if wav.is_file() else 'no wav'} (run `socialav data prepare`)"
                 )
+        self.scenes = bool(scenes)
+        self.scene_size_px = scene_size_px
+        if self.scenes:
+            for video_id in sorted({e.video_id for e in self.entities}):
+                folder = self.layout.scenes_dir(split) / video_id
+                if not folder.is_dir():
+                    raise FileNotFoundError(
+                        f"video {video_id!r} of split {split!r}: expected scene images in "
+                        f"{folder}, found no folder (write them with `socialav data talkset "
+                        f"... --scenes` or `socialav data prepare ... --scenes`)"
+                    )
         self.chunks = make_chunks(self.entities, max_chunk_frames)
 
     def set_epoch(self, epoch: int) -> None:
@@ -379,27 +406,65 @@ class AsdEntityDataset(Dataset):
         )
         if self.augment.visual:
             faces = augment_faces(faces, rng, self.augment)
-        return {
+        sample: dict[str, torch.Tensor | int] = {
             "faces": torch.from_numpy(np.ascontiguousarray(faces)),
             "mfcc": torch.from_numpy(mfcc),
             "labels": torch.from_numpy(entity.labels[a:b].copy()),
             "index": int(index),
         }
+        if self.scenes:
+            sample["scenes"] = torch.from_numpy(
+                self.load_scenes(entity.video_id, entity.frame_timestamps_s[a:b])
+            )
+        return sample
+
+    def load_scenes(self, video_id: str, frame_timestamps_s: np.ndarray) -> np.ndarray:
+        """Scene images of ``video_id`` at the given timestamps as ``(T, 3, S, S)`` float32
+        RGB in [0, 1].
+
+        Raises:
+            FileNotFoundError: a scene image is missing (names it).
+            ValueError: images of another size than ``scene_size_px`` or of mixed sizes.
+        """
+        images = [
+            read_scene_image(self.layout.scene_path(self.split, video_id, t), self.scene_size_px)
+            for t in frame_timestamps_s
+        ]
+        sizes = {im.shape[0] for im in images}
+        if len(sizes) > 1:
+            raise ValueError(
+                f"scene images of video {video_id!r} ({self.layout.scenes_dir(self.split)}) "
+                f"have mixed sizes {sorted(sizes)}; expected one size"
+            )
+        return np.ascontiguousarray(scene_input(np.stack(images)))
 
 
 def collate_chunks(samples: Sequence[dict]) -> dict[str, torch.Tensor]:
     """Stack samples cut to the shortest (``T``): ``faces (B, T, 112, 112)`` uint8,
-    ``mfcc (B, 4T, 13)``, ``labels (B, T)``, ``index (B,)``."""
+    ``mfcc (B, 4T, 13)``, ``labels (B, T)``, ``index (B,)``, and ``scenes (B, T, 3, S, S)``
+    float32 when the samples have scenes.
+
+    Raises:
+        ValueError: an empty batch, or some samples with scenes and some without.
+    """
     if not samples:
         raise ValueError("cannot collate an empty batch")
     frames = min(int(s["labels"].shape[0]) for s in samples)
     audio = MFCC_FRAMES_PER_VIDEO_FRAME * frames
-    return {
+    batch = {
         "faces": torch.stack([s["faces"][:frames] for s in samples]),
         "mfcc": torch.stack([s["mfcc"][:audio] for s in samples]),
         "labels": torch.stack([s["labels"][:frames] for s in samples]),
         "index": torch.tensor([int(s["index"]) for s in samples], dtype=torch.int64),
     }
+    with_scenes = sum("scenes" in s for s in samples)
+    if with_scenes == len(samples):
+        batch["scenes"] = torch.stack([s["scenes"][:frames] for s in samples])
+    elif with_scenes:
+        raise ValueError(
+            f"{with_scenes} of {len(samples)} samples have scenes; expected all or none"
+        )
+    return batch
 
 
 class LengthGroupedBatchSampler(Sampler[list[int]]):

@@ -66,6 +66,8 @@ __all__ = [
     "build_ttm_visual_windows",
     "collate_ttm_audio",
     "crop_face_box",
+    "crops_to_tensor",
+    "face_box_pixels",
     "frame_quality",
     "lam_samples",
     "lam_track_boxes",
@@ -390,7 +392,15 @@ def crop_face_box(
     return cv2.resize(face, (size_px, size_px))
 
 
-def _to_tensor(crops: np.ndarray) -> torch.Tensor:
+def face_box_pixels(image_rgb: np.ndarray, box_xyxy_px: Sequence[float]) -> np.ndarray:
+    """The box's pixels ``image[max(int(y1), 0):max(int(y2), 0), max(int(x1), 0):
+    max(int(x2), 0)]``, not resized (a view, possibly empty): what the QuAVF visual quality
+    (:func:`frame_quality`) is measured on."""
+    x1, y1 = max(int(box_xyxy_px[0]), 0), max(int(box_xyxy_px[1]), 0)
+    return image_rgb[y1 : max(int(box_xyxy_px[3]), 0), x1 : max(int(box_xyxy_px[2]), 0)]
+
+
+def crops_to_tensor(crops: np.ndarray) -> torch.Tensor:
     """``(T, S, S, 3)`` uint8 -> ``(T, 3, S, S)`` float32, ImageNet-normalised."""
     x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float() / 255.0
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
@@ -445,7 +455,7 @@ class LamDataset(Dataset):
             valid.append(True)
             crops.append(crop_face_box(image, track_boxes[f], self.size_px, self.scale))
         stack = np.stack(crops)[lam_window_sources(valid)]
-        return {"frames": _to_tensor(stack), "label": torch.tensor(sample.label)}
+        return {"frames": crops_to_tensor(stack), "label": torch.tensor(sample.label)}
 
 
 def lam_track_boxes(clips: Sequence[Ego4dClip]) -> dict[tuple[str, str], dict[int, np.ndarray]]:
@@ -639,7 +649,7 @@ class TtmVisualDataset(Dataset):
             else:
                 crops.append(crop_face_box(image, box, self.size_px))
                 present.append(True)
-        tensor = _to_tensor(np.stack(crops))
+        tensor = crops_to_tensor(np.stack(crops))
         tensor[~torch.tensor(present)] = 0.0  # QuAVF feeds torch.zeros for missing frames
         return {
             "frames": tensor,
@@ -690,8 +700,7 @@ def build_ttm_visual_windows(
                     fids.append(None)
                     qual.append(0.0)
                     continue
-                x1, y1 = max(int(box[0]), 0), max(int(box[1]), 0)
-                crop = image[y1 : max(int(box[3]), 0), x1 : max(int(box[2]), 0)]
+                crop = face_box_pixels(image, box)
                 conf = 1.0 if confidence is None else confidence(clip.clip_uid, seg.person, f)
                 fids.append(f)
                 qual.append(frame_quality(crop, box, conf, quality))

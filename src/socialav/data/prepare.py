@@ -29,9 +29,16 @@ different times; a box that gives an empty cut (degenerate or outside the frame,
 reference's ``cv2.imwrite`` fails) is clipped to the frame with at least one pixel and
 reported.
 
+Scenes (optional, ``scene_size_px``; for scene-context models,
+:mod:`socialav.models.scene_context`): the whole frame at each annotated timestamp of a video,
+resized to ``S x S`` (:func:`~socialav.models.scene_context.scene_image`), written once per
+video and timestamp to ``clips_scenes/<split>/<video_id>/<frame_timestamp>.jpg``
+(:func:`~socialav.data.layout.write_scene_image`); it is shared by the entities of the video.
+
 Resumability: an entity is *complete* when its state file
 ``ROOT/.socialav-prepare/<split>/<video_id>/<entity_id>.json`` exists, records the same
-annotation fingerprint (timestamps and boxes), and every face crop and the WAV exist. Each
+annotation fingerprint (timestamps and boxes), and every face crop and the WAV exist (with
+scenes: also the same scene size in the state file and every scene image of the entity). Each
 JPEG and WAV is written to a temporary name and renamed; the state file is written last.
 A re-run skips complete entities and redoes the others from scratch (half-written, deleted
 files, changed annotations), removing stale crops of an entity it redoes.
@@ -59,7 +66,7 @@ import scipy.io.wavfile
 
 from socialav.data.ava_csv import BOX_COLUMNS, read_ava_csv, write_ava_csv_frame
 from socialav.data.cluster import ClusterSpec, run_tasks, worker_name
-from socialav.data.layout import DatasetLayout, timestamp_name
+from socialav.data.layout import DatasetLayout, timestamp_name, write_scene_image
 from socialav.io.atomic import atomic_write
 from socialav.io.media import MediaError, NoAudioStreamError, _open, _rotation_k, read_audio
 from socialav.types import AUDIO_SAMPLE_RATE
@@ -140,6 +147,7 @@ class VideoTask:
         entities: the video's entities.
         lookup_reason, lookup_detail: why ``video_path`` is None (:data:`MISSING_VIDEO` or
             :data:`AMBIGUOUS_VIDEO`, and the specifics).
+        scene_size_px: also write ``S x S`` scene images with ``S`` = this (``None``: no).
     """
 
     root: str
@@ -149,6 +157,7 @@ class VideoTask:
     entities: tuple[EntitySpec, ...]
     lookup_reason: str | None = None
     lookup_detail: str = ""
+    scene_size_px: int | None = None
 
 
 @dataclass(frozen=True)
@@ -426,6 +435,14 @@ def _is_complete(layout: DatasetLayout, task: VideoTask, entity: EntitySpec) -> 
         return False
     if state.get("fingerprint") != entity.fingerprint():
         return False
+    if task.scene_size_px is not None:
+        if state.get("scene_size_px") != task.scene_size_px:
+            return False
+        if not all(
+            layout.scene_path(task.split, task.video_id, t).is_file()
+            for t in entity.frame_timestamps_s
+        ):
+            return False
     if not layout.audio_path(task.split, task.video_id, entity.entity_id).is_file():
         return False
     folder = layout.entity_dir(task.split, task.video_id, entity.entity_id)
@@ -535,6 +552,8 @@ def prepare_video(task: VideoTask) -> VideoPrepareResult:
         tolerance_s = _frame_tolerance_s(task.video_path)
         for u, image, frame_t in iter_frames_at_times(task.video_path, unique_times):
             t = float(unique_times[u])
+            if task.scene_size_px is not None and abs(frame_t - t) <= tolerance_s:
+                _write_scene(layout, task, t, image)
             for j in range(bounds[u], bounds[u + 1]):
                 k, r = int(owners[j]), int(rows[j])
                 if k in failed:
@@ -583,12 +602,23 @@ def prepare_video(task: VideoTask) -> VideoPrepareResult:
             "num_frames": len(entity.frame_timestamps_s),
             "audio_samples": [start, stop],
             "video": str(task.video_path),
+            "scene_size_px": task.scene_size_px,
         }
         with atomic_write(state_path(layout, task.split, task.video_id, entity.entity_id)) as fh:
             json.dump(state, fh)
         result.entities_written += 1
         result.frames_written += int(written[k])
     return finish()
+
+
+def _write_scene(layout: DatasetLayout, task: VideoTask, t: float, image_bgr: np.ndarray) -> None:
+    """The scene image of the frame ``image_bgr`` shown at annotated time ``t``."""
+    from socialav.models.scene_context import scene_image
+
+    small = scene_image(image_bgr, task.scene_size_px)  # INTER_AREA acts per channel
+    write_scene_image(
+        layout.scene_path(task.split, task.video_id, t), cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
+    )
 
 
 def _frame_tolerance_s(path: str | Path) -> float:
@@ -645,6 +675,7 @@ def plan_prepare(
     videos_dir: str | Path,
     root: str | Path,
     split: str,
+    scene_size_px: int | None = None,
 ) -> list[VideoTask]:
     """One :class:`VideoTask` per ``video_id`` of the annotations, in ``video_id`` order.
 
@@ -653,6 +684,7 @@ def plan_prepare(
         videos_dir: folder of raw videos named ``<video_id>.<ext>``.
         root: dataset root to write.
         split: split name.
+        scene_size_px: also write scene images of this side (``None``: no scenes).
     """
     files = find_video_files(videos_dir)
     tasks = []
@@ -667,7 +699,16 @@ def plan_prepare(
         else:
             reason, detail = AMBIGUOUS_VIDEO, f"{[c.name for c in candidates]}"
         tasks.append(
-            VideoTask(str(root), split, video_id, path, _entities_of(rows), reason, detail)
+            VideoTask(
+                str(root),
+                split,
+                video_id,
+                path,
+                _entities_of(rows),
+                reason,
+                detail,
+                scene_size_px,
+            )
         )
     return tasks
 
@@ -686,6 +727,7 @@ def prepare_dataset(
     workers: int = 1,
     cluster: str | ClusterSpec | None = None,
     progress: Callable[[int, int], None] | None = None,
+    scene_size_px: int | None = None,
 ) -> PrepareSummary:
     """Prepare one split: face crops, entity WAVs and ``csv/<split>_orig.csv`` under ``root``.
 
@@ -699,6 +741,8 @@ def prepare_dataset(
             :mod:`socialav.data.cluster`): one task per video; workers must see ``videos_dir``
             and ``root`` at the same paths.
         progress: called as ``progress(videos_done, videos_total)``.
+        scene_size_px: also write the ``S x S`` scene image of every annotated timestamp
+            (``clips_scenes/``, see the module docstring) with ``S`` = this; ``None``: none.
 
     Returns:
         :class:`PrepareSummary` (what was written, skipped as complete, or skipped and why).
@@ -707,12 +751,14 @@ def prepare_dataset(
         FileNotFoundError: ``csv_path`` does not exist.
         NotADirectoryError: ``videos_dir`` is not a folder.
         AvaCsvError: the CSV lacks columns or has bad values.
-        ValueError: bad ``split`` or ``workers``.
+        ValueError: bad ``split``, ``workers`` or ``scene_size_px``.
     """
     _check_split_name(split)
+    if scene_size_px is not None and scene_size_px < 1:
+        raise ValueError(f"scene_size_px must be >= 1 or None, got {scene_size_px}")
     annotations = read_ava_csv(csv_path, "groundtruth")
     layout = DatasetLayout(Path(root))
-    tasks = plan_prepare(annotations, videos_dir, layout.root, split)
+    tasks = plan_prepare(annotations, videos_dir, layout.root, split, scene_size_px)
     layout.root.mkdir(parents=True, exist_ok=True)
     destination = layout.csv_path(split)
     if not (destination.exists() and _same_file(Path(csv_path), destination)):

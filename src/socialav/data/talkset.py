@@ -34,6 +34,11 @@ one 16 kHz WAV per entity) plus ``talkset_manifest.json`` describing every entit
 clip, donor clip, shift). The entity WAV spans ``T`` frames plus the 15 ms that let the MFCC
 front-end give exactly ``4T`` frames (as :func:`socialav.audio.features.track_mfcc`).
 
+With ``TalkSetConfig.scene_size_px`` set, the full-scene images that scene-context models
+(:mod:`socialav.models.scene_context`) need are written too: ``clips_scenes/<split>/<clip>/
+<frame_timestamp>.jpg``, one per frame of every kept face track, shared by all entities of the
+clip (so a ``swapped`` or ``shifted`` entity sees its own clip's scene, as its faces).
+
 Splits are made by *group* (by default the clip; ``group_regex`` can map clips of one person to
 one group): a group is entirely in ``train`` or entirely in ``val``, and swapped audio is only
 taken from clips of the same split. Everything is deterministic for a given ``seed``.
@@ -61,7 +66,7 @@ import pandas as pd
 from scipy.io import wavfile
 
 from socialav.data.ava_csv import AvaLabel, write_ava_csv_frame
-from socialav.data.layout import DatasetLayout
+from socialav.data.layout import DatasetLayout, write_scene_image
 from socialav.io.atomic import atomic_write
 from socialav.io.media import NoAudioStreamError, iter_frames, probe_video, read_audio
 from socialav.types import ANALYSIS_FPS, AUDIO_SAMPLE_RATE, FaceTrack
@@ -108,6 +113,8 @@ class TalkSetConfig:
         min_track_frames: ignore face tracks shorter than this.
         group_regex: a regular expression whose first group, searched in the file name,
             names the clip's group (person); clips without a match are their own group.
+        scene_size_px: also write the ``S x S`` full-scene image of every face-track frame
+            (``clips_scenes/``; see the module docstring) with ``S`` = this; ``None``: none.
     """
 
     seed: int = 0
@@ -129,8 +136,11 @@ class TalkSetConfig:
     detect_every: int = 1
     min_track_frames: int = 25
     group_regex: str | None = None
+    scene_size_px: int | None = None
 
     def __post_init__(self) -> None:
+        if self.scene_size_px is not None and self.scene_size_px < 1:
+            raise ValueError(f"scene_size_px must be >= 1 or None, got {self.scene_size_px}")
         lo, hi = self.window_frames_range
         if not 1 <= lo <= hi:
             raise ValueError(f"window_frames_range must satisfy 1 <= lo <= hi, got {lo, hi}")
@@ -225,6 +235,7 @@ def extract_clip_faces(
     clip: SourceClip,
     detector,
     config: TalkSetConfig,
+    scene_sink: Callable[[int, np.ndarray], None] | None = None,
 ) -> ClipFaces:
     """Detect, track and crop the faces of a clip; read its audio and run the VAD.
 
@@ -232,6 +243,9 @@ def extract_clip_faces(
         clip: the source clip.
         detector: a :class:`~socialav.vision.detection.FaceDetector`.
         config: ``detect_every`` and ``min_track_frames`` are used.
+        scene_sink: if given, called as ``scene_sink(frame_index, frame_rgb)`` (``(H, W, 3)``
+            uint8 RGB, 25 fps timeline) once for every frame of a kept face track, during the
+            cropping pass (nothing is kept in memory).
 
     Returns:
         :class:`ClipFaces`; for talking clips only the longest track is kept.
@@ -264,6 +278,8 @@ def extract_clip_faces(
         for index, frame in iter_frames(clip.path):
             for track, row in by_frame.get(index, ()):
                 crops[track.track_id].append(crop_track_frame(frame, track.crop_size_cx_cy_px[row]))
+            if scene_sink is not None and index in by_frame:
+                scene_sink(index, frame)
     try:
         audio = read_audio(clip.path)
     except NoAudioStreamError:
@@ -408,6 +424,19 @@ def _instance_ids(entity_id: str, labels: np.ndarray) -> list[str]:
     return [f"{entity_id}_{int(r)}" for r in runs]
 
 
+def _scene_writer(
+    layout: DatasetLayout, split: str, video_id: str, size_px: int
+) -> Callable[[int, np.ndarray], None]:
+    """A ``scene_sink`` for :func:`extract_clip_faces` writing ``clips_scenes`` images."""
+    from socialav.models.scene_context import scene_image
+
+    def write(frame_index: int, frame_rgb: np.ndarray) -> None:
+        path = layout.scene_path(split, video_id, frame_index / ANALYSIS_FPS)
+        write_scene_image(path, scene_image(frame_rgb, size_px))
+
+    return write
+
+
 def generate_talkset(
     clips: Sequence[SourceClip],
     out_root: str | Path,
@@ -421,7 +450,8 @@ def generate_talkset(
     Args:
         clips: the sources (:func:`clips_from_folder`).
         out_root: dataset root to write (``csv/``, ``clips_videos/``, ``clips_audios/``,
-            ``talkset_manifest.json``); existing files of the same names are replaced.
+            ``talkset_manifest.json``, and ``clips_scenes/`` when
+            ``config.scene_size_px`` is set); existing files of the same names are replaced.
         config: parameters (defaults: :class:`TalkSetConfig`).
         detector: a face detector (default: Ultra-Light RFB-640 from the weights registry).
         progress: ``(stage, done, total)`` callback (stages ``faces`` and ``write``).
@@ -450,7 +480,12 @@ def generate_talkset(
     split_of_group = split_groups(clips, config.val_fraction, config.seed)
     extracted: list[ClipFaces] = []
     for i, clip in enumerate(clips):
-        faces = extract_clip_faces(clip, detector, config)
+        sink = None
+        if config.scene_size_px is not None:
+            sink = _scene_writer(
+                layout, split_of_group[clip.group], clip.name, config.scene_size_px
+            )
+        faces = extract_clip_faces(clip, detector, config, sink)
         if not faces.tracks:
             logger.warning(
                 "%s: no face track of at least %d frames; skipped",

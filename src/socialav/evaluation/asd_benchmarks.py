@@ -12,6 +12,19 @@ Two benchmarks, with AVA semantics (per-frame AP, :func:`average_precision_voc`)
 
 Ground truth comes from voice activity on the clip's audio (:func:`voice_activity`), or from a
 GRID ``.align`` word alignment where one exists (:func:`read_grid_align`).
+
+Scene-context models (:mod:`socialav.models.scene_context`) also see the whole frame. With
+``scene_size_px`` set (and the clips' full frames in :attr:`BenchmarkClip.frames`), every item
+carries the scene images (:func:`~socialav.models.scene_context.scene_image`) of what that
+video would show:
+
+* natural: the clip's own frames;
+* sync: the two-face scene the pair stands for, built as the two clips' frames side by side
+  (:func:`side_by_side`; own clip left, the other right, resized to the left one's height):
+  cross pairs show A's and B's frames, delayed pairs A's frames beside its delayed copy.
+  Both faces of a pair see the same scene (as in a real two-face video), so the scene alone
+  cannot tell them apart; it can only shift both. The own face then gets one item per pair
+  (named ``"<A> (with <other item>)"``), since its scene differs from pair to pair.
 """
 
 from __future__ import annotations
@@ -20,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from socialav.audio.features import track_mfcc
@@ -36,6 +50,8 @@ __all__ = [
     "sync_items",
     "benchmark_ap",
     "unique_items",
+    "side_by_side",
+    "scene_sequence",
 ]
 
 
@@ -125,12 +141,15 @@ class BenchmarkClip:
         faces: ``(T, 112, 112)`` uint8 face crops of the clip's face track.
         audio: ``(N,)`` int16 16 kHz audio of the clip, sample 0 at the track's first frame.
         speech: ``(T,)`` bool voice activity of ``audio`` per frame.
+        frames: ``(T, H, W, 3)`` uint8 RGB full frames of the face track's span (needed only
+            for scene-context items), or None.
     """
 
     name: str
     faces: np.ndarray
     audio: np.ndarray
     speech: np.ndarray
+    frames: np.ndarray | None = None
 
 
 @dataclass
@@ -144,6 +163,8 @@ class BenchmarkItem:
         faces: ``(T, 112, 112)`` uint8.
         mfcc: ``(4T, 13)`` float32.
         labels: ``(T,)`` int 1 = speaking.
+        scenes: ``(T, S, S, 3)`` uint8 RGB scene images of the video the face is in (see
+            the module docstring), or None.
     """
 
     name: str
@@ -151,24 +172,104 @@ class BenchmarkItem:
     faces: np.ndarray
     mfcc: np.ndarray
     labels: np.ndarray
+    scenes: np.ndarray | None = None
 
 
 def _mfcc_for(audio: np.ndarray, num_frames: int) -> np.ndarray:
     return track_mfcc(audio, 0, num_frames - 1)
 
 
-def natural_items(clips: Sequence[BenchmarkClip]) -> list[BenchmarkItem]:
-    """Each clip's face with its own audio; speaking where its voice is active."""
-    return [
-        BenchmarkItem(
-            c.name, "natural", c.faces, _mfcc_for(c.audio, len(c.faces)), c.speech.astype(int)
+def side_by_side(left_rgb: np.ndarray, right_rgb: np.ndarray) -> np.ndarray:
+    """Two ``(H, W, 3)`` frames as one two-face frame: ``right_rgb`` resized to the height of
+    ``left_rgb`` (aspect kept, ``cv2.INTER_AREA``) and placed to its right.
+
+    Raises:
+        ValueError: a frame that is not ``(H, W, 3)`` uint8.
+    """
+    for name, frame in (("left_rgb", left_rgb), ("right_rgb", right_rgb)):
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise ValueError(
+                f"{name} must be (H, W, 3) uint8 RGB, but got {frame.shape} {frame.dtype}"
+            )
+    height = left_rgb.shape[0]
+    if right_rgb.shape[0] != height:
+        width = max(1, int(round(right_rgb.shape[1] * height / right_rgb.shape[0])))
+        right_rgb = cv2.resize(right_rgb, (width, height), interpolation=cv2.INTER_AREA)
+    return np.concatenate([left_rgb, right_rgb], axis=1)
+
+
+def scene_sequence(
+    left_frames: np.ndarray,
+    right_frames: np.ndarray | None,
+    num_frames: int,
+    size_px: int,
+) -> np.ndarray:
+    """Scene images of a one- or two-face video: frame ``t`` is ``left_frames[t]`` (alone, or
+    :func:`side_by_side` with ``right_frames[t]``) turned into an ``S x S`` scene image; a
+    sequence shorter than ``num_frames`` holds its last frame.
+
+    Returns:
+        ``(num_frames, size_px, size_px, 3)`` uint8 RGB.
+
+    Raises:
+        ValueError: empty frame sequences.
+    """
+    from socialav.models.scene_context import scene_image
+
+    if len(left_frames) == 0 or (right_frames is not None and len(right_frames) == 0):
+        raise ValueError("scene_sequence needs at least one frame on each side")
+    out = np.empty((num_frames, size_px, size_px, 3), np.uint8)
+    for t in range(num_frames):
+        frame = left_frames[min(t, len(left_frames) - 1)]
+        if right_frames is not None:
+            frame = side_by_side(frame, right_frames[min(t, len(right_frames) - 1)])
+        out[t] = scene_image(frame, size_px)
+    return out
+
+
+def _frames_of(clip: BenchmarkClip) -> np.ndarray:
+    if clip.frames is None:
+        raise ValueError(
+            f"clip {clip.name!r} has no full frames (BenchmarkClip.frames); scene items need them"
         )
-        for c in clips
-    ]
+    return clip.frames
+
+
+def natural_items(
+    clips: Sequence[BenchmarkClip], scene_size_px: int | None = None
+) -> list[BenchmarkItem]:
+    """Each clip's face with its own audio; speaking where its voice is active.
+
+    Args:
+        clips: the clips.
+        scene_size_px: also give each item the ``S x S`` scene images of its own frames
+            (``None``: no scenes).
+
+    Raises:
+        ValueError: ``scene_size_px`` is set but a clip has no ``frames``.
+    """
+    items = []
+    for c in clips:
+        scenes = None
+        if scene_size_px is not None:
+            scenes = scene_sequence(_frames_of(c), None, len(c.faces), scene_size_px)
+        items.append(
+            BenchmarkItem(
+                c.name,
+                "natural",
+                c.faces,
+                _mfcc_for(c.audio, len(c.faces)),
+                c.speech.astype(int),
+                scenes,
+            )
+        )
+    return items
 
 
 def sync_items(
-    clips: Sequence[BenchmarkClip], delays_frames: Sequence[int] = (5, 10)
+    clips: Sequence[BenchmarkClip],
+    delays_frames: Sequence[int] = (5, 10),
+    scene_size_px: int | None = None,
 ) -> list[BenchmarkItem]:
     """The TalkSet-style synchrony benchmark: pairs of faces shown with one clip's audio.
 
@@ -178,9 +279,38 @@ def sync_items(
     its first frame fills the start). Every pair contributes both faces, so each clip's own
     face appears once per pair it is in (the same object: score it once); the positive rate is
     about half the speech rate, as in a two-face video.
+
+    With ``scene_size_px`` both items of a pair carry the pair's two-face scene (see the
+    module docstring) and the own face is a separate item per pair.
+
+    Raises:
+        ValueError: ``scene_size_px`` is set but a clip has no ``frames``.
     """
     natural = natural_items(clips)
     items: list[BenchmarkItem] = []
+
+    def add_pair(
+        own: BenchmarkItem,
+        other: BenchmarkItem,
+        right_frames: np.ndarray | None,
+        a: BenchmarkClip,
+    ) -> None:
+        if scene_size_px is None:
+            items.extend([own, other])
+            return
+        length = max(len(own.faces), len(other.faces))
+        scenes = scene_sequence(_frames_of(a), right_frames, length, scene_size_px)
+        own_here = BenchmarkItem(
+            f"{own.name} (with {other.name})",
+            own.kind,
+            own.faces,
+            own.mfcc,
+            own.labels,
+            scenes[: len(own.faces)],
+        )
+        other.scenes = scenes[: len(other.faces)]
+        items.extend([own_here, other])
+
     for a, own in zip(clips, natural, strict=True):
         for b in clips:
             if b is a:
@@ -189,14 +319,20 @@ def sync_items(
             other = BenchmarkItem(
                 f"{b.name}+{a.name}", "cross", b.faces, _mfcc_for(a.audio, n), np.zeros(n, int)
             )
-            items += [own, other]
+            add_pair(own, other, None if scene_size_px is None else _frames_of(b), a)
         for d in delays_frames:
             n = len(a.faces)
             delayed = np.concatenate([np.repeat(a.faces[:1], d, axis=0), a.faces[: n - d]])
             other = BenchmarkItem(
                 f"{a.name}@-{d}+{a.name}", "delayed", delayed, own.mfcc, np.zeros(n, int)
             )
-            items += [own, other]
+            delayed_frames = None
+            if scene_size_px is not None:
+                frames = _frames_of(a)
+                delayed_frames = np.concatenate(
+                    [np.repeat(frames[:1], d, axis=0), frames[: len(frames) - d]]
+                )
+            add_pair(own, other, delayed_frames, a)
     return items
 
 

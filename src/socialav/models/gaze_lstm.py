@@ -138,8 +138,14 @@ class GazeLSTM(nn.Module):
             )
         n, t = frames.shape[:2]
         features = self.base_model(frames.reshape(n * t, *frames.shape[2:]))
-        out, _ = self.lstm(features.view(n, t, self.img_feature_dim))
-        centre = out[:, t // 2, :]
+        return self.forward_features(features.view(n, t, self.img_feature_dim))
+
+    def forward_features(self, window_features: torch.Tensor) -> torch.Tensor:
+        """The model after its backbone: ``(N, T, img_feature_dim)`` per-frame features of the
+        windows -> ``(N, 2)`` logits (BiLSTM, output at frame ``T // 2``, the head). Lets
+        inference compute each frame's backbone features once for all windows holding it."""
+        out, _ = self.lstm(window_features)
+        centre = out[:, window_features.shape[1] // 2, :]
         if self.head == "gaze360":
             return self.last_layer(centre)
         return self.last_layer2(self.last_layer1(centre))

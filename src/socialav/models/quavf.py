@@ -189,7 +189,15 @@ class QuavfVisualBranch(nn.Module):
             raise ValueError(f"frames must be (B, L, 3, H, W), but got {tuple(frames.shape)}")
         b, length = frames.shape[:2]
         x = self.backbone(frames.reshape(b * length, *frames.shape[2:]))
-        x = x.reshape(b, length, self.dim).permute(1, 0, 2)
+        return self.forward_features(x.reshape(b, length, self.dim), quality)
+
+    def forward_features(
+        self, window_features: torch.Tensor, quality: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The branch after its backbone: ``(B, L, dim)`` per-frame features and ``(B,)``
+        window quality -> ``(B, 2)`` logits (temporal attention, class token, quality
+        embedding, head). Lets inference compute each frame's features once."""
+        x = window_features.permute(1, 0, 2)
         cls = x[0]
         for module in self.temporal:
             out = module(x)
@@ -197,7 +205,7 @@ class QuavfVisualBranch(nn.Module):
         if self.use_score:
             if quality is None:
                 raise ValueError("quality is required when use_score is True")
-            q = quality.to(frames.device).float().clamp(0.0, 1.0)
+            q = quality.to(window_features.device).float().clamp(0.0, 1.0)
             cls = torch.cat([cls, self.score_embed((q * self.score_bins).long())], dim=1)
         return self.head(cls)
 

@@ -23,6 +23,7 @@ name                   task         class
 ``gaze-lstm``          lam          :class:`~socialav.models.gaze_lstm.GazeLSTM`
 ``quavf-visual``       ttm-visual   :class:`~socialav.models.quavf.QuavfVisualBranch`
 ``quavf-audio``        ttm-audio    :class:`~socialav.models.quavf.QuavfAudioBranch`
+``scene-context``      asd          :class:`~socialav.models.scene_context.SceneContextASD`
 =====================  ===========  =====================================================
 """
 
@@ -44,6 +45,7 @@ from socialav.models.light_asd import (
 )
 from socialav.models.lr_asd import LRASD
 from socialav.models.quavf import QuavfAudioBranch, QuavfVisualBranch
+from socialav.models.scene_context import SceneContextASD, build_scene_context_asd
 from socialav.models.talknet import TalkNet
 from socialav.types import (
     ANALYSIS_FPS,
@@ -56,6 +58,7 @@ __all__ = [
     "ASD_INPUT_CONTRACT",
     "EGO4D_FACE_CONTRACT",
     "EGO4D_AUDIO_CONTRACT",
+    "SCENE_CONTEXT_INPUT_CONTRACT",
     "ArchitectureSpec",
     "ARCHITECTURES",
     "UnknownArchitectureError",
@@ -96,6 +99,16 @@ EGO4D_AUDIO_CONTRACT: dict[str, Any] = {
 }
 
 
+#: What the scene-context ASD model takes (:mod:`socialav.models.scene_context`): the ASD
+#: contract plus one full-scene image per video frame. Free field: ``scene_size_px`` (``S``;
+#: the model's ``SceneViTConfig.image_size_px``, 112 by default).
+SCENE_CONTEXT_INPUT_CONTRACT: dict[str, Any] = {
+    **ASD_INPUT_CONTRACT,
+    "scene_input": "full frame resized to S x S (cv2.INTER_AREA, aspect not kept), RGB / 255",
+    "scene_frames": "one per video frame of the fps timeline, shared by all faces of the frame",
+}
+
+
 class UnknownArchitectureError(ValueError):
     """An architecture name socialav does not know."""
 
@@ -132,6 +145,13 @@ ARCHITECTURES: dict[str, ArchitectureSpec] = {
         ArchitectureSpec("gaze-lstm", "lam", GazeLSTM, EGO4D_FACE_CONTRACT),
         ArchitectureSpec("quavf-visual", "ttm-visual", QuavfVisualBranch, EGO4D_FACE_CONTRACT),
         ArchitectureSpec("quavf-audio", "ttm-audio", QuavfAudioBranch, EGO4D_AUDIO_CONTRACT),
+        ArchitectureSpec(
+            "scene-context",
+            "asd",
+            SceneContextASD,
+            SCENE_CONTEXT_INPUT_CONTRACT,
+            build=build_scene_context_asd,
+        ),
     )
 }
 

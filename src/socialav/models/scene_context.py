@@ -23,18 +23,35 @@ width (128) and added to the visual embedding before the base model's back-end
 (``decode(audio, visual + W c)``); ``W`` starts at zero, so an untrained context branch leaves a
 pretrained Light-ASD/TalkNet exactly as it was and fine-tuning starts from it. The auxiliary
 context head predicts speaking from the scene embedding alone (its BCE is the context loss).
+
+Registry and checkpoints: architecture ``scene-context`` of :mod:`socialav.models.registry`,
+built by :func:`build_scene_context_asd` (``base``: ``light-asd`` / ``lr-asd`` / ``talknet``,
+``scene``: :class:`SceneViTConfig` fields); :meth:`SceneContextASD.architecture_config` is what
+``save_model_checkpoint(..., architecture_config=...)`` must store to rebuild it.
+:func:`scene_context_from_asd` wraps a loaded pretrained ASD model (e.g. ``light-asd-ava``)
+with a fresh, zero-fused context branch, the starting point of fine-tuning.
+
+Scene images: :func:`scene_image` turns one full RGB frame into the ``S x S`` uint8 image the
+encoder sees (what ``clips_scenes/`` stores as JPEG), :func:`scene_input` stacks such images
+into the encoder's float input, :func:`scene_frames` does both. Inference that encodes every
+video frame once (``socialav detect --context``) calls :meth:`SceneContextASD.encode_scene` on
+batches of frames and later :meth:`SceneContextASD.forward_context` /
+:meth:`SceneContextASD.context_term` with the stored ``(T, D_scene)`` embeddings.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import cv2
 import numpy as np
 import torch
 from torch import nn
 
-from socialav.models.light_asd import EMBED_DIM, AudioVisualASD
+from socialav.models.light_asd import EMBED_DIM, AudioVisualASD, LightASD
+from socialav.models.lr_asd import LRASD
+from socialav.models.talknet import TalkNet
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -42,6 +59,12 @@ __all__ = [
     "SceneViTConfig",
     "SceneViT",
     "SceneContextASD",
+    "SCENE_BASES",
+    "DEFAULT_SCENE_SIZE_PX",
+    "build_scene_context_asd",
+    "scene_context_from_asd",
+    "scene_image",
+    "scene_input",
     "scene_frames",
     "CONTEXT_LOSS_WEIGHT",
     "context_losses",
@@ -52,6 +75,14 @@ IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 #: Weight of the auxiliary context loss in TalkNet+DeiT (``trainTalkNetDeiT.py``).
 CONTEXT_LOSS_WEIGHT: float = 0.3
+#: Side of the scene image by default (:class:`SceneViTConfig`), pixels.
+DEFAULT_SCENE_SIZE_PX: int = 112
+#: ASD architectures a scene-context model can be built on: registry name -> class.
+SCENE_BASES: dict[str, type[AudioVisualASD]] = {
+    "light-asd": LightASD,
+    "lr-asd": LRASD,
+    "talknet": TalkNet,
+}
 
 
 @dataclass(frozen=True)
@@ -180,12 +211,71 @@ class SceneContextASD(nn.Module):
         nn.init.zeros_(self.context_proj.bias)
         self.context_head = nn.Linear(dim, 2)
 
+    @property
+    def scene_size_px(self) -> int:
+        """Side ``S`` of the scene images the encoder takes."""
+        return self.scene_encoder.config.image_size_px
+
+    @property
+    def scene_dim(self) -> int:
+        """Width ``D_scene`` of the per-frame scene embedding."""
+        return self.scene_encoder.config.embed_dim
+
+    def architecture_config(self) -> dict[str, Any]:
+        """The :func:`build_scene_context_asd` keyword arguments that rebuild this model
+        (``{"base": "light-asd", "scene": {SceneViTConfig fields}}``), for
+        ``save_model_checkpoint(..., architecture_config=...)``.
+
+        Raises:
+            ValueError: the base model is not one of :data:`SCENE_BASES`.
+        """
+        for name, cls in SCENE_BASES.items():
+            if type(self.base) is cls:
+                return {"base": name, "scene": asdict(self.scene_encoder.config)}
+        raise ValueError(
+            f"base model {type(self.base).__name__} is not one of {sorted(SCENE_BASES)}"
+        )
+
     def encode_scene(self, scenes: torch.Tensor) -> torch.Tensor:
         """``(B, T, 3, S, S)`` RGB in [0, 1] -> ``(B, T, D_scene)`` per-frame embeddings."""
         if scenes.ndim != 5:
             raise ValueError(f"scenes must be (B, T, 3, S, S), but got {tuple(scenes.shape)}")
         batch, steps = scenes.shape[:2]
         return self.scene_encoder(scenes.flatten(0, 1)).view(batch, steps, -1)
+
+    def context_term(self, context_embed: torch.Tensor) -> torch.Tensor:
+        """``(..., D_scene)`` scene embeddings -> ``(..., 128)`` term added to the visual
+        embeddings before the back-end (``W c + b``; zero for an untrained branch).
+
+        Raises:
+            ValueError: the last axis is not ``D_scene``.
+        """
+        if context_embed.shape[-1] != self.scene_dim:
+            raise ValueError(
+                f"context_embed must end with the scene width {self.scene_dim}, but got shape "
+                f"{tuple(context_embed.shape)}"
+            )
+        return self.context_proj(context_embed.to(self.context_proj.weight.dtype))
+
+    def _fused_logits(
+        self,
+        faces: torch.Tensor,
+        mfcc: torch.Tensor,
+        context: torch.Tensor,
+        what: str,
+        found: tuple[int, ...],
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(av_logits, visual_embed)`` with ``context`` ``(B, T, D_scene)``; ``what`` and
+        ``found`` name the third input and its shape in the error message."""
+        audio_embed = self.base.encode_audio(mfcc)
+        visual_embed = self.base.encode_visual(faces)
+        if not (audio_embed.shape[:2] == visual_embed.shape[:2] == context.shape[:2]):
+            raise ValueError(
+                f"faces (B, T, ...), mfcc (B, 4T, 13) and {what} must describe the same span, "
+                f"but got {tuple(faces.shape)}, {tuple(mfcc.shape)} and {found}"
+            )
+        fused = self.base.decode(audio_embed, visual_embed + self.context_term(context))
+        return self.base.av_head(fused), visual_embed
 
     def forward_all(
         self, faces: torch.Tensor, mfcc: torch.Tensor, scenes: torch.Tensor
@@ -200,27 +290,137 @@ class SceneContextASD(nn.Module):
         Raises:
             ValueError: the three inputs do not describe the same ``B`` and ``T``.
         """
-        audio_embed = self.base.encode_audio(mfcc)
-        visual_embed = self.base.encode_visual(faces)
         context = self.encode_scene(scenes)
-        if not (audio_embed.shape[:2] == visual_embed.shape[:2] == context.shape[:2]):
-            raise ValueError(
-                "faces (B, T, ...), mfcc (B, 4T, 13) and scenes (B, T, 3, S, S) must describe "
-                f"the same span, but got {tuple(faces.shape)}, {tuple(mfcc.shape)}, "
-                f"{tuple(scenes.shape)}"
-            )
-        fused = self.base.decode(audio_embed, visual_embed + self.context_proj(context))
-        return (
-            self.base.av_head(fused),
-            self.base.visual_head(visual_embed),
-            self.context_head(context),
+        av, visual_embed = self._fused_logits(
+            faces, mfcc, context, "scenes (B, T, 3, S, S)", tuple(scenes.shape)
         )
+        return av, self.base.visual_head(visual_embed), self.context_head(context)
 
     def forward(
         self, faces: torch.Tensor, mfcc: torch.Tensor, scenes: torch.Tensor
     ) -> torch.Tensor:
         """Audio-visual logits ``(B, T, 2)`` (class 1 = speaking)."""
         return self.forward_all(faces, mfcc, scenes)[0]
+
+    def forward_context(
+        self, faces: torch.Tensor, mfcc: torch.Tensor, context_embed: torch.Tensor
+    ) -> torch.Tensor:
+        """Audio-visual logits ``(B, T, 2)`` from precomputed scene embeddings: the same as
+        :meth:`forward` when ``context_embed = encode_scene(scenes)``. For inference that
+        encodes every video frame once and reuses the embeddings for every face of the frame.
+
+        Args:
+            faces: ``(B, T, 112, 112)`` gray face crops 0..255.
+            mfcc: ``(B, 4T, 13)`` MFCC.
+            context_embed: ``(B, T, D_scene)`` float32 scene embeddings of the same frames.
+
+        Raises:
+            ValueError: the inputs do not describe the same ``B`` and ``T``, or the embedding
+                width is not ``D_scene``.
+        """
+        if context_embed.ndim != 3:
+            raise ValueError(
+                f"context_embed must be (B, T, {self.scene_dim}), but got "
+                f"{tuple(context_embed.shape)}"
+            )
+        return self._fused_logits(
+            faces, mfcc, context_embed, "context_embed (B, T, D)", tuple(context_embed.shape)
+        )[0]
+
+
+def build_scene_context_asd(
+    base: str = "light-asd", scene: dict[str, Any] | None = None
+) -> SceneContextASD:
+    """A randomly initialised scene-context model (the ``scene-context`` registry builder).
+
+    Args:
+        base: ASD architecture of the base model, one of :data:`SCENE_BASES`.
+        scene: :class:`SceneViTConfig` keyword arguments (``None``: DeiT-Tiny widths on
+            112-px images).
+
+    Raises:
+        ValueError: unknown ``base``, or ``scene`` fields :class:`SceneViTConfig` does not
+            have (named) or rejects.
+    """
+    if base not in SCENE_BASES:
+        raise ValueError(f"base must be one of {sorted(SCENE_BASES)}, but got {base!r}")
+    return SceneContextASD(SCENE_BASES[base](), SceneViT(_scene_config(scene)))
+
+
+def _scene_config(scene: dict[str, Any] | SceneViTConfig | None) -> SceneViTConfig:
+    if scene is None:
+        return SceneViTConfig()
+    if isinstance(scene, SceneViTConfig):
+        return scene
+    known = set(SceneViTConfig.__dataclass_fields__)
+    unknown = sorted(set(scene) - known)
+    if unknown:
+        raise ValueError(
+            f"scene config has unknown fields {unknown}; SceneViTConfig takes {sorted(known)}"
+        )
+    return SceneViTConfig(**scene)
+
+
+def scene_context_from_asd(
+    asd_model: AudioVisualASD, scene_config: SceneViTConfig | dict[str, Any] | None = None
+) -> SceneContextASD:
+    """Wrap a (pretrained) ASD model with a new scene-context branch: the starting point of
+    fine-tuning from published weights (e.g. ``light-asd-ava``).
+
+    The returned model holds ``asd_model`` itself (not a copy) as ``base``; the scene encoder
+    and the context head are randomly initialised and ``context_proj`` is zero, so the model
+    gives exactly the base model's logits until the branch is trained.
+
+    Args:
+        asd_model: a Light-ASD / LR-ASD / TalkNet model (:data:`SCENE_BASES`).
+        scene_config: the scene encoder's sizes (:class:`SceneViTConfig` or its fields as a
+            dict; ``None``: defaults).
+
+    Raises:
+        ValueError: ``asd_model`` is not of a supported class; bad ``scene_config``.
+    """
+    if type(asd_model) not in SCENE_BASES.values():
+        raise ValueError(
+            f"asd_model must be one of {[c.__name__ for c in SCENE_BASES.values()]}, but got "
+            f"{type(asd_model).__name__}"
+        )
+    return SceneContextASD(asd_model, SceneViT(_scene_config(scene_config)))
+
+
+def scene_image(frame_rgb: np.ndarray, size_px: int = DEFAULT_SCENE_SIZE_PX) -> np.ndarray:
+    """One full frame -> the scene image: ``(H, W, 3)`` uint8 RGB resized to ``size_px`` x
+    ``size_px`` with ``cv2.INTER_AREA`` (the whole scene is kept, the aspect ratio is not)
+    -> ``(size_px, size_px, 3)`` uint8 RGB.
+
+    Raises:
+        ValueError: a frame that is not ``(H, W, 3)`` uint8.
+    """
+    if frame_rgb.ndim != 3 or frame_rgb.shape[2] != 3 or frame_rgb.dtype != np.uint8:
+        raise ValueError(
+            f"frames must be (H, W, 3) uint8 RGB, but got {frame_rgb.shape} {frame_rgb.dtype}"
+        )
+    if frame_rgb.shape[:2] == (size_px, size_px):
+        return np.ascontiguousarray(frame_rgb)
+    return cv2.resize(frame_rgb, (size_px, size_px), interpolation=cv2.INTER_AREA)
+
+
+def scene_input(images: np.ndarray) -> np.ndarray:
+    """Scene images ``(T, S, S, 3)`` uint8 RGB -> the encoder input ``(T, 3, S, S)`` float32
+    in [0, 1] (``x / 255``).
+
+    Raises:
+        ValueError: not ``(T, S, S, 3)`` uint8.
+    """
+    if (
+        images.ndim != 4
+        or images.shape[3] != 3
+        or images.shape[1] != images.shape[2]
+        or images.dtype != np.uint8
+    ):
+        raise ValueError(
+            f"scene images must be (T, S, S, 3) uint8 RGB, but got {images.shape} {images.dtype}"
+        )
+    return images.transpose(0, 3, 1, 2) / np.float32(255.0)
 
 
 def scene_frames(frames_rgb: list[np.ndarray] | np.ndarray, size_px: int = 112) -> np.ndarray:
@@ -233,11 +433,12 @@ def scene_frames(frames_rgb: list[np.ndarray] | np.ndarray, size_px: int = 112) 
     """
     out = np.empty((len(frames_rgb), 3, size_px, size_px), dtype=np.float32)
     for i, frame in enumerate(frames_rgb):
-        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        try:
+            small = scene_image(frame, size_px)
+        except ValueError:
             raise ValueError(
                 f"frames must be (H, W, 3) uint8 RGB, but frame {i} is {frame.shape} {frame.dtype}"
-            )
-        small = cv2.resize(frame, (size_px, size_px), interpolation=cv2.INTER_AREA)
+            ) from None
         out[i] = small.transpose(2, 0, 1) / np.float32(255.0)
     return out
 

@@ -14,6 +14,21 @@ One streaming pass over the decoded video does everything that needs pixels:
 5. finished tracks are scored by the ASD model in batches (:mod:`socialav.inference`) and
    their crops freed.
 
+With ``DetectConfig.context_weights`` (``socialav detect --context``) a scene-context model
+(TalkNet+DeiT style, :mod:`socialav.models.scene_context`) replaces the ASD model: step 1 also
+encodes every analysed frame once with its scene encoder, in batches of
+``scene_batch_frames`` as the frames stream by (only the ``(num_frames, D)`` embeddings are
+kept, never the frames), and step 5 scores each track with the base ASD model plus the
+embeddings of its frames (:func:`predict_tracks_logits_with_context`).
+
+With ``DetectConfig.lam_weights`` / ``ttm_weights`` (``--lam-weights`` / ``--ttm-weights``),
+Ego4D-trained LAM/TTM models (:mod:`socialav.social_models`) replace the zero-shot rules of
+:mod:`socialav.social`: step 4 also cuts RGB face crops at the checkpoints' sizes and the
+per-frame visual quality (the training samples' ``crop_face_box`` / ``frame_quality``) as soon
+as a frame's box is final (:class:`_SocialInputCropper`), and each track is scored by those
+models when it ends (with its audio span), after which its RGB crops are freed. FSA-Net head
+pose then runs only for a zero-shot LAM.
+
 Then :func:`write_outputs` writes the AVA CSV, RTTM, JSON, timeline and annotated video
 (a second decoding pass) into a temporary folder and moves them into place.
 """
@@ -29,7 +44,7 @@ import shutil
 import tempfile
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -38,19 +53,30 @@ import cv2
 import numpy as np
 
 from socialav import __version__, hub
-from socialav.audio.features import track_mfcc
+from socialav.audio.features import track_audio, track_mfcc
 from socialav.inference import (
     DEFAULT_BACKEND,
+    ASDRunner,
     WindowConfig,
     configure_threads,
     make_runner,
     predict_tracks_logits,
+    usable_frames,
+    window_spans,
 )
 from socialav.io.media import NoAudioStreamError, iter_frames, probe_video, read_audio
 from socialav.models.checkpoints import load_asd_model
+from socialav.models.light_asd import AudioVisualASD
+from socialav.models.lr_asd import LRASD
+from socialav.models.scene_context import SceneContextASD
 from socialav.postprocess import SegmentConfig, smooth, speaking_probability, speaking_segments
-from socialav.social import social_series
-from socialav.types import FaceTrack, TrackScores, VideoInfo
+from socialav.social import social_series, talking_to_me_probability
+from socialav.social_models import (
+    TrainedSocialModel,
+    load_social_checkpoint,
+    social_face_inputs,
+)
+from socialav.types import MFCC_FRAMES_PER_VIDEO_FRAME, FaceTrack, TrackScores, VideoInfo
 from socialav.vision.crops import DEFAULT_CROP_SCALE, crop_face
 from socialav.vision.detection import UltraLightFaceDetector
 from socialav.vision.head_pose import FSANetHeadPose, HeadPoseTracker
@@ -65,6 +91,9 @@ __all__ = [
     "Progress",
     "OUTPUT_SUFFIXES",
     "detect_speakers",
+    "SceneEmbeddingStream",
+    "load_context_model",
+    "predict_tracks_logits_with_context",
     "output_paths",
     "outputs_exist",
     "write_outputs",
@@ -92,7 +121,8 @@ class DetectConfig:
     ``benchmarks/`` (see README: *Choosing the defaults*).
 
     Attributes:
-        asd_weights: registry name of the ASD weights (``socialav weights list``).
+        asd_weights: registry name of the ASD weights (``socialav weights list``) or the path
+            of a Light-ASD / LR-ASD checkpoint (socialav or original; :func:`load_asd_weights`).
         windows: window durations and visual context for scoring (see
             :class:`socialav.inference.WindowConfig`). Default: consecutive 6 s windows, each
             scored on its own (the longest window of the Light-ASD demo; one pass over each
@@ -117,6 +147,16 @@ class DetectConfig:
             on), ``lam`` (looking at the camera: FSA-Net head pose, :mod:`socialav.social`),
             ``ttm`` (talking to the camera wearer: speaking × looking over ±1 s; implies
             ``lam``).
+        lam_weights: a socialav ``gaze-lstm`` checkpoint (Ego4D-trained Looking-at-Me,
+            :mod:`socialav.social_models`) that replaces the zero-shot ``lam`` rule; implies
+            the ``lam`` task. ``None``: zero-shot.
+        ttm_weights: socialav ``quavf-visual`` and/or ``quavf-audio`` checkpoints
+            (Ego4D-trained Talking-to-Me, fused by quality when both are given) that replace
+            the zero-shot ``ttm`` rule; imply the ``ttm`` task. ``()``: zero-shot.
+        context_weights: a socialav ``scene-context`` checkpoint (file path or weights-registry
+            name) whose model replaces the ASD model of ``asd_weights`` (see the module
+            docstring); ``None``: no scene context.
+        scene_batch_frames: frames per scene-encoder call with ``context_weights``.
     """
 
     asd_weights: str = "lr-asd-ava"
@@ -133,8 +173,21 @@ class DetectConfig:
     score_batch_frames: int = 600
     model_batch_frames: int = 32
     tasks: tuple[str, ...] = ("asd",)
+    lam_weights: str | None = None
+    ttm_weights: tuple[str, ...] = ()
+    context_weights: str | None = None
+    scene_batch_frames: int = 32
 
     def __post_init__(self) -> None:
+        if self.scene_batch_frames < 1:
+            raise ValueError(f"scene_batch_frames must be ≥ 1, but got {self.scene_batch_frames}")
+        # trained LAM/TTM checkpoints switch their task on
+        ttm = (self.ttm_weights,) if isinstance(self.ttm_weights, str | Path) else self.ttm_weights
+        object.__setattr__(self, "ttm_weights", tuple(str(p) for p in ttm))
+        if self.lam_weights is not None:
+            object.__setattr__(self, "lam_weights", str(self.lam_weights))
+        trained = ("lam",) * bool(self.lam_weights) + ("ttm",) * bool(self.ttm_weights)
+        object.__setattr__(self, "tasks", (*self.tasks, *trained))
         unknown = set(self.tasks) - set(TASKS)
         if unknown:
             raise ValueError(f"unknown tasks {sorted(unknown)}; expected some of {list(TASKS)}")
@@ -286,6 +339,97 @@ class _IncrementalCropper:
             self.frames.popitem(last=False)
 
 
+class _SocialInputCropper:
+    """RGB face crops and visual quality of open tracks for the trained LAM/TTM models
+    (``DetectConfig.lam_weights`` / ``ttm_weights``), cut while the video streams.
+
+    Per frame of a track: :func:`~socialav.social_models.social_face_inputs` of the track's
+    box (``crop_face_box`` at each checkpoint's ``face_size_px``, and ``frame_quality`` of the
+    box pixels), i.e. what the Ego4D training samples are cut with. A frame's box is final
+    once the track has a detection at or after it (linear interpolation between detections,
+    as :class:`~socialav.vision.tracking.FaceTracker` builds the :class:`FaceTrack`); the
+    frames after its last detection (held boxes) are cut when the track closes. The quality
+    is multiplied by the track's detector confidence on close. Frames are referenced (not
+    copied) only while an open track still needs them; memory grows with the tracks'
+    lengths: ``3 S^2`` bytes per face-frame (150 kB at 224 px), freed when the track is
+    scored.
+    """
+
+    def __init__(self, sizes_px: Sequence[int], with_quality: bool) -> None:
+        self.sizes_px = tuple(int(s) for s in sizes_px)
+        self.with_quality = with_quality
+        self.frames: OrderedDict[int, np.ndarray] = OrderedDict()
+        self.crops: dict[int, dict[int, list[np.ndarray]]] = {}
+        self.quality: dict[int, list[float]] = {}
+        self.next_frame: dict[int, int] = {}
+        self.done: dict[int, tuple[dict[int, np.ndarray], np.ndarray | None]] = {}
+
+    def add_frame(self, frame_index: int, frame: np.ndarray) -> None:
+        self.frames[frame_index] = frame
+
+    def _cut(self, key: int, frame_indices: np.ndarray, boxes: np.ndarray) -> None:
+        crops = self.crops.setdefault(key, {s: [] for s in self.sizes_px})
+        quality = self.quality.setdefault(key, [])
+        for t, box in zip(frame_indices, boxes, strict=True):
+            frame = self.frames.get(int(t))
+            if frame is None:
+                raise RuntimeError(
+                    f"frame {t} left the frame buffer before face track {key} was cut there"
+                )
+            by_size, q = social_face_inputs(frame, box, self.sizes_px, self.with_quality)
+            for s, crop in by_size.items():
+                crops[s].append(crop)
+            if q is not None:
+                quality.append(q)
+        if len(frame_indices):
+            self.next_frame[key] = int(frame_indices[-1]) + 1
+
+    def advance_open(self, open_tracks: Iterable[tuple[int, list[int], list[np.ndarray]]]) -> None:
+        """Cut the frames of open tracks up to their latest detection."""
+        for key, det_frames, det_boxes in open_tracks:
+            start = self.next_frame.setdefault(key, int(det_frames[0]))
+            last = int(det_frames[-1])
+            if last < start:
+                continue
+            tail = max(bisect.bisect_right(det_frames, start) - 1, 0)
+            frames_d = np.asarray(det_frames[tail:], dtype=np.float64)
+            boxes_d = np.asarray(det_boxes[tail:], dtype=np.float64)
+            frames = np.arange(start, last + 1)
+            boxes = np.stack([np.interp(frames, frames_d, boxes_d[:, j]) for j in range(4)], 1)
+            self._cut(key, frames, boxes.astype(np.float32))  # FaceTrack boxes are float32
+
+    def close(self, key: int, track: FaceTrack | None) -> None:
+        """Cut what is left of a closed track and keep its inputs for :meth:`pop`."""
+        start = self.next_frame.pop(key, None)
+        if track is None:  # rejected by the tracker (too short / too small)
+            self.crops.pop(key, None)
+            self.quality.pop(key, None)
+            return
+        start = track.start_frame if start is None else start
+        rows = slice(start - track.start_frame, None)
+        self._cut(key, track.frame_indices[rows], track.boxes_xyxy_px[rows])
+        self.next_frame.pop(key, None)
+        crops = {s: np.stack(c) for s, c in self.crops.pop(key, {}).items()}
+        quality = self.quality.pop(key, [])
+        if any(len(c) != len(track) for c in crops.values()):
+            raise RuntimeError(f"face track {track.track_id}: crops do not cover its frames")
+        q = None
+        if self.with_quality:
+            conf = np.clip(np.asarray(track.confidence, dtype=np.float64), 0.0, 1.0)
+            q = np.asarray(quality, dtype=np.float64) * conf
+        self.done[track.track_id] = (crops, q)
+
+    def pop(self, track_id: int) -> tuple[dict[int, np.ndarray], np.ndarray | None]:
+        """``({size: (T, S, S, 3) uint8}, quality (T,) or None)`` of a closed track."""
+        return self.done.pop(track_id)
+
+    def prune(self, current_frame: int) -> None:
+        """Drop buffered frames that no open track can still need."""
+        keep_from = min(min(self.next_frame.values(), default=current_frame), current_frame)
+        while self.frames and next(iter(self.frames)) < keep_from:
+            self.frames.popitem(last=False)
+
+
 def _release_freed_memory() -> None:
     """Hand memory freed after a scoring batch back to the OS (glibc keeps it otherwise, and
     the resident size of a long video would creep up batch after batch)."""
@@ -310,6 +454,320 @@ def _versions() -> dict[str, str]:
     }
 
 
+# ----------------------------------------------------------------------------------------------
+# Scene context (``socialav detect --context``)
+# ----------------------------------------------------------------------------------------------
+def load_context_model(weights: str | Path) -> tuple[SceneContextASD, dict[str, Any]]:
+    """Load a socialav ``scene-context`` checkpoint given as a file path or a weights-registry
+    name.
+
+    Returns:
+        ``(model, info)``: the :class:`~socialav.models.scene_context.SceneContextASD` in eval
+        mode on the CPU, and what the JSON output records: ``name`` (as given), ``path``,
+        ``sha256`` of the file, ``architecture`` (``scene-context``), ``base_architecture``,
+        ``scene`` (the scene encoder's sizes), ``training_data``.
+
+    Raises:
+        FileNotFoundError: ``weights`` is neither a file nor a registry name.
+        socialav.training.checkpoint.CheckpointError: not a socialav checkpoint, or one of
+            another architecture (the message names it), another input contract, or weights
+            that do not fit.
+    """
+    from socialav.training.checkpoint import load_model_checkpoint
+
+    path = Path(weights)
+    if not path.is_file():
+        if str(weights) not in hub.REGISTRY:
+            raise FileNotFoundError(
+                f"context weights {str(weights)!r}: expected a socialav scene-context checkpoint "
+                f"file or a weights-registry name ({', '.join(sorted(hub.REGISTRY))}), "
+                "found neither"
+            )
+        path = hub.resolve_weights(str(weights))
+    model, meta = load_model_checkpoint(path, architecture="scene-context")
+    config = model.architecture_config()
+    info = {
+        "name": str(weights),
+        "path": str(path),
+        "sha256": hub.sha256_of(path),
+        "architecture": "scene-context",
+        "base_architecture": config["base"],
+        "scene": config["scene"],
+        "training_data": meta.get("training_data", ""),
+    }
+    return model, info
+
+
+class SceneEmbeddingStream:
+    """Scene embeddings of every frame of a video, computed while the frames stream by.
+
+    Frames are turned into scene images (:func:`~socialav.models.scene_context.scene_image`)
+    as they arrive and encoded in batches of ``batch_frames``; only the ``(num_frames,
+    D_scene)`` float32 embeddings are kept (about 0.8 kB per frame for DeiT-Tiny widths).
+
+    Args:
+        model: a :class:`~socialav.models.scene_context.SceneContextASD` (its
+            ``scene_encoder`` is used in eval mode, not modified).
+        batch_frames: frames per encoder call.
+        device: PyTorch device of the encoder.
+
+    Attributes:
+        seconds: wall-clock time spent in image resizing and encoding.
+    """
+
+    def __init__(self, model: SceneContextASD, batch_frames: int = 32, device: str = "cpu") -> None:
+        if batch_frames < 1:
+            raise ValueError(f"batch_frames must be ≥ 1, but got {batch_frames}")
+        self.encoder = model.scene_encoder.eval()
+        self.size_px = int(model.scene_size_px)
+        self.batch_frames = int(batch_frames)
+        self.device = device
+        self._pending: list[np.ndarray] = []
+        self._store = np.empty((0, int(model.scene_dim)), np.float32)
+        self.num_encoded = 0
+        self.seconds = 0.0
+
+    @property
+    def num_frames(self) -> int:
+        """Frames received so far."""
+        return self.num_encoded + len(self._pending)
+
+    def add(self, frame_index: int, frame_rgb: np.ndarray) -> None:
+        """Take frame ``frame_index`` (``(H, W, 3)`` uint8 RGB); frames must arrive in order
+        0, 1, 2, ...
+
+        Raises:
+            ValueError: a frame out of order, or not ``(H, W, 3)`` uint8.
+        """
+        from socialav.models.scene_context import scene_image
+
+        if frame_index != self.num_frames:
+            raise ValueError(
+                f"frames must arrive in order: expected frame {self.num_frames}, got {frame_index}"
+            )
+        t0 = time.perf_counter()
+        self._pending.append(scene_image(frame_rgb, self.size_px))
+        self.seconds += time.perf_counter() - t0
+        if len(self._pending) >= self.batch_frames:
+            self.flush()
+
+    def flush(self) -> None:
+        """Encode the frames received but not yet encoded."""
+        if not self._pending:
+            return
+        import torch
+
+        from socialav.models.scene_context import scene_input
+
+        t0 = time.perf_counter()
+        x = torch.from_numpy(scene_input(np.stack(self._pending))).to(self.device)
+        with torch.inference_mode():
+            emb = self.encoder(x).float().cpu().numpy()
+        needed = self.num_encoded + len(emb)
+        if needed > len(self._store):
+            grown = np.empty((max(needed, 2 * len(self._store)), emb.shape[1]), np.float32)
+            grown[: self.num_encoded] = self._store[: self.num_encoded]
+            self._store = grown
+        self._store[self.num_encoded : needed] = emb
+        self.num_encoded = needed
+        self._pending = []
+        self.seconds += time.perf_counter() - t0
+
+    def embeddings(self, frame_indices: np.ndarray) -> np.ndarray:
+        """``(T, D_scene)`` float32 embeddings of the given frames (encodes pending frames
+        first when needed).
+
+        Raises:
+            IndexError: a frame that has not been received.
+        """
+        idx = np.asarray(frame_indices, dtype=np.int64).reshape(-1)
+        if len(idx) and idx.max() >= self.num_encoded:
+            self.flush()
+        if len(idx) and (idx.min() < 0 or idx.max() >= self.num_encoded):
+            raise IndexError(
+                f"scene embeddings exist for frames 0..{self.num_encoded - 1}, but frames "
+                f"{int(idx.min())}..{int(idx.max())} were asked for"
+            )
+        return self._store[idx].copy()
+
+
+def _exact_visual_embeddings(
+    runner: ASDRunner,
+    faces: Sequence[np.ndarray],
+    segments: Sequence[tuple[int, int, int]],
+    max_batch_frames: int,
+    chunk_frames: int,
+) -> dict[tuple[int, int, int], np.ndarray]:
+    """Visual embeddings of face-frame segments ``(track, start, stop)``, each as if the
+    segment were run through the visual encoder on its own (zero padding at its edges),
+    computed in chunks of ``chunk_frames`` output frames with the encoder's receptive field
+    (``r`` frames, inside the segment) on both sides -- exact, since a frame's embedding
+    depends on ``r`` frames each side only. Chunks of equal length are batched, at most
+    ``max_batch_frames`` frames per call (at least one chunk)."""
+    r = runner.visual_receptive_field_frames
+    jobs: list[tuple[tuple[int, int, int], int, int, int, int]] = []
+    for key in segments:
+        _, s, e = key
+        for c0 in range(s, e, chunk_frames):
+            c1 = min(e, c0 + chunk_frames)
+            jobs.append((key, c0, c1, max(s, c0 - r), min(e, c1 + r)))
+    by_length: dict[int, list] = {}
+    for job in jobs:
+        by_length.setdefault(job[4] - job[3], []).append(job)
+    out: dict[tuple[int, int, int], np.ndarray] = {}
+    for length, group in by_length.items():
+        per_batch = max(1, max_batch_frames // length)
+        for i in range(0, len(group), per_batch):
+            batch = group[i : i + per_batch]
+            x = np.stack([faces[key[0]][a:b] for key, _, _, a, b in batch])
+            y = runner.encode_visual(x)
+            for (key, c0, c1, a, _), emb in zip(batch, y, strict=True):
+                if key not in out:
+                    out[key] = np.empty((key[2] - key[1], emb.shape[-1]), np.float32)
+                out[key][c0 - key[1] : c1 - key[1]] = emb[c0 - a : c1 - a]
+    return out
+
+
+def predict_tracks_logits_with_context(
+    runner: ASDRunner,
+    tracks: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    windows: WindowConfig | None = None,
+    max_batch_frames: int = 32,
+    chunk_frames: int = 128,
+) -> list[np.ndarray]:
+    """Audio-visual logits of face tracks scored by a scene-context model: the base ASD
+    model (``runner``, from :func:`socialav.inference.make_runner` on
+    ``SceneContextASD.base``) with each frame's scene context added to its visual embedding
+    before the back-end (``decode(audio, visual + W c)``,
+    :meth:`~socialav.models.scene_context.SceneContextASD.forward_context`).
+
+    Windows, aggregation over window durations and NaN rows are those of
+    :func:`socialav.inference.predict_tracks_logits`; with ``visual_context="window"`` each
+    window's visual embeddings are computed exactly as if it were run on its own (directly,
+    in chunks, rather than by patching window edges into a track pass: the same numbers, up to
+    float rounding, for about 1.1x the frames per window duration).
+
+    Args:
+        runner: the base model's runner (any backend).
+        tracks: per track ``(faces, mfcc, context)``: ``faces`` ``(T, 112, 112)`` uint8,
+            ``mfcc`` ``(N, 13)`` float32 (4 per video frame), ``context`` ``(T, 128)``
+            float32: ``SceneContextASD.context_term`` of the scene embeddings of the track's
+            frames.
+        windows: window durations and visual context (``None``: :class:`WindowConfig`
+            defaults, the demo's 1-6 s).
+        max_batch_frames: at most this many frames per encoder call.
+        chunk_frames: output frames per visual-encoder pass.
+
+    Returns:
+        Per track, ``(T, 2)`` float32 logits; rows at and beyond ``usable_frames(T, N)`` NaN.
+
+    Raises:
+        ValueError: malformed inputs, naming the track and what was found.
+    """
+    for k, (faces, mfcc, context) in enumerate(tracks):
+        if not isinstance(faces, np.ndarray) or faces.ndim != 3 or faces.dtype != np.uint8:
+            raise ValueError(
+                f"track {k}: faces must be (T, 112, 112) uint8, but got "
+                f"{getattr(faces, 'shape', type(faces).__name__)} "
+                f"{getattr(faces, 'dtype', '')}"
+            )
+        if not isinstance(mfcc, np.ndarray) or mfcc.ndim != 2:
+            raise ValueError(
+                f"track {k}: mfcc must be (4T, 13) float32, but got "
+                f"{getattr(mfcc, 'shape', type(mfcc).__name__)}"
+            )
+        if not isinstance(context, np.ndarray) or context.shape[:1] != faces.shape[:1]:
+            raise ValueError(
+                f"track {k}: context must be (T, 128) with T = {len(faces)} faces, but got "
+                f"{getattr(context, 'shape', type(context).__name__)}"
+            )
+    windows = windows or WindowConfig()
+    mfcc_step = MFCC_FRAMES_PER_VIDEO_FRAME
+    sizes = [usable_frames(len(f), len(m)) for f, m, _ in tracks]
+    lengths = windows.window_frames() or (None,)
+    spans = [
+        (k, di, s, e)
+        for k, n in enumerate(sizes)
+        for di, w in enumerate(lengths)
+        for s, e in window_spans(n, w)
+    ]
+    faces_list = [f for f, _, _ in tracks]
+    if windows.visual_context == "window":
+        segments = list(dict.fromkeys((k, s, e) for k, _, s, e in spans))
+    else:
+        segments = [(k, 0, n) for k, n in enumerate(sizes) if n > 0]
+    seg_embed = _exact_visual_embeddings(
+        runner, faces_list, segments, max_batch_frames, chunk_frames
+    )
+
+    def visual(k: int, s: int, e: int) -> np.ndarray:
+        if windows.visual_context == "window":
+            v = seg_embed[(k, s, e)]
+        else:
+            v = seg_embed[(k, 0, sizes[k])][s:e]
+        return v + tracks[k][2][s:e].astype(np.float32)
+
+    by_length: dict[int, list[tuple[int, int, int]]] = {}
+    for key in dict.fromkeys((k, s, e) for k, _, s, e in spans):
+        by_length.setdefault(key[2] - key[1], []).append(key)
+    logits: dict[tuple[int, int, int], np.ndarray] = {}
+    for length, group in by_length.items():
+        per_batch = max(1, max_batch_frames * 4 // length)
+        for i in range(0, len(group), per_batch):
+            batch = group[i : i + per_batch]
+            a = np.stack([tracks[k][1][s * mfcc_step : e * mfcc_step] for k, s, e in batch])
+            v = np.stack([visual(k, s, e) for k, s, e in batch])
+            out = runner.decode_logits(runner.encode_audio(a), v)
+            for key, lg in zip(batch, out, strict=True):
+                logits[key] = lg
+    acc = [np.zeros((len(lengths), n, 2), np.float64) for n in sizes]
+    for k, di, s, e in spans:
+        acc[k][di, s:e] = logits[(k, s, e)]
+    results = []
+    for k, (faces, _, _) in enumerate(tracks):
+        out = np.full((len(faces), 2), np.nan, np.float32)
+        out[: sizes[k]] = acc[k].mean(axis=0)
+        results.append(out)
+    return results
+
+
+def load_asd_weights(weights: str) -> tuple[AudioVisualASD, dict[str, str]]:
+    """The ASD model of ``weights`` and what the JSON records of it.
+
+    Args:
+        weights: a weights-registry name (``socialav weights list``), or the path of a
+            checkpoint: a socialav checkpoint of ``light-asd`` / ``lr-asd`` (e.g. a
+            ``socialav train`` output) or an original Light-ASD / LR-ASD ``.model`` file.
+
+    Returns:
+        ``(model in eval mode, {"name", "sha256", "architecture"})``.
+
+    Raises:
+        ValueError: neither a registry name nor an existing file.
+        WeightsError, CheckpointError, CheckpointMismatchError: unusable weights (they say
+            what was expected and found).
+    """
+    if weights in hub.REGISTRY:
+        entry = hub.get_entry(weights)
+        model = load_asd_model(
+            hub.resolve_weights(weights), architecture=entry.architecture.replace("_", "-")
+        )
+        return model, {
+            "name": entry.name,
+            "sha256": entry.sha256,
+            "architecture": entry.architecture,
+        }
+    path = Path(weights)
+    if not path.is_file():
+        raise ValueError(
+            f"unknown weights {weights!r}; expected a checkpoint file or one of: "
+            f"{', '.join(sorted(hub.REGISTRY))}"
+        )
+    model = load_asd_model(path)
+    architecture = "lr-asd" if isinstance(model, LRASD) else "light-asd"
+    return model, {"name": str(path), "sha256": hub.sha256_of(path), "architecture": architecture}
+
+
 class SpeakerDetector:
     """Loaded models and configuration, reusable across videos (load once, run many)."""
 
@@ -317,9 +775,16 @@ class SpeakerDetector:
         self.config = config
         self.num_threads = configure_threads(config.num_threads or (os.cpu_count() or 1))
         cv2.setNumThreads(1)  # crops are small: OpenCV's pool only adds overhead here
-        asd_path = hub.resolve_weights(config.asd_weights)
-        entry = hub.get_entry(config.asd_weights)
-        self.model = load_asd_model(asd_path, architecture=entry.architecture.replace("_", "-"))
+        #: The scene-context model of ``config.context_weights`` (None without it).
+        self.context_model: SceneContextASD | None = None
+        if config.context_weights is None:
+            self.model, asd_info = load_asd_weights(config.asd_weights)
+        else:  # the scene-context model replaces the ASD model; its base scores the faces
+            self.context_model, context_info = load_context_model(config.context_weights)
+            self.model = self.context_model.base
+            asd_info = {
+                k: context_info[k] for k in ("name", "sha256", "architecture", "base_architecture")
+            }
         self.runner = make_runner(self.model, config.backend, num_threads=self.num_threads)
         det_path = hub.resolve_weights(config.face_detector)
         self.detector = UltraLightFaceDetector(
@@ -327,23 +792,113 @@ class SpeakerDetector:
             score_threshold=config.detector_score_threshold,
             intra_op_num_threads=self.num_threads,
         )
+        #: Ego4D-trained LAM/TTM models of ``lam_weights`` / ``ttm_weights`` (None: zero-shot).
+        self.social_model = self._load_social_model(config)
         self._head_pose: FSANetHeadPose | None = None
-        if {"lam", "ttm"} & set(config.tasks):
+        if self._needs_head_pose():
             self._head_pose = FSANetHeadPose(num_threads=self.num_threads)
         self.weights_info = {
-            "asd": {"name": entry.name, "sha256": entry.sha256, "architecture": entry.architecture},
+            "asd": asd_info,
             "face_detector": {
                 "name": config.face_detector,
                 "sha256": hub.get_entry(config.face_detector).sha256,
             },
         }
+        if self.context_model is not None:
+            self.weights_info["context"] = context_info
         if self._head_pose is not None:
             self.weights_info["head_pose"] = [
                 {"name": n, "sha256": hub.get_entry(n).sha256} for n in ("fsanet-1x1", "fsanet-var")
             ]
+        if self.social_model is not None:
+            self.weights_info.update(self.social_model.describe())
+
+    @staticmethod
+    def _load_social_model(config: DetectConfig) -> TrainedSocialModel | None:
+        """The trained LAM/TTM checkpoints of the configuration (``--lam-weights`` must be a
+        ``gaze-lstm``, ``--ttm-weights`` QuAVF branches; anything else is refused with
+        expected vs found), or None."""
+        if config.lam_weights is None and not config.ttm_weights:
+            return None
+        checkpoints = []
+        if config.lam_weights is not None:
+            checkpoints.append(load_social_checkpoint(config.lam_weights, task="lam"))
+        checkpoints += [load_social_checkpoint(p, task="ttm") for p in config.ttm_weights]
+        return TrainedSocialModel(checkpoints)
+
+    def _needs_head_pose(self) -> bool:
+        """Head pose feeds the zero-shot LAM (and through it the zero-shot TTM); ``ttm``
+        implies ``lam`` in the tasks."""
+        trained_lam = self.social_model is not None and "lam" in self.social_model.tasks
+        return "lam" in self.config.tasks and not trained_lam
+
+    def _social_extra(
+        self,
+        speaking_prob: np.ndarray,
+        head_pose_deg: np.ndarray | None,
+        trained: dict[str, np.ndarray] | None,
+        fps: float,
+    ) -> dict[str, np.ndarray]:
+        """The ``TrackScores.extra`` series of one track for the ``lam``/``ttm`` tasks:
+        trained models where given, else the zero-shot rules (:func:`social_series`); the
+        zero-shot TTM rule runs on the trained LAM when only LAM is trained."""
+        tasks = self.config.tasks
+        trained = trained or {}
+        if "lam" in trained:
+            lam = trained["lam"]
+            zero_shot_ttm = None
+        elif head_pose_deg is not None:
+            series = social_series(head_pose_deg, speaking_prob, fps)
+            lam, zero_shot_ttm = series["lam"], series["ttm"]
+        else:
+            return {}
+        out = {"lam": lam} if "lam" in tasks else {}
+        if "ttm" in tasks:
+            if "ttm" in trained:
+                out["ttm"] = trained["ttm"]
+            elif zero_shot_ttm is not None:
+                out["ttm"] = zero_shot_ttm
+            else:
+                out["ttm"] = talking_to_me_probability(speaking_prob, lam, fps)
+        return out
+
+    def _social_notes(self) -> dict[str, str | None]:
+        """What produced the ``lam``/``ttm`` series, for the JSON ``run_info``."""
+        tasks, model = self.config.tasks, self.social_model
+        trained = model.tasks if model is not None else ()
+        lam = ttm = None
+        if "lam" in tasks:
+            lam = (
+                "Ego4D-trained GazeLSTM (weights.lam): softmax class 1 of 7-frame windows of "
+                "RGB face crops on a 30 fps timeline (socialav.social_models)"
+                if "lam" in trained
+                else "zero-shot: P(looking at camera) from FSA-Net yaw/pitch (socialav.social)"
+            )
+        if "ttm" in tasks and "ttm" in trained:
+            assert model is not None
+            if model.ttm_visual is not None and model.ttm_audio is not None:
+                ttm = "Ego4D-trained QuAVF (weights.ttm): (1 - q) p_audio + q p_visual"
+            elif model.ttm_visual is not None:
+                ttm = "Ego4D-trained QuAVF visual branch (weights.ttm)"
+            else:
+                ttm = "Ego4D-trained QuAVF audio branch (weights.ttm)"
+        elif "ttm" in tasks:
+            ttm = "zero-shot: P(speaking) x min(1, mean P(looking) over +-1 s / 0.4)" + (
+                ", P(looking) from the trained LAM model" if "lam" in trained else ""
+            )
+        return {"lam": lam, "ttm": ttm}
+
+    def _score_social(
+        self, track: FaceTrack, cropper: _SocialInputCropper, audio: np.ndarray, fps: float
+    ) -> dict[str, np.ndarray]:
+        """Trained LAM/TTM probabilities of a just-closed track (its RGB crops are freed)."""
+        assert self.social_model is not None
+        crops, quality = cropper.pop(track.track_id)
+        audio_span = track_audio(audio, track.start_frame, track.end_frame, fps)
+        return self.social_model.score_track(track, crops or None, audio_span, fps, quality)
 
     def _head_pose_tracker(self) -> HeadPoseTracker | None:
-        if not {"lam", "ttm"} & set(self.config.tasks):
+        if not self._needs_head_pose():
             return None
         if self._head_pose is None:
             self._head_pose = FSANetHeadPose(num_threads=self.num_threads)
@@ -356,15 +911,23 @@ class SpeakerDetector:
         timer: _Timer | None = None,
         progress: Progress | None = None,
         stats: dict[str, int] | None = None,
+        on_frame: Callable[[int, np.ndarray], None] | None = None,
+        social_cropper: _SocialInputCropper | None = None,
     ) -> Iterator[AnalysedTrack]:
         """Stream the video once and yield each finished face track with its crops.
 
         Args:
             path: the video file.
             video: its :func:`~socialav.io.media.probe_video` record.
-            timer: accumulates seconds per stage (``decode``, ``shots``, ``detect``, ``crop``).
+            timer: accumulates seconds per stage (``decode``, ``shots``, ``detect``, ``crop``,
+                and ``scene`` for ``on_frame``).
             progress: called as ``progress("analyse", frames_done, num_frames)``.
             stats: if given, receives ``num_shot_cuts``.
+            on_frame: if given, called as ``on_frame(frame_index, frame_rgb)`` for every
+                decoded frame, in order (e.g. :meth:`SceneEmbeddingStream.add`).
+            social_cropper: if given, also cuts the RGB crops and quality the trained LAM/TTM
+                models need (timed as ``social``); a closed track's are in
+                ``social_cropper.pop(track_id)`` when it is yielded.
 
         Yields:
             :class:`AnalysedTrack` records, in the order tracks end (not by ``track_id``).
@@ -384,6 +947,9 @@ class SpeakerDetector:
                 t0 = time.perf_counter()
                 crops = cropper.close(key, track)
                 t0 = timer.add("crop", t0)
+                if social_cropper is not None:
+                    social_cropper.close(key, track)
+                    t0 = timer.add("social", t0)
                 angles = None
                 if head_pose is not None:
                     if track is None:
@@ -397,6 +963,9 @@ class SpeakerDetector:
         t = time.perf_counter()
         for frame_index, frame in iter_frames(path, fps=video.fps):
             t = timer.add("decode", t)
+            if on_frame is not None:
+                on_frame(frame_index, frame)
+                t = timer.add("scene", t)
             cut = shots.update(frame_index, frame)
             if cut:
                 num_cuts += 1
@@ -413,11 +982,17 @@ class SpeakerDetector:
                 head_pose.update_open_tracks(frame_index, frame, tracker.open_tracks())
                 t = timer.add("head_pose", t)
             cropper.add_frame(frame_index, frame)
+            if social_cropper is not None:
+                social_cropper.add_frame(frame_index, frame)
             yield from closed()
             t = time.perf_counter()
             cropper.advance_open(tracker.open_tracks())
             cropper.prune(frame_index)
             t = timer.add("crop", t)
+            if social_cropper is not None:
+                social_cropper.advance_open(tracker.open_tracks())
+                social_cropper.prune(frame_index)
+                t = timer.add("social", t)
             if progress:
                 progress("analyse", frame_index + 1, video.num_frames)
             t = time.perf_counter()
@@ -425,6 +1000,27 @@ class SpeakerDetector:
         yield from closed()
         if stats is not None:
             stats["num_shot_cuts"] = num_cuts
+
+    def _context_logits(
+        self,
+        stream: SceneEmbeddingStream,
+        pending: Sequence[tuple[FaceTrack, np.ndarray, np.ndarray]],
+    ) -> list[np.ndarray]:
+        """Logits of finished tracks with the scene-context model (``--context``)."""
+        import torch
+
+        tracks = []
+        for track, faces, mfcc in pending:
+            embed = torch.from_numpy(stream.embeddings(track.frame_indices))
+            with torch.inference_mode():
+                context = self.context_model.context_term(embed).float().numpy()
+            tracks.append((faces, mfcc, context))
+        return predict_tracks_logits_with_context(
+            self.runner,
+            tracks,
+            self.config.windows,
+            max_batch_frames=self.config.model_batch_frames,
+        )
 
     def run(self, path: str | Path, progress: Progress | None = None) -> DetectResult:
         """Detect faces and score who speaks in one video (see the module docstring).
@@ -451,27 +1047,49 @@ class SpeakerDetector:
         pending: list[tuple[FaceTrack, np.ndarray, np.ndarray]] = []
         head_poses: dict[int, np.ndarray] = {}
         stats: dict[str, int] = {}
+        scene_stream = None
+        if self.context_model is not None:
+            scene_stream = SceneEmbeddingStream(self.context_model, cfg.scene_batch_frames)
 
         def score_pending() -> None:
             nonlocal pending
             if not pending:
                 return
             t0 = time.perf_counter()
-            logits = predict_tracks_logits(
-                self.runner,
-                [(f, m) for _, f, m in pending],
-                cfg.windows,
-                max_batch_frames=cfg.model_batch_frames,
-            )
+            if scene_stream is not None:
+                logits = self._context_logits(scene_stream, pending)
+            else:
+                logits = predict_tracks_logits(
+                    self.runner,
+                    [(f, m) for _, f, m in pending],
+                    cfg.windows,
+                    max_batch_frames=cfg.model_batch_frames,
+                )
             for (track, _, _), lg in zip(pending, logits, strict=True):
                 done_logits[track.track_id] = lg
             pending = []
             _release_freed_memory()
             timer.add("model", t0)
 
-        for track, crops, angles in self.face_tracks(path, video, timer, progress, stats):
+        social_scores: dict[int, dict[str, np.ndarray]] = {}
+        social_cropper = None
+        if self.social_model is not None:
+            social_cropper = _SocialInputCropper(
+                self.social_model.face_sizes_px, self.social_model.needs_quality
+            )
+
+        on_frame = scene_stream.add if scene_stream is not None else None
+        for track, crops, angles in self.face_tracks(
+            path, video, timer, progress, stats, on_frame=on_frame, social_cropper=social_cropper
+        ):
             if angles is not None:
                 head_poses[track.track_id] = angles
+            if social_cropper is not None:  # trained LAM/TTM: score now, free the RGB crops
+                t0 = time.perf_counter()
+                social_scores[track.track_id] = self._score_social(
+                    track, social_cropper, audio, video.fps
+                )
+                timer.add("social", t0)
             t0 = time.perf_counter()
             mfcc = track_mfcc(audio, track.start_frame, track.end_frame, video.fps)
             timer.add("audio", t0)
@@ -488,10 +1106,9 @@ class SpeakerDetector:
         for track in done_tracks:
             logits = done_logits[track.track_id]
             prob = smooth(speaking_probability(logits), cfg.segments.smooth_frames)
-            extra = {}
-            if track.track_id in head_poses:
-                series = social_series(head_poses[track.track_id], prob, video.fps)
-                extra = {task: series[task] for task in ("lam", "ttm") if task in cfg.tasks}
+            extra = self._social_extra(
+                prob, head_poses.get(track.track_id), social_scores.get(track.track_id), video.fps
+            )
             scores.append(
                 TrackScores(
                     track_id=track.track_id,
@@ -514,11 +1131,10 @@ class SpeakerDetector:
             "probability": "softmax of the 2-way head, class 1 (= sigmoid(l1 - l0))",
             "logits": "class-1 output of the 2-way head, mean over windows",
             "segments": asdict(cfg.segments),
-            "lam": "zero-shot: P(looking at camera) from FSA-Net yaw/pitch (socialav.social)"
-            if "lam" in cfg.tasks
-            else None,
-            "ttm": "zero-shot: P(speaking) x min(1, mean P(looking) over +-1 s / 0.4)"
-            if "ttm" in cfg.tasks
+            **self._social_notes(),
+            "scene_context": "per-frame SceneViT embedding of the whole frame, projected and "
+            "added to the visual embedding before the back-end (socialav.models.scene_context)"
+            if self.context_model is not None
             else None,
             "detect_every": cfg.detect_every,
             "num_shot_cuts": num_cuts,

@@ -308,6 +308,8 @@ def load_initial_model(
     """
     if spec is None:
         return build_model(architecture, config)
+    if architecture == "scene-context":
+        return _initial_scene_context(spec, config or {})
     path = Path(spec)
     if not path.is_file():
         from socialav.hub import REGISTRY, resolve_weights
@@ -331,6 +333,26 @@ def load_initial_model(
         return load_talknet(path)
     read_state_dict(path)  # clear error when the file is not a state_dict
     return load_asd_model(path, architecture)  # type: ignore[arg-type]
+
+
+def _initial_scene_context(spec: str, config: Mapping[str, Any]) -> nn.Module:
+    """A scene-context model from a scene-context checkpoint, or from the weights of its base
+    ASD model (``config["base"]``, default ``light-asd``) with a new zero-fused scene branch
+    (:func:`~socialav.models.scene_context.scene_context_from_asd`)."""
+    from socialav.models.scene_context import scene_context_from_asd
+
+    path = Path(spec)
+    if path.is_file():
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+        if (
+            isinstance(obj, dict)
+            and obj.get("format") in (CHECKPOINT_FORMAT, *_LEGACY_FORMATS)
+            and obj.get("architecture") == "scene-context"
+        ):
+            model, _ = load_model_checkpoint(path, "scene-context")
+            return model
+    base = load_initial_model(spec, str(config.get("base", "light-asd")))
+    return scene_context_from_asd(base, config.get("scene"))  # type: ignore[arg-type]
 
 
 def save_training_state(

@@ -45,12 +45,15 @@ __all__ = [
     "load_config",
 ]
 
-Architecture = Literal["light-asd", "lr-asd", "talknet", "gaze-lstm", "quavf-visual", "quavf-audio"]
+Architecture = Literal[
+    "light-asd", "lr-asd", "talknet", "scene-context", "gaze-lstm", "quavf-visual", "quavf-audio"
+]
 #: Architectures ``socialav train`` trains (:mod:`socialav.models.registry`).
 ARCHITECTURE_NAMES: tuple[str, ...] = (
     "light-asd",
     "lr-asd",
     "talknet",
+    "scene-context",
     "gaze-lstm",
     "quavf-visual",
     "quavf-audio",
@@ -91,7 +94,9 @@ class ModelConfig:
     """Architecture, initial weights and which parts train.
 
     Attributes:
-        architecture: ``light-asd``, ``lr-asd``, ``talknet`` (ASD), ``gaze-lstm`` (LAM),
+        architecture: ``light-asd``, ``lr-asd``, ``talknet``, ``scene-context`` (ASD; the
+            last a Light-ASD / LR-ASD with the TalkNet+DeiT scene branch, trained on a root
+            with scene images, ``socialav data talkset --scenes``), ``gaze-lstm`` (LAM),
             ``quavf-visual`` or ``quavf-audio`` (TTM branches).
         architecture_config: constructor keyword arguments (e.g. ``{"img_feature_dim": 32,
             "base_width": 8}`` for a debug-size GazeLSTM); ``{}`` gives the reference sizes.
@@ -225,6 +230,7 @@ class Ego4dDataConfig:
 _ARCH_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "light-asd": {"optim": {"lr": 1e-3}, "loss": {}},
     "lr-asd": {"optim": {"lr": 1e-3}, "loss": {}},
+    "scene-context": {"optim": {"lr": 1e-3}, "loss": {}},
     "talknet": {
         "optim": {"lr": 1e-4},
         "loss": {
@@ -396,7 +402,7 @@ class TrainConfig:
             checks += [
                 (
                     trainable is not None
-                    and not any(p.split(".")[0] == "visual_encoder" for p in trainable),
+                    and not any("visual_encoder" in p.split(".") or p == "base" for p in trainable),
                     "model.trainable",
                     "a list without visual_encoder modules when cache_visual_embeddings is on",
                     trainable,

@@ -38,6 +38,7 @@ from socialav.data.layout import DatasetLayout
 from socialav.evaluation.ava import AvaValidationError, evaluate_ava
 from socialav.io.atomic import atomic_write
 from socialav.models.light_asd import AudioVisualASD
+from socialav.models.scene_context import CONTEXT_LOSS_WEIGHT, SceneContextASD
 from socialav.models.talknet import TalkNet
 from socialav.training.checkpoint import MODEL_CLASSES, load_initial_model
 from socialav.training.config import EGO4D_ARCHITECTURES, ConfigError, TrainConfig
@@ -54,7 +55,12 @@ from socialav.training.engine import (
     TrainResult,
     run_training,
 )
-from socialav.training.losses import SyncNegativePlan, asd_loss, sync_negative_plan
+from socialav.training.losses import (
+    SyncNegativePlan,
+    asd_loss,
+    softmax_bce,
+    sync_negative_plan,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +87,7 @@ METRICS_COLUMNS: tuple[str, ...] = (
     "train_loss_av",
     "train_loss_visual",
     "train_loss_audio",
+    "train_loss_context",
     "train_accuracy",
     "val_map_percent",
     "train_frames",
@@ -97,14 +104,18 @@ class TrainingHeads(nn.Module):
     the visual encoder output (``ASD.train_network``), for TalkNet the auxiliary heads act on the
     cross-attended embeddings (:meth:`~socialav.models.talknet.TalkNet.forward_heads`).
 
-    Light-ASD / LR-ASD only: ``visual_embed`` ``(B, T, 128)`` replaces the visual encoder
-    (cached embeddings of a frozen encoder; ``faces`` is then ignored), and with a
-    :class:`~socialav.training.losses.SyncNegativePlan` ``sync_plan`` a fourth output
-    ``(M, 2)`` holds the audio-visual logits of all frames of the synchrony negatives (or
-    ``None``) and a fifth the offset-contrastive loss (0-d, or ``None``).
+    Light-ASD / LR-ASD and scene-context models on them: ``visual_embed`` ``(B, T, 128)``
+    replaces the visual encoder (cached embeddings of a frozen encoder; ``faces`` is then
+    ignored); with a :class:`~socialav.training.losses.SyncNegativePlan` ``sync_plan`` a
+    fourth output ``(M, 2)`` holds the audio-visual logits of all frames of the synchrony
+    negatives (or ``None``) and a fifth the offset-contrastive loss (0-d, or ``None``); a
+    :class:`~socialav.models.scene_context.SceneContextASD` takes ``scenes`` ``(B, T, 3, S,
+    S)``, adds its context term to the visual embeddings before the back-end (also for the
+    synchrony negatives: same faces and scene, wrong audio) and returns the context head's
+    logits ``(B, T, 2)`` sixth (``None`` for other models).
     """
 
-    def __init__(self, model: AudioVisualASD) -> None:
+    def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
@@ -114,7 +125,8 @@ class TrainingHeads(nn.Module):
         mfcc: torch.Tensor,
         visual_embed: torch.Tensor | None = None,
         sync_plan: SyncNegativePlan | None = None,
-    ) -> tuple[torch.Tensor, ...]:
+        scenes: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor | None, ...]:
         from socialav.training.losses import sync_negative_pairs, sync_offset_nce
 
         if isinstance(self.model, TalkNet):
@@ -124,31 +136,41 @@ class TrainingHeads(nn.Module):
                 )
             av, audio, visual = self.model.forward_heads(faces, mfcc)
             return av, visual, audio
-        audio_embed = self.model.encode_audio(mfcc)
+        base, context_logits, context_term = self.model, None, None
+        if isinstance(self.model, SceneContextASD):
+            if scenes is None:
+                raise ValueError("a scene-context model needs scenes (B, T, 3, S, S)")
+            base = self.model.base
+            context = self.model.encode_scene(scenes)
+            context_term = self.model.context_term(context)
+            context_logits = self.model.context_head(context)
+        audio_embed = base.encode_audio(mfcc)
         if visual_embed is None:
-            visual_embed = self.model.encode_visual(faces)
+            visual_embed = base.encode_visual(faces)
         if audio_embed.shape[:2] != visual_embed.shape[:2]:
             raise ValueError(
                 f"mfcc {tuple(mfcc.shape)} and faces {tuple(faces.shape)} describe different spans"
             )
-        av = self.model.av_head(self.model.decode(audio_embed, visual_embed))
+        fused = visual_embed if context_term is None else visual_embed + context_term
+        av = base.av_head(base.decode(audio_embed, fused))
+        visual = base.visual_head(visual_embed)
         if sync_plan is None:
-            return av, self.model.visual_head(visual_embed), None
+            return av, visual, None, None, None, context_logits
         negatives = [
-            self.model.av_head(self.model.decode(a, v)).reshape(-1, 2)
-            for a, v in sync_negative_pairs(audio_embed, visual_embed, sync_plan)
+            base.av_head(base.decode(a, v)).reshape(-1, 2)
+            for a, v in sync_negative_pairs(audio_embed, fused, sync_plan)
         ]
         nce = None
         if sync_plan.nce_max_offset_frames > 0:
             nce = sync_offset_nce(
                 audio_embed,
-                visual_embed,
+                fused,
                 sync_plan.speech.to(audio_embed.device),
                 sync_plan.nce_max_offset_frames,
                 sync_plan.nce_temperature,
             )
         neg = torch.cat(negatives) if negatives else None
-        return av, self.model.visual_head(visual_embed), None, neg, nce
+        return av, visual, None, neg, nce, context_logits
 
 
 class VisualEmbeddingCache:
@@ -303,7 +325,8 @@ def predict_dataset(
     """Score every chunk of ``dataset`` alone (batch of 1, as the reference ``val_loader``).
 
     ``visual_cache`` (Light-ASD / LR-ASD with a frozen visual encoder) supplies the visual
-    embeddings instead of running the encoder.
+    embeddings instead of running the encoder. A scene-context model reads the sample's
+    ``scenes`` (a dataset built with ``scenes=True``).
 
     Returns:
         DataFrame with ``video_id``, ``entity_id``, ``frame_timestamp`` (s) and ``score``
@@ -320,12 +343,17 @@ def predict_dataset(
         with torch.autocast(
             device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None
         ):
+            base, term = model, None
+            if isinstance(model, SceneContextASD):
+                base = model.base
+                term = model.context_term(model.encode_scene(sample["scenes"][None].to(device)))
             if visual_cache is None:
-                logits = model(faces, mfcc)[0].float()
+                visual = base.encode_visual(faces)
             else:
                 visual = visual_cache.get(torch.tensor([i]), faces)
-                audio = model.encode_audio(mfcc)
-                logits = model.av_head(model.decode(audio, visual))[0].float()
+            if term is not None:
+                visual = visual + term
+            logits = base.av_head(base.decode(base.encode_audio(mfcc), visual))[0].float()
         score = torch.softmax(logits, dim=-1)[:, 1].cpu().numpy().astype(np.float64)
         video_id, entity_id, stamps = dataset.chunk_keys(i)
         rows.append(
@@ -420,7 +448,7 @@ class AsdTrainingTask(TrainingTask):
     """
 
     metrics_columns = METRICS_COLUMNS
-    sum_keys = ("loss_av", "loss_visual", "loss_audio", "correct", "frames")
+    sum_keys = ("loss_av", "loss_visual", "loss_audio", "loss_context", "correct", "frames")
 
     def __init__(self, config: TrainConfig, ctx: DistributedContext) -> None:
         if not config.data.root:
@@ -431,15 +459,26 @@ class AsdTrainingTask(TrainingTask):
         self.device = device
         self.amp_dtype = _autocast_dtype(config, device)
         torch.manual_seed(config.seed)
-        model = load_initial_model(config.model.init_weights, config.model.architecture)
+        model = load_initial_model(
+            config.model.init_weights, config.model.architecture, config.model.architecture_config
+        )
+        self.scene_context = isinstance(model, SceneContextASD)
+        if self.scene_context and isinstance(model.base, TalkNet):
+            raise ConfigError(
+                "scene-context training needs a Light-ASD or LR-ASD base "
+                "(model.architecture_config.base), but got talknet"
+            )
         if config.model.batchnorm_momentum is not None:
             set_batchnorm_momentum(model, config.model.batchnorm_momentum)
         self.prefixes = config.model.trainable
         self.trainable = apply_trainable(model, self.prefixes)
         self.model = model.to(device)
         self.train_module = TrainingHeads(self.model)
-        self.architecture_config = {}
-        self.input_contract = {}
+        self.architecture_config = model.architecture_config() if self.scene_context else {}
+        self.input_contract = {"scene_size_px": model.scene_size_px} if self.scene_context else {}
+        scene_args = (
+            {"scenes": True, "scene_size_px": model.scene_size_px} if self.scene_context else {}
+        )
         augment = AugmentConfig(
             visual=config.data.augment_visual, audio_noise=config.data.augment_audio_noise
         )
@@ -449,6 +488,7 @@ class AsdTrainingTask(TrainingTask):
             max_chunk_frames=config.data.max_chunk_frames,
             augment=augment,
             seed=config.seed,
+            **scene_args,
         )
         self.sampler = LengthGroupedBatchSampler(
             self.train_set.lengths,
@@ -470,8 +510,11 @@ class AsdTrainingTask(TrainingTask):
                     else ""
                 )
                 key += f":{config.data.max_chunk_frames}"
+                encoder_owner = model.base if self.scene_context else model
                 caches.append(
-                    VisualEmbeddingCache(model, cache_dir / f"visual_{split}.pt", dataset_key=key)
+                    VisualEmbeddingCache(
+                        encoder_owner, cache_dir / f"visual_{split}.pt", dataset_key=key
+                    )
                 )
             self.train_cache, self.val_cache = caches
         self.has_validation = bool(config.data.val_split)
@@ -481,6 +524,7 @@ class AsdTrainingTask(TrainingTask):
                 config.data.root,
                 config.data.val_split,
                 max_chunk_frames=config.data.max_chunk_frames,
+                **scene_args,
             )
         logger.info(
             "training %s: %d trainable parameter tensors, %d train chunks in %d batches/rank, "
@@ -528,12 +572,14 @@ class AsdTrainingTask(TrainingTask):
                 ),
                 nce_temperature=config.loss.sync_nce_temperature,
             )
+        scenes = batch["scenes"].to(device, non_blocking=True) if self.scene_context else None
         amp = self.amp_dtype
         with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-            outputs = module(faces, mfcc, visual_embed, plan)
+            outputs = module(faces, mfcc, visual_embed, plan, scenes)
         av, visual, audio = outputs[:3]
         sync_logits = outputs[3] if len(outputs) > 3 else None
         sync_nce = outputs[4] if len(outputs) > 4 else None
+        context_logits = outputs[5] if len(outputs) > 5 else None
         if sync_logits is not None and config.loss.sync_negatives_weight == 0:
             sync_logits = None
         terms = asd_loss(
@@ -546,9 +592,15 @@ class AsdTrainingTask(TrainingTask):
             None if sync_logits is None else sync_logits.float(),
             sync_nce,
         )
+        total, loss_context = terms.total, 0.0
+        if context_logits is not None:  # TalkNet+DeiT's auxiliary context loss
+            context = softmax_bce(context_logits.float(), labels, terms.temperature)
+            total = total + CONTEXT_LOSS_WEIGHT * context
+            loss_context = float(context.detach())
         return StepResult(
-            terms.total,
+            total,
             {
+                "loss_context": loss_context,
                 "loss_av": float(terms.av.detach()),
                 "loss_visual": float(terms.visual.detach()),
                 "loss_audio": float(terms.audio.detach()),
@@ -565,6 +617,7 @@ class AsdTrainingTask(TrainingTask):
             "train_loss_av": totals["loss_av"] / batches,
             "train_loss_visual": totals["loss_visual"] / batches,
             "train_loss_audio": totals["loss_audio"] / batches,
+            "train_loss_context": totals["loss_context"] / batches,
             "train_accuracy": totals["correct"] / max(totals["frames"], 1.0),
             "train_frames": int(totals["frames"]),
             "train_frames_per_s": totals["frames"] / max(seconds, 1e-9),
@@ -602,7 +655,7 @@ def build_task(config: TrainConfig, ctx: DistributedContext) -> TrainingTask:
         from socialav.training.ego4d_tasks import build_ego4d_task
 
         return build_ego4d_task(config, ctx)
-    if arch in MODEL_CLASSES:
+    if arch in MODEL_CLASSES or arch == "scene-context":
         return AsdTrainingTask(config, ctx)
     raise ConfigError(f"no training task for architecture {arch!r}")
 
