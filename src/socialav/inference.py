@@ -548,6 +548,7 @@ def predict_tracks_logits(
     max_batch_frames: int = 128,
     chunk_frames: int = 128,
     progress: Callable[[int, int], None] | None = None,
+    visual_offsets: Sequence[np.ndarray] | None = None,
 ) -> list[np.ndarray]:
     """Audio-visual logits for many face tracks, batching equal-length windows across tracks.
 
@@ -561,6 +562,9 @@ def predict_tracks_logits(
             2 MB per frame for the visual encoder).
         chunk_frames: output frames per pass when computing full-track visual context.
         progress: called as ``progress(done, total)`` with counts of model stages.
+        visual_offsets: optional per track ``(T, 128)`` float32 terms added to the visual
+            embeddings before the back-end (``decode(audio, visual + offset)``): the scene
+            context of :meth:`socialav.models.scene_context.SceneContextASD.context_term`.
 
     Returns:
         Per track, ``(T, 2)`` float32 logits averaged over the window durations; rows at and
@@ -573,6 +577,18 @@ def predict_tracks_logits(
         runner = TorchRunner(runner, next(runner.parameters()).device)
     for k, (faces, mfcc) in enumerate(tracks):
         _check_track(k, faces, mfcc)
+    if visual_offsets is not None:
+        if len(visual_offsets) != len(tracks):
+            raise ValueError(
+                f"visual_offsets must hold one array per track ({len(tracks)}), but holds "
+                f"{len(visual_offsets)}"
+            )
+        for k, ((faces, _), offset) in enumerate(zip(tracks, visual_offsets, strict=True)):
+            if not isinstance(offset, np.ndarray) or offset.shape[:1] != faces.shape[:1]:
+                raise ValueError(
+                    f"track {k}: visual offset must be (T, 128) with T = {len(faces)} faces, "
+                    f"but got {getattr(offset, 'shape', type(offset).__name__)}"
+                )
     r = runner.visual_receptive_field_frames
     sizes = [usable_frames(len(f), len(m)) for f, m in tracks]
     lengths = windows.window_frames() or (None,)
@@ -640,6 +656,8 @@ def predict_tracks_logits(
             batch = group[i : i + per_batch]
             a = np.stack([tracks[k][1][s * mfcc_step : e * mfcc_step] for k, s, e in batch])
             v = np.stack([visual[key] for key in batch])
+            if visual_offsets is not None:
+                v = v + np.stack([visual_offsets[k][s:e].astype(np.float32) for k, s, e in batch])
             out = runner.decode_logits(runner.encode_audio(a), v)
             for key, lg in zip(batch, out, strict=True):
                 logits[key] = lg

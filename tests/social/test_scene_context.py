@@ -262,7 +262,7 @@ def test_windowed_context_scoring_equals_forward_context_per_window(durations_s)
     )
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
     assert np.isnan(cut[-1]).all() and not np.isnan(cut[:-1]).any()
-    with pytest.raises(ValueError, match="track 0: context must be"):
+    with pytest.raises(ValueError, match="track 0: visual offset must be"):
         predict_tracks_logits_with_context(runner, [(track[0], track[1], context[:5])])
 
 

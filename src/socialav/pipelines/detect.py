@@ -61,8 +61,6 @@ from socialav.inference import (
     configure_threads,
     make_runner,
     predict_tracks_logits,
-    usable_frames,
-    window_spans,
 )
 from socialav.io.media import NoAudioStreamError, iter_frames, probe_video, read_audio
 from socialav.models.checkpoints import load_asd_model
@@ -76,7 +74,7 @@ from socialav.social_models import (
     load_social_checkpoint,
     social_face_inputs,
 )
-from socialav.types import MFCC_FRAMES_PER_VIDEO_FRAME, FaceTrack, TrackScores, VideoInfo
+from socialav.types import FaceTrack, TrackScores, VideoInfo
 from socialav.vision.crops import DEFAULT_CROP_SCALE, crop_face
 from socialav.vision.detection import UltraLightFaceDetector
 from socialav.vision.head_pose import FSANetHeadPose, HeadPoseTracker
@@ -591,43 +589,6 @@ class SceneEmbeddingStream:
         return self._store[idx].copy()
 
 
-def _exact_visual_embeddings(
-    runner: ASDRunner,
-    faces: Sequence[np.ndarray],
-    segments: Sequence[tuple[int, int, int]],
-    max_batch_frames: int,
-    chunk_frames: int,
-) -> dict[tuple[int, int, int], np.ndarray]:
-    """Visual embeddings of face-frame segments ``(track, start, stop)``, each as if the
-    segment were run through the visual encoder on its own (zero padding at its edges),
-    computed in chunks of ``chunk_frames`` output frames with the encoder's receptive field
-    (``r`` frames, inside the segment) on both sides -- exact, since a frame's embedding
-    depends on ``r`` frames each side only. Chunks of equal length are batched, at most
-    ``max_batch_frames`` frames per call (at least one chunk)."""
-    r = runner.visual_receptive_field_frames
-    jobs: list[tuple[tuple[int, int, int], int, int, int, int]] = []
-    for key in segments:
-        _, s, e = key
-        for c0 in range(s, e, chunk_frames):
-            c1 = min(e, c0 + chunk_frames)
-            jobs.append((key, c0, c1, max(s, c0 - r), min(e, c1 + r)))
-    by_length: dict[int, list] = {}
-    for job in jobs:
-        by_length.setdefault(job[4] - job[3], []).append(job)
-    out: dict[tuple[int, int, int], np.ndarray] = {}
-    for length, group in by_length.items():
-        per_batch = max(1, max_batch_frames // length)
-        for i in range(0, len(group), per_batch):
-            batch = group[i : i + per_batch]
-            x = np.stack([faces[key[0]][a:b] for key, _, _, a, b in batch])
-            y = runner.encode_visual(x)
-            for (key, c0, c1, a, _), emb in zip(batch, y, strict=True):
-                if key not in out:
-                    out[key] = np.empty((key[2] - key[1], emb.shape[-1]), np.float32)
-                out[key][c0 - key[1] : c1 - key[1]] = emb[c0 - a : c1 - a]
-    return out
-
-
 def predict_tracks_logits_with_context(
     runner: ASDRunner,
     tracks: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
@@ -639,13 +600,9 @@ def predict_tracks_logits_with_context(
     model (``runner``, from :func:`socialav.inference.make_runner` on
     ``SceneContextASD.base``) with each frame's scene context added to its visual embedding
     before the back-end (``decode(audio, visual + W c)``,
-    :meth:`~socialav.models.scene_context.SceneContextASD.forward_context`).
-
-    Windows, aggregation over window durations and NaN rows are those of
-    :func:`socialav.inference.predict_tracks_logits`; with ``visual_context="window"`` each
-    window's visual embeddings are computed exactly as if it were run on its own (directly,
-    in chunks, rather than by patching window edges into a track pass: the same numbers, up to
-    float rounding, for about 1.1x the frames per window duration).
+    :meth:`~socialav.models.scene_context.SceneContextASD.forward_context`): windows,
+    aggregation and NaN rows of :func:`socialav.inference.predict_tracks_logits`, which does
+    the work (``visual_offsets``).
 
     Args:
         runner: the base model's runner (any backend).
@@ -655,8 +612,7 @@ def predict_tracks_logits_with_context(
             frames.
         windows: window durations and visual context (``None``: :class:`WindowConfig`
             defaults, the demo's 1-6 s).
-        max_batch_frames: at most this many frames per encoder call.
-        chunk_frames: output frames per visual-encoder pass.
+        max_batch_frames, chunk_frames: as :func:`~socialav.inference.predict_tracks_logits`.
 
     Returns:
         Per track, ``(T, 2)`` float32 logits; rows at and beyond ``usable_frames(T, N)`` NaN.
@@ -664,71 +620,14 @@ def predict_tracks_logits_with_context(
     Raises:
         ValueError: malformed inputs, naming the track and what was found.
     """
-    for k, (faces, mfcc, context) in enumerate(tracks):
-        if not isinstance(faces, np.ndarray) or faces.ndim != 3 or faces.dtype != np.uint8:
-            raise ValueError(
-                f"track {k}: faces must be (T, 112, 112) uint8, but got "
-                f"{getattr(faces, 'shape', type(faces).__name__)} "
-                f"{getattr(faces, 'dtype', '')}"
-            )
-        if not isinstance(mfcc, np.ndarray) or mfcc.ndim != 2:
-            raise ValueError(
-                f"track {k}: mfcc must be (4T, 13) float32, but got "
-                f"{getattr(mfcc, 'shape', type(mfcc).__name__)}"
-            )
-        if not isinstance(context, np.ndarray) or context.shape[:1] != faces.shape[:1]:
-            raise ValueError(
-                f"track {k}: context must be (T, 128) with T = {len(faces)} faces, but got "
-                f"{getattr(context, 'shape', type(context).__name__)}"
-            )
-    windows = windows or WindowConfig()
-    mfcc_step = MFCC_FRAMES_PER_VIDEO_FRAME
-    sizes = [usable_frames(len(f), len(m)) for f, m, _ in tracks]
-    lengths = windows.window_frames() or (None,)
-    spans = [
-        (k, di, s, e)
-        for k, n in enumerate(sizes)
-        for di, w in enumerate(lengths)
-        for s, e in window_spans(n, w)
-    ]
-    faces_list = [f for f, _, _ in tracks]
-    if windows.visual_context == "window":
-        segments = list(dict.fromkeys((k, s, e) for k, _, s, e in spans))
-    else:
-        segments = [(k, 0, n) for k, n in enumerate(sizes) if n > 0]
-    seg_embed = _exact_visual_embeddings(
-        runner, faces_list, segments, max_batch_frames, chunk_frames
+    return predict_tracks_logits(
+        runner,
+        [(faces, mfcc) for faces, mfcc, _ in tracks],
+        windows or WindowConfig(),
+        max_batch_frames=max_batch_frames,
+        chunk_frames=chunk_frames,
+        visual_offsets=[context for _, _, context in tracks],
     )
-
-    def visual(k: int, s: int, e: int) -> np.ndarray:
-        if windows.visual_context == "window":
-            v = seg_embed[(k, s, e)]
-        else:
-            v = seg_embed[(k, 0, sizes[k])][s:e]
-        return v + tracks[k][2][s:e].astype(np.float32)
-
-    by_length: dict[int, list[tuple[int, int, int]]] = {}
-    for key in dict.fromkeys((k, s, e) for k, _, s, e in spans):
-        by_length.setdefault(key[2] - key[1], []).append(key)
-    logits: dict[tuple[int, int, int], np.ndarray] = {}
-    for length, group in by_length.items():
-        per_batch = max(1, max_batch_frames * 4 // length)
-        for i in range(0, len(group), per_batch):
-            batch = group[i : i + per_batch]
-            a = np.stack([tracks[k][1][s * mfcc_step : e * mfcc_step] for k, s, e in batch])
-            v = np.stack([visual(k, s, e) for k, s, e in batch])
-            out = runner.decode_logits(runner.encode_audio(a), v)
-            for key, lg in zip(batch, out, strict=True):
-                logits[key] = lg
-    acc = [np.zeros((len(lengths), n, 2), np.float64) for n in sizes]
-    for k, di, s, e in spans:
-        acc[k][di, s:e] = logits[(k, s, e)]
-    results = []
-    for k, (faces, _, _) in enumerate(tracks):
-        out = np.full((len(faces), 2), np.nan, np.float32)
-        out[: sizes[k]] = acc[k].mean(axis=0)
-        results.append(out)
-    return results
 
 
 def load_asd_weights(weights: str) -> tuple[AudioVisualASD, dict[str, str]]:
