@@ -260,3 +260,66 @@ def test_ego4d_media_cli(tmp_path):
     assert (tmp_path / "a" / "c1.wav").is_file()
     assert not (tmp_path / "f" / "broken").exists()
     assert not [p for p in (tmp_path / "f").iterdir() if p.name.startswith(".")]  # no temp left
+
+
+AV_ARCH = {
+    "embed_dim": 32,
+    "num_layers": 2,
+    "num_heads": 2,
+    "ffn_dim": 64,
+    "resnet_channels": [8, 16, 32, 64],
+    "conv_pos": 16,
+    "conv_pos_groups": 4,
+    "dropout": 0.0,
+    "attention_dropout": 0.0,
+    "head_dropout": 0.0,
+}
+
+
+def test_av_transformer_samples_on_the_25_fps_timeline(ego4d_root, interview_ego4d):
+    from socialav.data.ego4d_avhubert import AvTransformerTtmDataset, lip_box, steps_of_frames
+    from socialav.models.av_transformer import av_hubert_audio_features
+
+    assert steps_of_frames(6).tolist() == [0, 1, 2, 4, 5]  # floor(k * 1.2 + 0.5)
+    assert steps_of_frames(1).tolist() == [0]
+    assert lip_box((10, 20, 30, 60)) == (10.0, 40.0, 30.0, 60.0)
+    clips = load_av_annotations(ego4d_root / "av_train.json")
+    samples = ttm_samples(clips, train=False)
+    boxes = {("interview", p): clips[0].person_boxes_xyxy(p) for p in ("1", "2")}
+    ds = AvTransformerTtmDataset(
+        samples,
+        JpegFolderFrames(ego4d_root / "frames"),
+        boxes,
+        ClipAudio(["interview"], ego4d_root / "audio"),
+        lip_size_px=24,
+    )
+    item = ds[0]  # person 1, frames 0..29: 25 steps
+    assert item["lips"].shape == (25, 24, 24) and item["audio"].shape == (25, 104)
+    # step 7 shows 30 fps frame floor(7 * 1.2 + 0.5) = 8: the lower half of its face box
+    box = boxes[("interview", "1")][8]
+    frame = JpegFolderFrames(ego4d_root / "frames").frame("interview", 8)
+    expected = cv2.cvtColor(
+        cv2.resize(frame[int(lip_box(box)[1]) : int(box[3]), int(box[0]) : int(box[2])], (24, 24)),
+        cv2.COLOR_RGB2GRAY,
+    )
+    assert np.array_equal(item["lips"][7], expected)
+    from socialav.data.ego4d_samples import ttm_audio_span
+
+    onset, offset = ttm_audio_span(0, 29, 16000)
+    wave = interview_ego4d.audio[onset:offset]
+    np.testing.assert_allclose(item["audio"], av_hubert_audio_features(wave, 25), atol=1e-5)
+
+
+def test_av_transformer_trains_through_the_engine(ego4d_root, tmp_path):
+    config = _config(
+        ego4d_root, tmp_path / "av", "av-transformer", AV_ARCH, batch_size=2, lip_size_px=24
+    )
+    config.epochs = 12
+    result = train(config)
+    losses = [row["train_loss"] for row in result.history]
+    assert losses[-1] < 0.7 * losses[0], losses
+    assert result.history[-1]["val_map_percent"] == pytest.approx(100.0)  # fits 2 segments
+    model, meta = load_model_checkpoint(result.best_checkpoint, "av-transformer")
+    assert meta["input_contract"]["lip_size_px"] == 24
+    assert meta["architecture_config"]["resnet_channels"] == [8, 16, 32, 64]
+    assert model.config.embed_dim == 32

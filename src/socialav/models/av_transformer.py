@@ -48,6 +48,7 @@ __all__ = [
     "LipResNet",
     "AVHubertBackbone",
     "AVTransformerTTM",
+    "build_av_transformer",
     "log_mel_filterbank",
     "stack_frames",
     "av_hubert_audio_features",
@@ -514,3 +515,17 @@ class AVTransformerTTM(nn.Module):
             keep = (~padding_mask).to(feats.dtype)[..., None]
             pooled = (feats * keep).sum(dim=1) / keep.sum(dim=1)
         return self.head(self.head_dropout(pooled)).squeeze(-1)
+
+
+def build_av_transformer(**config: object) -> AVTransformerTTM:
+    """An :class:`AVTransformerTTM` from :class:`AVTransformerConfig` fields (the
+    ``av-transformer`` registry builder; ``{}`` gives AV-HuBERT Base sizes). A
+    ``resnet_channels`` list (as JSON stores it) is accepted.
+
+    Raises:
+        TypeError: unknown fields. ValueError: values :class:`AVTransformerConfig` rejects.
+    """
+    fields = dict(config)
+    if "resnet_channels" in fields:
+        fields["resnet_channels"] = tuple(fields["resnet_channels"])  # type: ignore[arg-type]
+    return AVTransformerTTM(AVTransformerConfig(**fields))  # type: ignore[arg-type]

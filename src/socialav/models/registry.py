@@ -23,6 +23,7 @@ name                   task         class
 ``gaze-lstm``          lam          :class:`~socialav.models.gaze_lstm.GazeLSTM`
 ``quavf-visual``       ttm-visual   :class:`~socialav.models.quavf.QuavfVisualBranch`
 ``quavf-audio``        ttm-audio    :class:`~socialav.models.quavf.QuavfAudioBranch`
+``av-transformer``     ttm          :class:`~socialav.models.av_transformer.AVTransformerTTM`
 ``scene-context``      asd          :class:`~socialav.models.scene_context.SceneContextASD`
 =====================  ===========  =====================================================
 """
@@ -35,6 +36,7 @@ from typing import Any
 
 from torch import nn
 
+from socialav.models.av_transformer import AVTransformerTTM, build_av_transformer
 from socialav.models.gaze_lstm import GazeLSTM
 from socialav.models.light_asd import (
     FACE_PIXEL_MEAN,
@@ -58,6 +60,7 @@ __all__ = [
     "ASD_INPUT_CONTRACT",
     "EGO4D_FACE_CONTRACT",
     "EGO4D_AUDIO_CONTRACT",
+    "EGO4D_LIPS_CONTRACT",
     "SCENE_CONTEXT_INPUT_CONTRACT",
     "ArchitectureSpec",
     "ARCHITECTURES",
@@ -109,6 +112,19 @@ SCENE_CONTEXT_INPUT_CONTRACT: dict[str, Any] = {
 }
 
 
+#: Fixed part of what the AV-HuBERT-style TTM model takes (:mod:`socialav.data.ego4d_avhubert`):
+#: 25 fps steps over 30 fps Ego4D sub-clips, gray lip crops, stacked filterbanks. Free field:
+#: ``lip_size_px``.
+EGO4D_LIPS_CONTRACT: dict[str, Any] = {
+    "fps": 25.0,
+    "clip_fps": 30.0,
+    "lip_channels": "gray",
+    "lip_crop": "lower half of the face box, crop_face_box, 0..255 (normalised in the model)",
+    "audio_features": "26 log-mel at 100 Hz stacked by 4 (python_speech_features logfbank), "
+    "layer-normed per step",
+}
+
+
 class UnknownArchitectureError(ValueError):
     """An architecture name socialav does not know."""
 
@@ -145,6 +161,13 @@ ARCHITECTURES: dict[str, ArchitectureSpec] = {
         ArchitectureSpec("gaze-lstm", "lam", GazeLSTM, EGO4D_FACE_CONTRACT),
         ArchitectureSpec("quavf-visual", "ttm-visual", QuavfVisualBranch, EGO4D_FACE_CONTRACT),
         ArchitectureSpec("quavf-audio", "ttm-audio", QuavfAudioBranch, EGO4D_AUDIO_CONTRACT),
+        ArchitectureSpec(
+            "av-transformer",
+            "ttm",
+            AVTransformerTTM,
+            EGO4D_LIPS_CONTRACT,
+            build=build_av_transformer,
+        ),
         ArchitectureSpec(
             "scene-context",
             "asd",

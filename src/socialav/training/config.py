@@ -46,7 +46,14 @@ __all__ = [
 ]
 
 Architecture = Literal[
-    "light-asd", "lr-asd", "talknet", "scene-context", "gaze-lstm", "quavf-visual", "quavf-audio"
+    "light-asd",
+    "lr-asd",
+    "talknet",
+    "scene-context",
+    "gaze-lstm",
+    "quavf-visual",
+    "quavf-audio",
+    "av-transformer",
 ]
 #: Architectures ``socialav train`` trains (:mod:`socialav.models.registry`).
 ARCHITECTURE_NAMES: tuple[str, ...] = (
@@ -57,9 +64,15 @@ ARCHITECTURE_NAMES: tuple[str, ...] = (
     "gaze-lstm",
     "quavf-visual",
     "quavf-audio",
+    "av-transformer",
 )
 #: The architectures trained on Ego4D social data (section ``ego4d``) rather than ``data``.
-EGO4D_ARCHITECTURES: tuple[str, ...] = ("gaze-lstm", "quavf-visual", "quavf-audio")
+EGO4D_ARCHITECTURES: tuple[str, ...] = (
+    "gaze-lstm",
+    "quavf-visual",
+    "quavf-audio",
+    "av-transformer",
+)
 
 
 class ConfigError(ValueError):
@@ -97,7 +110,8 @@ class ModelConfig:
         architecture: ``light-asd``, ``lr-asd``, ``talknet``, ``scene-context`` (ASD; the
             last a Light-ASD / LR-ASD with the TalkNet+DeiT scene branch, trained on a root
             with scene images, ``socialav data talkset --scenes``), ``gaze-lstm`` (LAM),
-            ``quavf-visual`` or ``quavf-audio`` (TTM branches).
+            ``quavf-visual`` or ``quavf-audio`` (TTM branches), ``av-transformer`` (TTM,
+            AV-HuBERT-style, seed 000).
         architecture_config: constructor keyword arguments (e.g. ``{"img_feature_dim": 32,
             "base_width": 8}`` for a debug-size GazeLSTM); ``{}`` gives the reference sizes.
             Stored in every checkpoint.
@@ -208,6 +222,7 @@ class Ego4dDataConfig:
             windows (:func:`socialav.data.ego4d_samples.build_ttm_visual_windows`; reference
             15, 15, 8, 0.3).
         ttm_max_audio_frames: QuAVF audio: longest sample in video frames (900 = 30 s).
+        lip_size_px: ``av-transformer``: side of the lip crops (AV-HuBERT: 88).
     """
 
     annotations: str = ""
@@ -225,6 +240,7 @@ class Ego4dDataConfig:
     ttm_data_stride: int = 8
     ttm_score_threshold: float = 0.3
     ttm_max_audio_frames: int = 900
+    lip_size_px: int = 88
 
 
 _ARCH_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
@@ -254,6 +270,13 @@ _ARCH_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
         "optim": {"lr": 1e-5, "lr_decay": 1.0, "grad_clip": 1.0},
         "loss": {"class_weights": "balanced"},
         "ego4d": {"batch_size": 16},
+    },
+    # Seed 000 fine-tunes AV-HuBERT with fairseq's settings, which are not in its README: these
+    # are the usual AV-HuBERT fine-tuning values (Adam, small lr, clipping), not a citation.
+    "av-transformer": {
+        "optim": {"lr": 1e-4, "lr_decay": 1.0, "grad_clip": 1.0},
+        "loss": {"class_weights": "balanced"},
+        "ego4d": {"batch_size": 8},
     },
 }
 

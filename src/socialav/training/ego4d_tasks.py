@@ -15,6 +15,9 @@ Samples (:mod:`socialav.data.ego4d_samples`) and validation metrics
 - TTM visual (QuAVF): quality-filtered windows of each talking segment for training; for
   validation one window per face frame, the segment's score the mean of its windows'
   probabilities, mAP over segments.
+- TTM audio-visual (AV-HuBERT-style, seed 000): one sample per sub-clip (lip crops + stacked
+  filterbanks, :mod:`socialav.data.ego4d_avhubert`), a segment logit; a segment's score
+  ``sigmoid(mean of its sub-clips' logits)``, mAP over segments.
 - TTM audio (QuAVF): one sample per sub-clip; per-frame loss; a sub-clip's logits are the
   mean over its frames, a segment's score ``softmax(mean of its sub-clips' logits)[1]``
   (:func:`~socialav.evaluation.ego4d.ttm_segment_scores`), mAP over segments.
@@ -46,6 +49,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from socialav.data.ego4d import Ego4dClip, load_av_annotations, read_split_list
+from socialav.data.ego4d_avhubert import AvTransformerTtmDataset, collate_av_transformer
 from socialav.data.ego4d_media import ClipAudio, JpegFolderFrames
 from socialav.data.ego4d_samples import (
     IGNORE_INDEX,
@@ -78,6 +82,7 @@ __all__ = [
     "lam_step",
     "predict",
     "ttm_audio_step",
+    "av_transformer_step",
     "ttm_visual_step",
 ]
 
@@ -182,6 +187,27 @@ def predict(
         probs.append(torch.softmax(out.logits.float(), dim=-1)[:, 1].cpu())
         labels.append(out.labels.cpu())
     return torch.cat(probs), torch.cat(labels)
+
+
+def av_transformer_step(
+    model: nn.Module,
+    batch: Batch,
+    device: torch.device,
+    class_weights: tuple[float, float] | None = None,
+) -> StepOutput:
+    """AV-HuBERT-style TTM model on ``batch["lips"]`` ``(N, T, S, S)``, ``batch["audio"]``
+    ``(N, T, 104)`` and ``batch["lengths"]`` ``(N,)`` (:func:`~socialav.data.ego4d_avhubert.
+    collate_av_transformer`): binary cross-entropy of the segment logit ``z`` on
+    ``batch["label"]``, each sample weighted by its class weight. The returned logits are
+    ``(N, 2) = [0, z]`` (``softmax(.)[1] = sigmoid(z)``), so the 2-way evaluation code applies."""
+    labels = batch["label"].to(device).long().view(-1)
+    z = model(batch["lips"].to(device), batch["audio"].to(device), batch["lengths"].to(device))
+    weight = None
+    if class_weights is not None:
+        weight = torch.tensor(class_weights, dtype=torch.float32, device=device)[labels]
+    loss = F.binary_cross_entropy_with_logits(z, labels.float(), weight=weight)
+    logits = torch.stack([torch.zeros_like(z), z], dim=-1)
+    return StepOutput(loss, logits.detach(), labels)
 
 
 # ----------------------------------------------------------------------------- the task
@@ -519,6 +545,56 @@ def build_ego4d_task(config: TrainConfig, ctx: DistributedContext) -> Ego4dTrain
             collate=collate_ttm_audio,
             validate_fn=validate_fn,
             input_contract={"n_mels": n_mels},
+            **common,
+        )
+    if arch == "av-transformer":
+        if not data.frames_dir:
+            raise ConfigError(
+                "ego4d.frames_dir must name the extracted frames for av-transformer, but it is "
+                "empty"
+            )
+        if data.audio_dir is None and data.videos_dir is None:
+            raise ConfigError("ego4d.audio_dir or ego4d.videos_dir must be set for av-transformer")
+        frames = JpegFolderFrames(data.frames_dir)
+
+        def av_set(cs: Sequence[Ego4dClip], train: bool) -> AvTransformerTtmDataset:
+            boxes = {
+                (c.clip_uid, p.person_id): c.person_boxes_xyxy(p.person_id)
+                for c in cs
+                for p in c.persons
+                if not p.is_camera_wearer
+            }
+            audio = ClipAudio([c.clip_uid for c in cs], data.audio_dir, data.videos_dir)
+            return AvTransformerTtmDataset(
+                ttm_samples(cs, train=train), frames, boxes, audio, lip_size_px=data.lip_size_px
+            )
+
+        train_set = av_set(clips, True)
+        validate_fn = None
+        if val_clips is not None:
+            val_set = av_set(val_clips, False)
+
+            def validate_fn(model: nn.Module, progress: Callable | None) -> float:
+                loader = _eval_batches(val_set, data.batch_size, collate_av_transformer)
+                logits = []
+                for i, batch in enumerate(loader):
+                    logits.append(av_transformer_step(model, batch, ctx.device).logits.cpu())
+                    if progress is not None:
+                        progress(i + 1, len(loader))
+                seg = ttm_segment_scores(
+                    [s.segment_id for s in val_set.samples], torch.cat(logits).numpy()
+                )
+                label_of = {s.segment_id: s.label for s in val_set.samples}
+                return _map_percent(list(seg.values()), [label_of[k] for k in seg], "TTM (AV)")
+
+        return Ego4dTrainingTask(
+            model=model,
+            step=av_transformer_step,
+            train_set=train_set,
+            labels=[s.label for s in train_set.samples],
+            collate=collate_av_transformer,
+            validate_fn=validate_fn,
+            input_contract={"lip_size_px": data.lip_size_px},
             **common,
         )
     raise ConfigError(f"{arch!r} is not an Ego4D architecture ({EGO4D_ARCHITECTURES})")
