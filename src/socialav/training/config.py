@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -56,16 +57,7 @@ Architecture = Literal[
     "av-transformer",
 ]
 #: Architectures ``socialav train`` trains (:mod:`socialav.models.registry`).
-ARCHITECTURE_NAMES: tuple[str, ...] = (
-    "light-asd",
-    "lr-asd",
-    "talknet",
-    "scene-context",
-    "gaze-lstm",
-    "quavf-visual",
-    "quavf-audio",
-    "av-transformer",
-)
+ARCHITECTURE_NAMES: tuple[str, ...] = typing.get_args(Architecture)
 #: The architectures trained on Ego4D social data (section ``ego4d``) rather than ``data``.
 EGO4D_ARCHITECTURES: tuple[str, ...] = (
     "gaze-lstm",

@@ -358,6 +358,24 @@ def _probabilities(
     return torch.cat(probs).numpy() if probs else np.zeros(0)
 
 
+def _segment_map(sample_logits: torch.Tensor, samples: Sequence[Any], what: str) -> float:
+    """Segment mAP (percent) of per-sample 2-way logits ``(N, 2)`` of TTM sub-clips:
+    ``softmax(mean of a segment's sub-clip logits)[1]`` (:func:`ttm_segment_scores`)."""
+    seg = ttm_segment_scores([s.segment_id for s in samples], sample_logits.numpy())
+    label_of = {s.segment_id: s.label for s in samples}
+    return _map_percent(list(seg.values()), [label_of[k] for k in seg], what)
+
+
+def _person_boxes(clips: Sequence[Ego4dClip]) -> dict[tuple[str, str], dict[int, np.ndarray]]:
+    """``(clip_uid, person_id) -> {frame: xyxy}`` of every non-wearer person."""
+    return {
+        (c.clip_uid, p.person_id): c.person_boxes_xyxy(p.person_id)
+        for c in clips
+        for p in c.persons
+        if not p.is_camera_wearer
+    }
+
+
 def _load_clips(path: str, clip_list: str | None, what: str) -> list[Ego4dClip]:
     if not path:
         raise ConfigError(f"ego4d.{what} must name an av_*.json annotation file, but it is empty")
@@ -458,13 +476,7 @@ def build_ego4d_task(config: TrainConfig, ctx: DistributedContext) -> Ego4dTrain
                 data_stride=data.ttm_data_stride,
                 score_threshold=data.ttm_score_threshold,
             )
-            boxes = {
-                (c.clip_uid, p.person_id): c.person_boxes_xyxy(p.person_id)
-                for c in cs
-                for p in c.persons
-                if not p.is_camera_wearer
-            }
-            return TtmVisualDataset(found, frames, boxes, size_px=size)
+            return TtmVisualDataset(found, frames, _person_boxes(cs), size_px=size)
 
         train_set = windows(clips, True)
         validate_fn = None
@@ -531,11 +543,7 @@ def build_ego4d_task(config: TrainConfig, ctx: DistributedContext) -> Ego4dTrain
                     sample_logits.append(mean.cpu())
                     if progress is not None:
                         progress(i + 1, len(loader))
-                seg = ttm_segment_scores(
-                    [s.segment_id for s in val_set.samples], torch.cat(sample_logits).numpy()
-                )
-                label_of = {s.segment_id: s.label for s in val_set.samples}
-                return _map_percent(list(seg.values()), [label_of[k] for k in seg], "TTM (audio)")
+                return _segment_map(torch.cat(sample_logits), val_set.samples, "TTM (audio)")
 
         return Ego4dTrainingTask(
             model=model,
@@ -558,12 +566,7 @@ def build_ego4d_task(config: TrainConfig, ctx: DistributedContext) -> Ego4dTrain
         frames = JpegFolderFrames(data.frames_dir)
 
         def av_set(cs: Sequence[Ego4dClip], train: bool) -> AvTransformerTtmDataset:
-            boxes = {
-                (c.clip_uid, p.person_id): c.person_boxes_xyxy(p.person_id)
-                for c in cs
-                for p in c.persons
-                if not p.is_camera_wearer
-            }
+            boxes = _person_boxes(cs)
             audio = ClipAudio([c.clip_uid for c in cs], data.audio_dir, data.videos_dir)
             return AvTransformerTtmDataset(
                 ttm_samples(cs, train=train), frames, boxes, audio, lip_size_px=data.lip_size_px
@@ -581,11 +584,7 @@ def build_ego4d_task(config: TrainConfig, ctx: DistributedContext) -> Ego4dTrain
                     logits.append(av_transformer_step(model, batch, ctx.device).logits.cpu())
                     if progress is not None:
                         progress(i + 1, len(loader))
-                seg = ttm_segment_scores(
-                    [s.segment_id for s in val_set.samples], torch.cat(logits).numpy()
-                )
-                label_of = {s.segment_id: s.label for s in val_set.samples}
-                return _map_percent(list(seg.values()), [label_of[k] for k in seg], "TTM (AV)")
+                return _segment_map(torch.cat(logits), val_set.samples, "TTM (AV)")
 
         return Ego4dTrainingTask(
             model=model,
