@@ -73,3 +73,13 @@ def test_freezing_trains_only_chosen_parts():
     assert not torch.equal(before["av_head.weight"], after["av_head.weight"])
     with pytest.raises(ValueError, match="match no parameter"):
         apply_trainable(model, ["decoder"])
+
+
+def test_shipped_first_format_checkpoint_starts_a_training_run(weights_dir):
+    """light-asd-sync ships in the first checkpoint format (socialav-asd-checkpoint)."""
+    from socialav.hub import resolve_weights
+    from socialav.training.checkpoint import load_initial_model, read_checkpoint
+
+    assert read_checkpoint(resolve_weights("light-asd-sync"))["format"] == "socialav-asd-checkpoint"
+    model = load_initial_model("light-asd-sync", "light-asd")
+    assert type(model).__name__ == "LightASD"

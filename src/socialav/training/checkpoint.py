@@ -321,7 +321,7 @@ def load_initial_model(
             )
         path = resolve_weights(spec)
     obj = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT:
+    if isinstance(obj, dict) and obj.get("format") in (CHECKPOINT_FORMAT, *_LEGACY_FORMATS):
         model, _ = load_model_checkpoint(path, architecture)
         return model
     if architecture not in MODEL_CLASSES:
