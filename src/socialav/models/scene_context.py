@@ -431,16 +431,15 @@ def scene_frames(frames_rgb: list[np.ndarray] | np.ndarray, size_px: int = 112) 
     Raises:
         ValueError: a frame that is not ``(H, W, 3)`` uint8.
     """
-    out = np.empty((len(frames_rgb), 3, size_px, size_px), dtype=np.float32)
+    images = np.empty((len(frames_rgb), size_px, size_px, 3), dtype=np.uint8)
     for i, frame in enumerate(frames_rgb):
         try:
-            small = scene_image(frame, size_px)
+            images[i] = scene_image(frame, size_px)
         except ValueError:
             raise ValueError(
                 f"frames must be (H, W, 3) uint8 RGB, but frame {i} is {frame.shape} {frame.dtype}"
             ) from None
-        out[i] = small.transpose(2, 0, 1) / np.float32(255.0)
-    return out
+    return scene_input(images)
 
 
 def context_losses(

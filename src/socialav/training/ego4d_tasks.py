@@ -342,6 +342,21 @@ def _eval_batches(dataset: Dataset, batch_size: int, collate: Callable | None) -
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
 
 
+def _over_batches(
+    loader: DataLoader,
+    per_batch: Callable[[Batch], torch.Tensor],
+    progress: Callable[[int, int], None] | None,
+) -> torch.Tensor:
+    """``per_batch(batch)`` for every batch of ``loader`` (reporting ``progress(done,
+    total)``), concatenated on the CPU along the first axis."""
+    parts = []
+    for i, batch in enumerate(loader):
+        parts.append(per_batch(batch).cpu())
+        if progress is not None:
+            progress(i + 1, len(loader))
+    return torch.cat(parts) if parts else torch.zeros(0)
+
+
 def _probabilities(
     model: nn.Module,
     step: StepFn,
@@ -349,13 +364,10 @@ def _probabilities(
     device: torch.device,
     progress: Callable[[int, int], None] | None,
 ) -> np.ndarray:
-    probs = []
-    for i, batch in enumerate(loader):
-        out = step(model, batch, device)
-        probs.append(torch.softmax(out.logits.float(), dim=-1)[:, 1].cpu())
-        if progress is not None:
-            progress(i + 1, len(loader))
-    return torch.cat(probs).numpy() if probs else np.zeros(0)
+    def class_one(batch: Batch) -> torch.Tensor:
+        return torch.softmax(step(model, batch, device).logits.float(), dim=-1)[:, 1]
+
+    return _over_batches(loader, class_one, progress).numpy()
 
 
 def _segment_map(sample_logits: torch.Tensor, samples: Sequence[Any], what: str) -> float:
@@ -533,17 +545,15 @@ def build_ego4d_task(config: TrainConfig, ctx: DistributedContext) -> Ego4dTrain
             val_set = audio_set(val_clips, False)
 
             def validate_fn(model: nn.Module, progress: Callable | None) -> float:
-                loader = _eval_batches(val_set, data.batch_size, collate_ttm_audio)
-                sample_logits = []
-                for i, batch in enumerate(loader):
+                def sample_logits(batch: Batch) -> torch.Tensor:
                     labels = batch["labels"].to(ctx.device)
                     logits = model(batch["mel"].to(ctx.device), labels.shape[1])  # (B, 2, T)
                     valid = (labels != IGNORE_INDEX).unsqueeze(1).float()
-                    mean = (logits * valid).sum(-1) / valid.sum(-1).clamp(min=1.0)
-                    sample_logits.append(mean.cpu())
-                    if progress is not None:
-                        progress(i + 1, len(loader))
-                return _segment_map(torch.cat(sample_logits), val_set.samples, "TTM (audio)")
+                    return (logits * valid).sum(-1) / valid.sum(-1).clamp(min=1.0)
+
+                loader = _eval_batches(val_set, data.batch_size, collate_ttm_audio)
+                logits = _over_batches(loader, sample_logits, progress)
+                return _segment_map(logits, val_set.samples, "TTM (audio)")
 
         return Ego4dTrainingTask(
             model=model,
@@ -579,12 +589,10 @@ def build_ego4d_task(config: TrainConfig, ctx: DistributedContext) -> Ego4dTrain
 
             def validate_fn(model: nn.Module, progress: Callable | None) -> float:
                 loader = _eval_batches(val_set, data.batch_size, collate_av_transformer)
-                logits = []
-                for i, batch in enumerate(loader):
-                    logits.append(av_transformer_step(model, batch, ctx.device).logits.cpu())
-                    if progress is not None:
-                        progress(i + 1, len(loader))
-                return _segment_map(torch.cat(logits), val_set.samples, "TTM (AV)")
+                logits = _over_batches(
+                    loader, lambda b: av_transformer_step(model, b, ctx.device).logits, progress
+                )
+                return _segment_map(logits, val_set.samples, "TTM (AV)")
 
         return Ego4dTrainingTask(
             model=model,
