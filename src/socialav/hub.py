@@ -143,19 +143,23 @@ REGISTRY: dict[str, WeightsEntry] = {
             "light_asd",
             "socialav/light-asd-sync.model",
             None,
-            "58b56378ac3250f1062bccf3e180377a92ed7ffcee22966332e62ac98613b61f",
+            "d0ad61daa74a1fb27ed2812dc7ca61a923ef815c21cd337b1fb18d5da0f6ef53",
             "MIT (derived from Light-ASD, MIT; trained on clips of ../shared/videos/more — see "
             "docs/sync_finetuning.md)",
             "light-asd-ava fine-tuned by socialav for audio-visual synchrony (audio encoder, "
-            "GRU and head; in-batch offset/swap negatives and an offset-contrastive loss)",
+            "GRU and head; in-batch offset/swap negatives and an offset-contrastive loss), "
+            "then its speaking-logit margin calibrated to light-asd-ava's recall (socialav "
+            "calibrate)",
             _ASD_CONTRACT,
-            "socialav checkpoint (socialav train). GRID held-out: natural AP 98.48, sync AP "
-            "72.40 (published AVA weights 98.54 / 62.55). Reproduce: SOCIALAV_WEIGHTS_DIR="
-            "../shared/weights socialav data talkset --videos ../shared/videos/more --out "
+            "socialav checkpoint (socialav train + socialav calibrate). GRID held-out, full "
+            "windows: natural AP 98.67, sync AP 72.25 (published AVA weights 98.54 / 62.55). "
+            "Reproduce: SOCIALAV_WEIGHTS_DIR=../shared/weights socialav data talkset --videos "
+            "../shared/videos/more --out "
             "runs/talkset_more --seed 0 --val-fraction 0.15 --detect-every 2 --group-regex "
             "'(Obama|feifeili|andrew|M003|AlexandriaOcasioCortez|RD_Radio10|kim)' && "
-            "socialav train configs/light_asd_sync.yaml, then "
-            "runs/light_asd_sync/checkpoints/model_epoch0040.pt",
+            "socialav train configs/light_asd_sync.yaml && socialav calibrate "
+            "runs/light_asd_sync/checkpoints/model_epoch0040.pt --root runs/talkset_more "
+            "--threads 2 -o light-asd-sync.model",
         ),
         WeightsEntry(
             "ultra-light-face-rfb-640",

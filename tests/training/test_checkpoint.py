@@ -75,11 +75,18 @@ def test_freezing_trains_only_chosen_parts():
         apply_trainable(model, ["decoder"])
 
 
-def test_shipped_first_format_checkpoint_starts_a_training_run(weights_dir):
-    """light-asd-sync ships in the first checkpoint format (socialav-asd-checkpoint)."""
+def test_first_format_checkpoint_starts_a_training_run(weights_dir, tmp_path):
+    """A checkpoint of the first format (socialav-asd-checkpoint, as light-asd-sync shipped in
+    session 1) still starts a training run; so does the shipped light-asd-sync."""
     from socialav.hub import resolve_weights
     from socialav.training.checkpoint import load_initial_model, read_checkpoint
 
-    assert read_checkpoint(resolve_weights("light-asd-sync"))["format"] == "socialav-asd-checkpoint"
-    model = load_initial_model("light-asd-sync", "light-asd")
+    payload = torch.load(resolve_weights("light-asd-sync"), weights_only=True)
+    payload["format"] = "socialav-asd-checkpoint"
+    payload["format_version"] = 1
+    old = tmp_path / "first_format.pt"
+    torch.save(payload, old)
+    assert read_checkpoint(old)["format"] == "socialav-asd-checkpoint"
+    model = load_initial_model(str(old), "light-asd")
     assert type(model).__name__ == "LightASD"
+    assert type(load_initial_model("light-asd-sync", "light-asd")).__name__ == "LightASD"

@@ -3,8 +3,8 @@
 GRID clips were never used to train them. One GRID face track with its own audio must be
 scored speaking during its words; the same face with another GRID speaker's audio (the
 swapped-audio probe of TalkNet's TalkSet) and with its own audio delayed by 10 frames must be
-scored clearly lower (relative to the own-voice score). The published AVA weights fail these
-checks, which is what the fine-tuning improved.
+ranked clearly lower than the own-voice frames. The published AVA weights fail these checks,
+which is what the fine-tuning improved.
 """
 
 from __future__ import annotations
@@ -63,19 +63,55 @@ def test_registry_entry_resolves_to_a_self_describing_light_asd_checkpoint(weigh
     assert meta["train_config"]["model"]["init_weights"] == "light-asd-ava"
 
 
-def test_own_audio_scores_far_above_swapped_and_delayed_audio(grid_pair):
+def _auc(positive: np.ndarray, negative: np.ndarray) -> float:
+    """Probability that a positive frame outranks a negative one (ties count half)."""
+    diff = positive[:, None] - negative[None, :]
+    return float((diff > 0).mean() + 0.5 * (diff == 0).mean())
+
+
+@pytest.fixture(scope="module")
+def probes(grid_pair):
+    """P(speaking) on the word frames of the GRID face with its own audio, another speaker's
+    audio and its own audio 10 frames late, for light-asd-sync and light-asd-ava."""
     faces, audio, speech, other = grid_pair
-    model = load_asd_model(hub.resolve_weights("light-asd-sync"), "light-asd")
-    own = _p_speaking(model, faces, audio)
-    swapped = _p_speaking(model, faces, other[: len(audio)])
-    delayed = _p_speaking(model, faces, np.concatenate([np.zeros(6400, np.int16), audio]))
     words = speech.astype(bool)
+    out = {}
+    for name in ("light-asd-sync", "light-asd-ava"):
+        model = load_asd_model(hub.resolve_weights(name), "light-asd")
+        own = _p_speaking(model, faces, audio)
+        swapped = _p_speaking(model, faces, other[: len(audio)])
+        delayed = _p_speaking(model, faces, np.concatenate([np.zeros(6400, np.int16), audio]))
+        out[name] = (own, swapped[words], delayed[words])
+    return out, words
+
+
+def test_own_audio_outranks_swapped_and_delayed_audio(probes):
+    out, words = probes
     assert words.sum() > 20
+    own, swapped, delayed = out["light-asd-sync"]
     # speaking during the words with its own voice, not in the silence around them
-    assert own[words].mean() > 0.5
-    assert own[~words].mean() < 0.15
-    # the same face with another speaker's voice, or its own voice 10 frames late: much lower
-    # (measured: own 0.61, swapped 0.32, delayed 0.39; the published AVA weights give 0.93,
-    # 0.69 and 0.71, failing both)
-    assert swapped[words].mean() < 0.6 * own[words].mean()
-    assert delayed[words].mean() < 0.7 * own[words].mean()
+    # (calibrated to light-asd-ava's recall: measured 0.89 / 0.12, light-asd-ava 0.93 / 0.12)
+    assert own[words].mean() > 0.8
+    assert own[~words].mean() < 0.2
+    # own-voice word frames outrank the same frames with another speaker's voice or with its
+    # own voice 10 frames late (measured AUC 0.93 / 0.87); the published AVA weights hardly
+    # separate them (0.66 / 0.69)
+    assert _auc(own[words], swapped) > 0.85
+    assert _auc(own[words], delayed) > 0.8
+    ava_own, ava_swapped, ava_delayed = out["light-asd-ava"]
+    assert _auc(ava_own[words], ava_swapped) < 0.75
+    assert _auc(ava_own[words], ava_delayed) < 0.75
+
+
+def test_calibrated_to_the_reference_recall(probes):
+    """The shipped file is the training output with its margin shifted by ``socialav
+    calibrate`` (recall of light-asd-ava on the held-out TalkSet frames); its metadata say so."""
+    meta = load_model_checkpoint(hub.resolve_weights("light-asd-sync"), "light-asd")[1]
+    assert meta["metrics"]["epoch"] == 40
+    assert meta["metrics"]["calibration_reference"] == "light-asd-ava"
+    assert 1.0 < meta["metrics"]["calibration_margin_shift"] < 3.0
+    out, words = probes
+    # at 0.5 it marks the own-voice word frames about as often as the published weights
+    own_rate = (out["light-asd-sync"][0][words] > 0.5).mean()
+    ava_rate = (out["light-asd-ava"][0][words] > 0.5).mean()
+    assert abs(own_rate - ava_rate) < 0.1

@@ -13,6 +13,7 @@ for _name in (
     "detect",
     "evaluate",
     "score",
+    "calibrate",
     "weights",
     "train",
     "talkset",
