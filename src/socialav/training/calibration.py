@@ -40,7 +40,10 @@ __all__ = [
 
 
 def recall_matching_shift(
-    candidate_margins: np.ndarray, reference_margins: np.ndarray, labels: np.ndarray
+    candidate_margins: np.ndarray,
+    reference_margins: np.ndarray,
+    labels: np.ndarray,
+    target_recall: float | None = None,
 ) -> tuple[float, float]:
     """The constant ``d`` such that ``candidate_margins + d > 0`` on the positive frames has the
     recall ``reference_margins > 0`` has there.
@@ -53,13 +56,17 @@ def recall_matching_shift(
         candidate_margins, reference_margins: ``(N,)`` float logit margins
             ``logit_speaking - logit_not_speaking`` of the same frames.
         labels: ``(N,)`` 0/1 ground truth (1 = speaking).
+        target_recall: a recall in (0, 1) to reach instead of the reference's.
 
     Returns:
-        ``(shift, reference_recall)``.
+        ``(shift, recall aimed at)``.
 
     Raises:
-        ValueError: arrays of different lengths, NaN margins, or no positive frame.
+        ValueError: arrays of different lengths, NaN margins, no positive frame, or a
+            ``target_recall`` outside (0, 1).
     """
+    if target_recall is not None and not 0.0 < target_recall < 1.0:
+        raise ValueError(f"target_recall must be in (0, 1), got {target_recall}")
     cand = np.asarray(candidate_margins, np.float64)
     ref = np.asarray(reference_margins, np.float64)
     y = np.asarray(labels).astype(bool)
@@ -72,7 +79,7 @@ def recall_matching_shift(
         raise ValueError("margins must not contain NaN (drop frames without audio first)")
     if not y.any():
         raise ValueError("calibration needs frames labelled speaking (labels == 1); found none")
-    recall = float((ref[y] > 0).mean())
+    recall = float((ref[y] > 0).mean()) if target_recall is None else float(target_recall)
     shift = -float(np.quantile(cand[y], 1.0 - recall))
     return shift, recall
 
@@ -107,20 +114,38 @@ def held_out_margins(
     Raises:
         FileNotFoundError, ValueError: as :class:`~socialav.data.dataset.AsdEntityDataset`.
     """
+    tracks, labels = _held_out_tracks(dataset_root, split)
+    return _track_margins(model, tracks, labels)
+
+
+def _held_out_tracks(
+    dataset_root: str | Path, split: str
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[np.ndarray]]:
+    """Every entity of a prepared split as ``(faces, mfcc)`` and its ``(T,)`` labels."""
     from socialav.data.dataset import AsdEntityDataset
-    from socialav.inference import WindowConfig, predict_tracks_logits
 
     data = AsdEntityDataset(dataset_root, split, max_chunk_frames=None)
     items = [data[i] for i in range(len(data))]
     tracks = [(it["faces"].numpy(), it["mfcc"].numpy()) for it in items]
+    return tracks, [it["labels"].numpy() for it in items]
+
+
+def _track_margins(
+    model: AudioVisualASD,
+    tracks: list[tuple[np.ndarray, np.ndarray]],
+    labels: list[np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`held_out_margins` of already-read tracks."""
+    from socialav.inference import WindowConfig, predict_tracks_logits
+
     model.eval()
     logits = predict_tracks_logits(model, tracks, WindowConfig(durations_s=None))
-    margins, labels = [], []
-    for it, lg in zip(items, logits, strict=True):
+    margins, kept = [], []
+    for lab, lg in zip(labels, logits, strict=True):
         ok = ~np.isnan(lg).any(axis=1)
         margins.append((lg[ok, 1] - lg[ok, 0]).astype(np.float64))
-        labels.append(it["labels"].numpy()[ok])
-    return np.concatenate(margins), np.concatenate(labels)
+        kept.append(lab[ok])
+    return np.concatenate(margins), np.concatenate(kept)
 
 
 @dataclass(frozen=True)
@@ -190,7 +215,6 @@ def calibrate_asd_checkpoint(
     from socialav.training.checkpoint import (
         CheckpointError,
         load_model_checkpoint,
-        read_checkpoint,
         save_model_checkpoint,
     )
 
@@ -200,23 +224,17 @@ def calibrate_asd_checkpoint(
             return hub.resolve_weights(entry.name), entry.architecture.replace("_", "-")
         return Path(weights), None
 
-    path, _ = resolve(checkpoint)
-    payload = read_checkpoint(path)
+    model, payload = load_model_checkpoint(resolve(checkpoint)[0])
     if payload["architecture"] not in ("light-asd", "lr-asd"):
         raise CheckpointError(
             f"{checkpoint}: expected a light-asd or lr-asd checkpoint, found architecture "
             f"{payload['architecture']!r}"
         )
-    model, _ = load_model_checkpoint(path)
     ref_model = load_asd_model(*resolve(reference))
-    cand, labels = held_out_margins(model, dataset_root, split)
-    ref, _ = held_out_margins(ref_model, dataset_root, split)
-    if target_recall is not None and not 0.0 < target_recall < 1.0:
-        raise ValueError(f"target_recall must be in (0, 1), got {target_recall}")
-    shift, target = recall_matching_shift(cand, ref, labels)
-    if target_recall is not None:
-        target = float(target_recall)
-        shift = -float(np.quantile(cand[labels == 1], 1.0 - target))
+    tracks, frame_labels = _held_out_tracks(dataset_root, split)
+    cand, labels = _track_margins(model, tracks, frame_labels)
+    ref, _ = _track_margins(ref_model, tracks, frame_labels)
+    shift, target = recall_matching_shift(cand, ref, labels, target_recall)
     pos, neg = labels == 1, labels == 0
 
     def rate(margins: np.ndarray, mask: np.ndarray) -> float:
