@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from socialav import hub
+from socialav.checkpoints.asd_reference import is_socialav_checkpoint, load_asd_model
 from socialav.evaluation.asd_benchmarks import (
     BenchmarkClip,
     align_to_frames,
@@ -42,16 +43,20 @@ from socialav.evaluation.asd_benchmarks import (
     unique_items,
     voice_activity,
 )
-from socialav.inference import WindowConfig, configure_threads, make_runner, predict_tracks_logits
+from socialav.inference.asd import (
+    WindowConfig,
+    configure_threads,
+    make_runner,
+    predict_tracks_logits,
+)
+from socialav.inference.segments import smooth, speaking_probability
 from socialav.io.media import iter_frames, probe_video, read_audio
-from socialav.models.checkpoints import is_socialav_checkpoint, load_asd_model
 from socialav.pipelines.detect import (
     DetectConfig,
     SpeakerDetector,
     load_context_model,
     predict_tracks_logits_with_context,
 )
-from socialav.postprocess import smooth, speaking_probability
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 WINDOWS = {"full": None, "6s": (6.0,), "demo": (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)}

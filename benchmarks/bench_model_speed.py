@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from socialav.inference import (
+from socialav.checkpoints.asd_reference import load_asd_model
+from socialav.inference.asd import (
     TorchRunner,
     WindowConfig,
     configure_threads,
@@ -33,7 +34,6 @@ from socialav.inference import (
     make_runner,
     predict_tracks_logits,
 )
-from socialav.models.checkpoints import load_asd_model
 
 WEIGHTS = {
     "light-asd-ava": ("light_asd_ava", "light-asd/pretrain_AVA_CVPR.model"),

@@ -26,7 +26,7 @@ from sklearn.metrics import roc_auc_score
 
 from socialav.audio.features import track_mfcc
 from socialav.evaluation.asd_benchmarks import align_to_frames, read_grid_align
-from socialav.inference import configure_threads
+from socialav.inference.asd import configure_threads
 from socialav.io.media import probe_video, read_audio
 from socialav.pipelines.detect import DetectConfig, SpeakerDetector, load_asd_weights
 

@@ -58,3 +58,6 @@ def _offline_weights(weights_dir_env=None):
 import sys  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+#: fixtures shared by tests in several folders (plain modules next to this file)
+pytest_plugins = ["social_fixtures", "ego4d_fixtures"]

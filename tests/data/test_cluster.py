@@ -11,10 +11,10 @@ from media_factory import make_video
 from typer.testing import CliRunner
 
 from socialav.cli import app
-from socialav.data.ava_csv import write_ava_csv_frame
 from socialav.data.cluster import ClusterSpec, parse_cluster
 from socialav.data.prepare import prepare_dataset
-from socialav.scoring import score_dataset
+from socialav.io.ava_csv import write_ava_csv_frame
+from socialav.pipelines.score_dataset import score_dataset
 
 distributed = pytest.importorskip("distributed")
 

@@ -10,7 +10,6 @@ import python_speech_features
 import torch
 from scipy.io import wavfile
 
-from socialav.data.ava_csv import write_ava_csv_frame
 from socialav.data.dataset import (
     AsdEntityDataset,
     AugmentConfig,
@@ -19,6 +18,7 @@ from socialav.data.dataset import (
     mix_noise,
 )
 from socialav.data.layout import DatasetLayout
+from socialav.io.ava_csv import write_ava_csv_frame
 
 torch.set_num_threads(1)
 

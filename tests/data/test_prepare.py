@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from socialav.cli import app
 from socialav.data import prepare as prep
-from socialav.data.ava_csv import read_ava_csv, write_ava_csv_frame
 from socialav.data.layout import DatasetLayout
+from socialav.io.ava_csv import read_ava_csv, write_ava_csv_frame
 from socialav.io.media import read_audio
 
 

@@ -15,9 +15,9 @@ from media_factory import make_video
 from scipy.io import wavfile
 from typer.testing import CliRunner
 
-from socialav.data.ava_csv import read_ava_csv, write_ava_csv_frame
 from socialav.data.dataset import AsdEntityDataset, collate_chunks
 from socialav.data.layout import DatasetLayout, read_scene_image, write_scene_image
+from socialav.io.ava_csv import read_ava_csv, write_ava_csv_frame
 
 torch.set_num_threads(1)
 

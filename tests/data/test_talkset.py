@@ -7,7 +7,6 @@ import json
 import numpy as np
 from scipy.io import wavfile
 
-from socialav.data.ava_csv import read_ava_csv
 from socialav.data.layout import DatasetLayout
 from socialav.data.talkset import (
     SourceClip,
@@ -17,6 +16,7 @@ from socialav.data.talkset import (
     generate_talkset,
     split_groups,
 )
+from socialav.io.ava_csv import read_ava_csv
 
 
 def test_energy_vad_on_silence_and_tone():

@@ -9,9 +9,9 @@ from typer.testing import CliRunner
 
 from socialav.cli import app
 from socialav.data.asc import convert_to_asc
-from socialav.data.ava_csv import read_ava_csv, write_ava_csv_frame
 from socialav.data.layout import DatasetLayout
 from socialav.data.trim import trim_dataset
+from socialav.io.ava_csv import read_ava_csv, write_ava_csv_frame
 
 
 @pytest.fixture

@@ -12,13 +12,13 @@ import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score
 
-from socialav.data.ava_csv import read_ava_csv
 from socialav.evaluation.ava import (
     AvaValidationError,
     average_precision_voc,
     evaluate_ava,
     join_ava_predictions,
 )
+from socialav.io.ava_csv import read_ava_csv
 
 # --------------------------------------------------------------------------------------
 # Official fixture

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from socialav.models.checkpoints import CheckpointMismatchError
-from socialav.models.talknet import TalkNet
-from socialav.models.talknet_checkpoint import (
+from socialav.checkpoints.asd_reference import CheckpointMismatchError
+from socialav.checkpoints.talknet_reference import (
     load_talknet,
     talknet_from_reference_state_dict,
     talknet_to_reference_state_dict,
 )
+from socialav.models.talknet import TalkNet
 
 torch.set_num_threads(1)
 

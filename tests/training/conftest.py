@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from socialav.data.ava_csv import read_ava_csv, write_ava_csv_frame
 from socialav.data.layout import DatasetLayout
+from socialav.io.ava_csv import read_ava_csv, write_ava_csv_frame
 
 
 def _tiny_talkset(root: Path, videos_dir: Path, **extra) -> Path:

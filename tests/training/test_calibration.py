@@ -68,7 +68,7 @@ def test_margin_shift_moves_every_frame_by_the_same_constant():
 def candidate_checkpoint(tmp_path_factory, weights_dir):
     """light-asd-ava with its speaking margin pushed down by 3: a badly calibrated copy."""
     from socialav import hub
-    from socialav.models.checkpoints import load_asd_model
+    from socialav.checkpoints.asd_reference import load_asd_model
 
     model = load_asd_model(hub.resolve_weights("light-asd-ava"), "light-asd")
     shift_speaking_margin(model, -3.0)

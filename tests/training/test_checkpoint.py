@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from socialav.models.checkpoints import load_light_asd
+from socialav.checkpoints.asd_reference import load_light_asd
 from socialav.models.light_asd import LightASD
 from socialav.training.checkpoint import (
     INPUT_CONTRACT,
@@ -14,7 +14,7 @@ from socialav.training.checkpoint import (
     load_model_checkpoint,
     save_model_checkpoint,
 )
-from socialav.training.loop import TrainingHeads, _set_train_mode, apply_trainable
+from socialav.training.tasks.asd import TrainingHeads, _set_train_mode, apply_trainable
 
 torch.set_num_threads(1)
 

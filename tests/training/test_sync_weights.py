@@ -17,9 +17,9 @@ import torch
 
 from socialav import hub
 from socialav.audio.features import track_mfcc
+from socialav.checkpoints.asd_reference import load_asd_model
 from socialav.evaluation.asd_benchmarks import align_to_frames, read_grid_align
 from socialav.io.media import probe_video, read_audio
-from socialav.models.checkpoints import load_asd_model
 from socialav.models.light_asd import LightASD
 from socialav.training.checkpoint import load_model_checkpoint
 

@@ -86,8 +86,8 @@ def prepare(
     Resumable: complete entities are skipped, half-written ones redone. Videos that are
     missing or unreadable are skipped and listed in the summary (exit code 1).
     """
-    from socialav.data.ava_csv import AvaCsvError
     from socialav.data.prepare import prepare_dataset
+    from socialav.io.ava_csv import AvaCsvError
 
     _setup_logging(debug)
     console = Console(stderr=True)
@@ -150,8 +150,8 @@ def trim(
     debug: Annotated[bool, typer.Option("--debug", help="Tracebacks and debug logs.")] = False,
 ) -> None:
     """Keep only the listed videos (UniTalk trim_dataset.py)."""
-    from socialav.data.ava_csv import AvaCsvError
     from socialav.data.trim import trim_dataset
+    from socialav.io.ava_csv import AvaCsvError
 
     _setup_logging(debug)
     try:
@@ -187,7 +187,7 @@ def to_asc(
 ) -> None:
     """Convert to the ASC layout (UniTalk convert_to_ASC.py): one folder per entity, gt/*.csv."""
     from socialav.data.asc import convert_to_asc
-    from socialav.data.ava_csv import AvaCsvError
+    from socialav.io.ava_csv import AvaCsvError
 
     _setup_logging(debug)
     chosen = tuple(s.strip() for s in splits.split(",") if s.strip())

@@ -148,6 +148,7 @@ def detect(
     """
     from dataclasses import replace
 
+    from socialav.inference.segments import SegmentConfig
     from socialav.io.media import MediaError, NoAudioStreamError, probe_video
     from socialav.pipelines.detect import (
         OUTPUT_SUFFIXES,
@@ -156,7 +157,6 @@ def detect(
         outputs_exist,
         write_outputs,
     )
-    from socialav.postprocess import SegmentConfig
 
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,

@@ -30,8 +30,8 @@ def ego4d_media(
     """Write the frames (and audio) the Ego4D LAM/TTM training reads (``ego4d.frames_dir``,
     ``ego4d.audio_dir`` of a ``socialav train`` config), as the baselines'
     ``scripts/extract_frame.sh`` / ``extract_wave.sh`` do with ffmpeg."""
-    from socialav.data.ego4d import read_split_list
-    from socialav.data.ego4d_media import extract_clip_media
+    from socialav.data.ego4d.annotations import read_split_list
+    from socialav.data.ego4d.media import extract_clip_media
     from socialav.io.media import MediaError
 
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING)

@@ -96,8 +96,8 @@ def evaluate(
     Invalid input (missing, extra or duplicate rows, bad labels, scores or boxes) prints one
     line on stderr and exits with code 2.
     """
-    from socialav.data.ava_csv import AvaCsvError, read_video_id_list
     from socialav.evaluation.ava import AvaValidationError, evaluate_ava, write_evaluation_json
+    from socialav.io.ava_csv import AvaCsvError, read_video_id_list
 
     if debug:
         logging.basicConfig(level=logging.DEBUG)

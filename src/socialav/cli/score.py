@@ -57,10 +57,10 @@ def score(
     listed and the command exits with code 1 (their rows are absent from the CSV).
     """
     from socialav.cli.data import video_progress
-    from socialav.data.ava_csv import AvaCsvError
     from socialav.data.layout import DatasetLayout
-    from socialav.inference import WindowConfig
-    from socialav.scoring import ScoreConfig, score_dataset, write_predictions
+    from socialav.inference.asd import WindowConfig
+    from socialav.io.ava_csv import AvaCsvError
+    from socialav.pipelines.score_dataset import ScoreConfig, score_dataset, write_predictions
 
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,

@@ -21,7 +21,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from socialav.cli.app import app
 from socialav.training.config import ConfigError, load_config
-from socialav.training.loop import ProgressEvent, train
+from socialav.training.tasks.asd import ProgressEvent, train
 
 
 @app.command("train")

@@ -25,9 +25,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from socialav.data.ava_csv import read_ava_csv, write_ava_csv_frame
 from socialav.data.layout import DatasetLayout
 from socialav.data.trim import prepare_destination
+from socialav.io.ava_csv import read_ava_csv, write_ava_csv_frame
 
 logger = logging.getLogger(__name__)
 

@@ -54,9 +54,9 @@ import torch
 from scipy.io import wavfile
 from torch.utils.data import Dataset, Sampler
 
-from socialav.data.ava_csv import AvaLabel, read_ava_csv
 from socialav.data.entity import entity_fps, entity_mfcc
 from socialav.data.layout import DatasetLayout, read_scene_image
+from socialav.io.ava_csv import AvaLabel, read_ava_csv
 from socialav.models.scene_context import scene_input
 from socialav.types import AUDIO_SAMPLE_RATE, MFCC_FRAMES_PER_VIDEO_FRAME
 
@@ -159,7 +159,7 @@ def read_entities(
 
     Raises:
         FileNotFoundError: the CSV does not exist.
-        AvaCsvError: the CSV is malformed (see :func:`socialav.data.ava_csv.read_ava_csv`).
+        AvaCsvError: the CSV is malformed (see :func:`socialav.io.ava_csv.read_ava_csv`).
         ValueError: an ``entity_id`` appears in two videos, or has duplicate timestamps.
     """
     path = Path(csv_path) if csv_path is not None else layout.csv_path(split)
@@ -327,7 +327,7 @@ class AsdEntityDataset(Dataset):
             raise FileNotFoundError(
                 f"annotation CSV {path} not found (expected csv/{split}_orig.csv)"
             )
-        #: The split's ground-truth table (:func:`~socialav.data.ava_csv.read_ava_csv`).
+        #: The split's ground-truth table (:func:`~socialav.io.ava_csv.read_ava_csv`).
         self.groundtruth = read_ava_csv(path, "groundtruth")
         self.entities = entities_from_table(self.groundtruth, source=str(path))
         if not self.entities:

@@ -1,6 +1,6 @@
 """Reading one prepared entity as the reference loaders do (TalkNet / Light-ASD
 ``dataLoader.py``: ``load_visual`` and ``load_audio``), shared by the training
-:mod:`~socialav.data.dataset` and :mod:`socialav.scoring`."""
+:mod:`~socialav.data.dataset` and :mod:`socialav.pipelines.score_dataset`."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ match:
   samples ``int(t_first * 16000)`` to ``int(t_last * 16000)`` (end excluded), where
   ``t_first``/``t_last`` are the entity's first and last annotated timestamps. The WAV is
   therefore one frame shorter than the face track; the reference loaders wrap-pad the MFCC
-  (see :mod:`socialav.scoring`).
+  (see :mod:`socialav.pipelines.score_dataset`).
 
 Differences, all deliberate: frames are decoded once per video in one streaming PyAV pass
 (after one seek to just before the first annotated timestamp) and each annotated timestamp
@@ -64,10 +64,10 @@ import numpy as np
 import pandas as pd
 import scipy.io.wavfile
 
-from socialav.data.ava_csv import BOX_COLUMNS, read_ava_csv, write_ava_csv_frame
 from socialav.data.cluster import ClusterSpec, run_tasks, worker_name
 from socialav.data.layout import DatasetLayout, timestamp_name, write_scene_image
 from socialav.io.atomic import atomic_write
+from socialav.io.ava_csv import BOX_COLUMNS, read_ava_csv, write_ava_csv_frame
 from socialav.io.media import MediaError, NoAudioStreamError, _open, _rotation_k, read_audio
 from socialav.types import AUDIO_SAMPLE_RATE
 
@@ -680,7 +680,7 @@ def plan_prepare(
     """One :class:`VideoTask` per ``video_id`` of the annotations, in ``video_id`` order.
 
     Args:
-        annotations: ground-truth table (:func:`socialav.data.ava_csv.read_ava_csv`).
+        annotations: ground-truth table (:func:`socialav.io.ava_csv.read_ava_csv`).
         videos_dir: folder of raw videos named ``<video_id>.<ext>``.
         root: dataset root to write.
         split: split name.

@@ -65,9 +65,9 @@ import numpy as np
 import pandas as pd
 from scipy.io import wavfile
 
-from socialav.data.ava_csv import AvaLabel, write_ava_csv_frame
 from socialav.data.layout import DatasetLayout, write_scene_image
 from socialav.io.atomic import atomic_write
+from socialav.io.ava_csv import AvaLabel, write_ava_csv_frame
 from socialav.io.media import NoAudioStreamError, iter_frames, probe_video, read_audio
 from socialav.types import ANALYSIS_FPS, AUDIO_SAMPLE_RATE, FaceTrack
 from socialav.vision.crops import crop_track_frame

@@ -22,9 +22,9 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from socialav.data.ava_csv import read_ava_csv, read_video_id_list, write_ava_csv_frame
 from socialav.data.layout import DatasetLayout
 from socialav.data.prepare import STATE_DIR
+from socialav.io.ava_csv import read_ava_csv, read_video_id_list, write_ava_csv_frame
 
 logger = logging.getLogger(__name__)
 

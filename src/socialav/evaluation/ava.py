@@ -52,7 +52,7 @@ from typing import Any, NoReturn
 import numpy as np
 import pandas as pd
 
-from socialav.data.ava_csv import (
+from socialav.io.ava_csv import (
     BOX_COLUMNS,
     AvaLabel,
     CsvKind,
@@ -363,8 +363,8 @@ def join_ava_predictions(
     """Validate and join ground truth and predictions on ``(frame_timestamp, entity_id)``.
 
     Args:
-        groundtruth: table with :data:`~socialav.data.ava_csv.GROUNDTRUTH_COLUMNS`.
-        predictions: table with :data:`~socialav.data.ava_csv.PREDICTION_COLUMNS`.
+        groundtruth: table with :data:`~socialav.io.ava_csv.GROUNDTRUTH_COLUMNS`.
+        predictions: table with :data:`~socialav.io.ava_csv.PREDICTION_COLUMNS`.
         box_tolerance: largest allowed absolute difference of a normalised box coordinate
             between the two tables (the official script uses 1e-9).
         score_range: inclusive range scores must lie in, or ``None`` to accept any finite
@@ -524,12 +524,12 @@ def evaluate_ava(
 
     Args:
         groundtruth: ground-truth table or CSV path (AVA or UniTalk layout, header
-            optional; see :func:`socialav.data.ava_csv.read_ava_csv`).
+            optional; see :func:`socialav.io.ava_csv.read_ava_csv`).
         predictions: prediction table or CSV path (``score`` = confidence of
             ``SPEAKING_AUDIBLE``).
         subset: evaluate only these ``video_id`` values (e.g. from UniTalk's
             ``sub_categories/test_<category>.csv`` via
-            :func:`~socialav.data.ava_csv.read_video_id_list`); rows of other videos are
+            :func:`~socialav.io.ava_csv.read_video_id_list`); rows of other videos are
             ignored in both tables. ``None``: every row.
         threshold: score at or above which a row counts as predicted ``SPEAKING_AUDIBLE``
             for ``accuracy`` and ``f1``.

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from socialav.data.ava_csv import PREDICTION_COLUMNS
 from socialav.io.atomic import atomic_write
+from socialav.io.ava_csv import PREDICTION_COLUMNS
 from socialav.types import FaceTrack, TrackScores, VideoInfo
 
 logger = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ AV-HuBERT encoder fine-tuned with a binary head on face-track segments):
   per segment.
 
 Sizes: :meth:`AVTransformerConfig.base` (768-d, 12 layers), ``large`` (1024, 24, pre-norm),
-``debug`` (tiny, for tests). Checkpoint loading: :mod:`socialav.models.av_hubert_checkpoint`.
+``debug`` (tiny, for tests). Checkpoint loading: :mod:`socialav.checkpoints.av_hubert_reference`.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Re-implementation of Liao et al., "A Light Weight Model for Active Speaker Detection",
 CVPR 2023, following the public code https://github.com/Junhua-Liao/Light-ASD
 (``model/Encoder.py``, ``model/Classifier.py``, ``model/Model.py`` and the two linear heads of
-``loss.py``). Module names here are our own; ``socialav.models.checkpoints`` maps the original
+``loss.py``). Module names here are our own; ``socialav.checkpoints.asd_reference`` maps the original
 checkpoint keys onto them through an explicit table.
 
 Inputs (the contract of the public demo ``Columbia_test.py``):
@@ -19,7 +19,7 @@ Output of :meth:`AudioVisualASD.forward`: ``(B, T, 2)`` float32 logits of the au
 speaking probability used in training is ``softmax(logits)[..., 1] = sigmoid(l1 - l0)``.
 
 This module also holds the pieces shared with LR-ASD (``socialav.models.lr_asd``): the
-conv + batch-norm unit and the common encoder/backend interface used by ``socialav.inference``.
+conv + batch-norm unit and the common encoder/backend interface used by ``socialav.inference.asd``.
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ def time_max_pool(x: torch.Tensor) -> torch.Tensor:
 
 
 class AudioVisualASD(nn.Module):
-    """Interface shared by Light-ASD and LR-ASD, used by ``socialav.inference``.
+    """Interface shared by Light-ASD and LR-ASD, used by ``socialav.inference.asd``.
 
     Subclasses define ``visual_encoder``, ``audio_encoder``, :meth:`decode`, ``av_head`` and
     ``visual_head``, and set ``visual_receptive_field_frames`` (how many frames on each side

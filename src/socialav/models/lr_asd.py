@@ -3,7 +3,7 @@
 Re-implementation of Liao et al., "LR-ASD: Lightweight and Robust Network for Active Speaker
 Detection", IJCV 2025, following the public code https://github.com/Junhua-Liao/LR-ASD
 (``model/Encoder.py``, ``model/Classifier.py``, ``model/Model.py``, heads of ``loss.py``).
-Module names here are our own; ``socialav.models.checkpoints`` maps the original keys.
+Module names here are our own; ``socialav.checkpoints.asd_reference`` maps the original keys.
 
 Same input/output contract as Light-ASD (see ``socialav.models.light_asd``): faces
 ``(B, T, 112, 112)`` pixel values 0..255, MFCC ``(B, 4T, 13)``, audio-visual logits

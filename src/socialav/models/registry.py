@@ -112,7 +112,7 @@ SCENE_CONTEXT_INPUT_CONTRACT: dict[str, Any] = {
 }
 
 
-#: Fixed part of what the AV-HuBERT-style TTM model takes (:mod:`socialav.data.ego4d_avhubert`):
+#: Fixed part of what the AV-HuBERT-style TTM model takes (:mod:`socialav.data.ego4d.avhubert`):
 #: 25 fps steps over 30 fps Ego4D sub-clips, gray lip crops, stacked filterbanks. Free field:
 #: ``lip_size_px``.
 EGO4D_LIPS_CONTRACT: dict[str, Any] = {

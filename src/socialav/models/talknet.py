@@ -4,7 +4,7 @@ Re-implementation of Tao et al., "Is Someone Speaking? Exploring Long-term Tempo
 for Audio-visual Active Speaker Detection", ACM MM 2021, following the public code
 https://github.com/TaoRuijie/TalkNet-ASD (``model/talkNetModel.py``, ``model/visualEncoder.py``,
 ``model/audioEncoder.py``, ``model/attentionLayer.py`` and the linear heads of ``loss.py``).
-Module names are our own; :mod:`socialav.models.talknet_checkpoint` maps the original checkpoint
+Module names are our own; :mod:`socialav.checkpoints.talknet_reference` maps the original checkpoint
 keys onto them through an explicit table.
 
 Structure (about 15 M parameters):

@@ -11,7 +11,7 @@ One streaming pass over the decoded video does everything that needs pixels:
    needs 6 frames of look-ahead, the tracker up to ``max_gap_frames`` more), from a short ring
    buffer of recent frames — so memory does not grow with the video's length, only with the
    length of the face tracks (112×112 bytes per face and frame);
-5. finished tracks are scored by the ASD model in batches (:mod:`socialav.inference`) and
+5. finished tracks are scored by the ASD model in batches (:mod:`socialav.inference.asd`) and
    their crops freed.
 
 With ``DetectConfig.context_weights`` (``socialav detect --context``) a scene-context model
@@ -22,8 +22,8 @@ kept, never the frames), and step 5 scores each track with the base ASD model pl
 embeddings of its frames (:func:`predict_tracks_logits_with_context`).
 
 With ``DetectConfig.lam_weights`` / ``ttm_weights`` (``--lam-weights`` / ``--ttm-weights``),
-Ego4D-trained LAM/TTM models (:mod:`socialav.social_models`) replace the zero-shot rules of
-:mod:`socialav.social`: step 4 also cuts RGB face crops at the checkpoints' sizes and the
+Ego4D-trained LAM/TTM models (:mod:`socialav.inference.social`) replace the zero-shot rules of
+:mod:`socialav.inference.social_rules`: step 4 also cuts RGB face crops at the checkpoints' sizes and the
 per-frame visual quality (the training samples' ``crop_face_box`` / ``frame_quality``) as soon
 as a frame's box is final (:class:`_SocialInputCropper`), and each track is scored by those
 models when it ends (with its audio span), after which its RGB crops are freed. FSA-Net head
@@ -54,7 +54,8 @@ import numpy as np
 
 from socialav import __version__, hub
 from socialav.audio.features import track_audio, track_mfcc
-from socialav.inference import (
+from socialav.checkpoints.asd_reference import load_asd_model
+from socialav.inference.asd import (
     DEFAULT_BACKEND,
     ASDRunner,
     WindowConfig,
@@ -62,18 +63,22 @@ from socialav.inference import (
     make_runner,
     predict_tracks_logits,
 )
-from socialav.io.media import NoAudioStreamError, iter_frames, probe_video, read_audio
-from socialav.models.checkpoints import load_asd_model
-from socialav.models.light_asd import AudioVisualASD
-from socialav.models.lr_asd import LRASD
-from socialav.models.scene_context import SceneContextASD
-from socialav.postprocess import SegmentConfig, smooth, speaking_probability, speaking_segments
-from socialav.social import social_series, talking_to_me_probability
-from socialav.social_models import (
+from socialav.inference.segments import (
+    SegmentConfig,
+    smooth,
+    speaking_probability,
+    speaking_segments,
+)
+from socialav.inference.social import (
     TrainedSocialModel,
     load_social_checkpoint,
     social_face_inputs,
 )
+from socialav.inference.social_rules import social_series, talking_to_me_probability
+from socialav.io.media import NoAudioStreamError, iter_frames, probe_video, read_audio
+from socialav.models.light_asd import AudioVisualASD
+from socialav.models.lr_asd import LRASD
+from socialav.models.scene_context import SceneContextASD
 from socialav.types import FaceTrack, TrackScores, VideoInfo
 from socialav.vision.crops import DEFAULT_CROP_SCALE, crop_face
 from socialav.vision.detection import UltraLightFaceDetector
@@ -122,13 +127,13 @@ class DetectConfig:
         asd_weights: registry name of the ASD weights (``socialav weights list``) or the path
             of a Light-ASD / LR-ASD checkpoint (socialav or original; :func:`load_asd_weights`).
         windows: window durations and visual context for scoring (see
-            :class:`socialav.inference.WindowConfig`). Default: consecutive 6 s windows, each
+            :class:`socialav.inference.asd.WindowConfig`). Default: consecutive 6 s windows, each
             scored on its own (the longest window of the Light-ASD demo; one pass over each
             frame plus short recomputations at window edges). On the GRID benchmark the demo's
             1-6 s average gave the same natural AP (98.55 vs 98.54 for one pass) at about half
             the speed; a bounded window keeps long tracks within the clip lengths the models
             were trained on.
-        backend: ``torch`` / ``onnx`` / ``onnx-int8`` (see :mod:`socialav.inference`).
+        backend: ``torch`` / ``onnx`` / ``onnx-int8`` (see :mod:`socialav.inference.asd`).
         face_detector: registry name of the face detector weights.
         detector_score_threshold: minimum face detector confidence.
         detect_every: run the face detector on every n-th frame, track in between.
@@ -142,11 +147,11 @@ class DetectConfig:
         model_batch_frames: face-frames per visual-encoder call (its activations take about
             2 MB per frame; 32 keeps the peak low at no measured cost in speed).
         tasks: what to answer per face and frame: ``asd`` (is this person speaking; always
-            on), ``lam`` (looking at the camera: FSA-Net head pose, :mod:`socialav.social`),
+            on), ``lam`` (looking at the camera: FSA-Net head pose, :mod:`socialav.inference.social_rules`),
             ``ttm`` (talking to the camera wearer: speaking × looking over ±1 s; implies
             ``lam``).
         lam_weights: a socialav ``gaze-lstm`` checkpoint (Ego4D-trained Looking-at-Me,
-            :mod:`socialav.social_models`) that replaces the zero-shot ``lam`` rule; implies
+            :mod:`socialav.inference.social`) that replaces the zero-shot ``lam`` rule; implies
             the ``lam`` task. ``None``: zero-shot.
         ttm_weights: socialav ``quavf-visual`` and/or ``quavf-audio`` checkpoints
             (Ego4D-trained Talking-to-Me, fused by quality when both are given) that replace
@@ -341,7 +346,7 @@ class _SocialInputCropper:
     """RGB face crops and visual quality of open tracks for the trained LAM/TTM models
     (``DetectConfig.lam_weights`` / ``ttm_weights``), cut while the video streams.
 
-    Per frame of a track: :func:`~socialav.social_models.social_face_inputs` of the track's
+    Per frame of a track: :func:`~socialav.inference.social.social_face_inputs` of the track's
     box (``crop_face_box`` at each checkpoint's ``face_size_px``, and ``frame_quality`` of the
     box pixels), i.e. what the Ego4D training samples are cut with. A frame's box is final
     once the track has a detection at or after it (linear interpolation between detections,
@@ -597,11 +602,11 @@ def predict_tracks_logits_with_context(
     chunk_frames: int = 128,
 ) -> list[np.ndarray]:
     """Audio-visual logits of face tracks scored by a scene-context model: the base ASD
-    model (``runner``, from :func:`socialav.inference.make_runner` on
+    model (``runner``, from :func:`socialav.inference.asd.make_runner` on
     ``SceneContextASD.base``) with each frame's scene context added to its visual embedding
     before the back-end (``decode(audio, visual + W c)``,
     :meth:`~socialav.models.scene_context.SceneContextASD.forward_context`): windows,
-    aggregation and NaN rows of :func:`socialav.inference.predict_tracks_logits`, which does
+    aggregation and NaN rows of :func:`socialav.inference.asd.predict_tracks_logits`, which does
     the work (``visual_offsets``).
 
     Args:
@@ -612,7 +617,7 @@ def predict_tracks_logits_with_context(
             frames.
         windows: window durations and visual context (``None``: :class:`WindowConfig`
             defaults, the demo's 1-6 s).
-        max_batch_frames, chunk_frames: as :func:`~socialav.inference.predict_tracks_logits`.
+        max_batch_frames, chunk_frames: as :func:`~socialav.inference.asd.predict_tracks_logits`.
 
     Returns:
         Per track, ``(T, 2)`` float32 logits; rows at and beyond ``usable_frames(T, N)`` NaN.
@@ -769,9 +774,9 @@ class SpeakerDetector:
         if "lam" in tasks:
             lam = (
                 "Ego4D-trained GazeLSTM (weights.lam): softmax class 1 of 7-frame windows of "
-                "RGB face crops on a 30 fps timeline (socialav.social_models)"
+                "RGB face crops on a 30 fps timeline (socialav.inference.social)"
                 if "lam" in trained
-                else "zero-shot: P(looking at camera) from FSA-Net yaw/pitch (socialav.social)"
+                else "zero-shot: P(looking at camera) from FSA-Net yaw/pitch (socialav.inference.social_rules)"
             )
         if "ttm" in tasks and "ttm" in trained:
             assert model is not None

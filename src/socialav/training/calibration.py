@@ -136,7 +136,7 @@ def _track_margins(
     labels: list[np.ndarray],
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`held_out_margins` of already-read tracks."""
-    from socialav.inference import WindowConfig, predict_tracks_logits
+    from socialav.inference.asd import WindowConfig, predict_tracks_logits
 
     model.eval()
     logits = predict_tracks_logits(model, tracks, WindowConfig(durations_s=None))
@@ -211,7 +211,7 @@ def calibrate_asd_checkpoint(
             :func:`recall_matching_shift`.
     """
     from socialav import hub
-    from socialav.models.checkpoints import load_asd_model
+    from socialav.checkpoints.asd_reference import load_asd_model
     from socialav.training.checkpoint import (
         CheckpointError,
         load_model_checkpoint,

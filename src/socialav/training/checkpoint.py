@@ -40,8 +40,9 @@ import torch
 from torch import nn
 
 from socialav import __version__
+from socialav.checkpoints.asd_reference import load_asd_model, read_state_dict
+from socialav.checkpoints.talknet_reference import load_talknet
 from socialav.io.atomic import atomic_write
-from socialav.models.checkpoints import load_asd_model, read_state_dict
 from socialav.models.light_asd import AudioVisualASD, LightASD
 from socialav.models.lr_asd import LRASD
 from socialav.models.registry import (
@@ -53,7 +54,6 @@ from socialav.models.registry import (
     contract_differences,
 )
 from socialav.models.talknet import TalkNet
-from socialav.models.talknet_checkpoint import load_talknet
 
 logger = logging.getLogger(__name__)
 
@@ -210,7 +210,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(
             f"{path} is not a socialav checkpoint (expected a dict with format="
             f"{CHECKPOINT_FORMAT!r}); original Light-ASD/LR-ASD/TalkNet checkpoints are loaded "
-            f"with load_initial_model or socialav.models.checkpoints"
+            f"with load_initial_model or socialav.checkpoints.asd_reference"
         )
     version = obj.get("format_version")
     if not isinstance(version, int) or version > CHECKPOINT_FORMAT_VERSION:

@@ -198,7 +198,7 @@ class Ego4dDataConfig:
 
     Attributes:
         annotations, val_annotations: ``av_train.json`` / ``av_val.json``
-            (:func:`socialav.data.ego4d.load_av_annotations`); ``val_annotations=None``
+            (:func:`socialav.data.ego4d.annotations.load_av_annotations`); ``val_annotations=None``
             skips validation.
         clip_list, val_clip_list: optional official split lists (one clip_uid per line) that
             restrict the clips used.
@@ -211,7 +211,7 @@ class Ego4dDataConfig:
         batch_size: samples per batch (LAM 64; QuAVF visual 64, audio 16).
         lam_stride: every ``lam_stride``-th frame of a track is a LAM sample (1 = all).
         ttm_feat_length, ttm_frame_stride, ttm_data_stride, ttm_score_threshold: QuAVF visual
-            windows (:func:`socialav.data.ego4d_samples.build_ttm_visual_windows`; reference
+            windows (:func:`socialav.data.ego4d.samples.build_ttm_visual_windows`; reference
             15, 15, 8, 0.3).
         ttm_max_audio_frames: QuAVF audio: longest sample in video frames (900 = 30 s).
         lip_size_px: ``av-transformer``: side of the lip crops (AV-HuBERT: 88).

@@ -2,8 +2,8 @@
 
 A :class:`TrainingTask` says *what* is trained (the architecture, its batches, its loss, its
 validation metric); the engine does the rest the same way for every task -- active speaker
-detection (:mod:`socialav.training.loop`), Ego4D Looking-at-Me and Talking-to-Me
-(:mod:`socialav.training.ego4d_tasks`):
+detection (:mod:`socialav.training.tasks.asd`), Ego4D Looking-at-Me and Talking-to-Me
+(:mod:`socialav.training.tasks.ego4d`):
 
 - Adam over the trainable parameters (``optim.lr``, ``optim.weight_decay``), StepLR with
   ``gamma = optim.lr_decay`` stepped once per epoch (lr in epoch ``e`` is

@@ -1,0 +1,351 @@
+"""Zero-shot Looking-at-Me (LAM) and Talking-to-Me (TTM) on any video, from head pose and ASD.
+
+The Ego4D Social benchmark (Grauman et al., "Ego4D: Around the World in 3,000 Hours of
+Egocentric Video", CVPR 2022) defines, per face track and frame, *Looking at Me* (the person
+looks at the camera wearer) and *Talking to Me* (the person speaks to the camera wearer).
+Its baselines are trained on Ego4D; this module gives untrained (zero-shot) estimates for
+ordinary video, where "me" is the camera, from two signals the detect pipeline already has:
+FSA-Net head pose (:mod:`socialav.vision.head_pose`) and the ASD speaking probability.
+
+Looking at Me (:func:`looking_probability`). A person looks at the camera when their line of
+sight meets it; we only see the head, so we map the head's deviation from the camera line to
+a probability with a logistic in the normalised elliptical deviation
+
+    d = sqrt((yaw / yaw_half_deg)^2 + (pitch / pitch_half_deg)^2),
+    p = 1 / (1 + exp((d - 1) / slope)),
+
+so ``p = 0.5`` at ``yaw = +-20`` degrees (pitch 0) or ``pitch = +-25`` degrees (yaw 0). The
+numbers, and what they rest on:
+
+* Half-width 20 degrees in yaw: gaze shifts up to about 15-20 degrees are made mostly by the
+  eyes with little head movement (eye-head coordination: Freedman & Sparks, J. Neurophysiol.
+  77, 1997; Stahl, Exp. Brain Res. 126, 1999, the "eye-only range"), so a head turned up to
+  ~20 degrees from the camera can still look at it, while beyond ~30 degrees looking would
+  need the eyes near the limit of their comfortable range. Head orientation alone identifies
+  whom a person looks at in about 89 % of frames in meetings (Stiefelhagen & Zhu, "Head
+  orientation and gaze direction in meetings", CHI 2002), which is what makes a head-pose
+  proxy for gaze usable.
+* Half-width 25 degrees in pitch: wider than yaw because cameras sit above or below eye level
+  (a head-mounted camera is at forehead height, a webcam below the face) and FSA-Net's pitch
+  error is larger than its yaw error (AFLW2000 MAE 6.1 vs 4.6 degrees, omasaht port README).
+* ``slope = 0.15``: a transition about +-3 degrees wide at the half-width (p = 0.88 at 14
+  degrees yaw, 0.12 at 26 degrees), comparable to FSA-Net's ~5 degree error, so one noisy
+  estimate does not flip the decision.
+* The crop is taken around the face, so the appearance-based pose is relative to the line of
+  sight from the camera to the face, not to the optical axis: no correction for where the
+  face is in the frame.
+
+The per-frame probabilities are smoothed with a centred moving average over
+``smooth_frames = 7`` frames, the temporal context of the Ego4D LAM baseline (a Gaze360-style
+LSTM over 7 frames, ``ego4d/social`` GazeLSTM).
+
+Talking to Me (:func:`talking_to_me_probability`). A person talks to the camera wearer while
+they speak and address them; the main cue of addressing in face-to-face conversation is the
+speaker's gaze (Kendon, Acta Psychologica 26, 1967; in group conversation the person a
+speaker looks at is the addressee 77 % of the time, Vertegaal et al., CHI 2001). Speakers
+look at their listener only part of the time they talk, about 40 % (Argyle & Ingham,
+Semiotica 6, 1972: 41 % while speaking, 75 % while listening), and away at the start of
+turns. So looking is averaged over a window around each frame and a speaker who looks at
+the camera ``gaze_share = 0.4`` of that window counts as fully addressing it:
+
+    ttm_t = speak_t * min(1, mean_{|tau - t| <= window_s / 2} lam_tau / gaze_share),
+
+with ``speak_t`` the (smoothed) ASD probability and ``window_s = 2`` s (+-1 s). Someone who
+does not speak gets ``ttm ~ 0`` whatever their gaze; someone who speaks without ever looking
+at the camera gets ``ttm ~ 0`` too.
+
+Trained models. When Ego4D-trained LAM/TTM checkpoints are given (``socialav detect
+--lam-weights/--ttm-weights``), the pipeline uses them instead of these rules:
+:func:`load_trained_social_model` loads them as a :class:`SocialModel`
+(:mod:`socialav.inference.social`: GazeLSTM for LAM, QuAVF for TTM). With a trained LAM but no
+trained TTM, the TTM rule above runs on the trained LAM.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from socialav.inference.segments import smooth
+from socialav.types import ANALYSIS_FPS, FaceTrack
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "LookingConfig",
+    "TalkingToMeConfig",
+    "SocialModel",
+    "looking_deviation",
+    "looking_probability",
+    "looking_probability_series",
+    "talking_to_me_probability",
+    "social_series",
+    "load_trained_social_model",
+]
+
+
+@dataclass(frozen=True)
+class LookingConfig:
+    """Calibration of the zero-shot Looking-at-Me probability (see the module docstring).
+
+    Attributes:
+        yaw_half_deg: yaw (pitch 0) at which P(looking) = 0.5, degrees (20).
+        pitch_half_deg: pitch (yaw 0) at which P(looking) = 0.5, degrees (25).
+        slope: logistic slope in units of the normalised deviation (0.15).
+        smooth_frames: odd width of the centred moving average of the per-frame probability
+            (7 frames: the Ego4D LAM baseline's context).
+    """
+
+    yaw_half_deg: float = 20.0
+    pitch_half_deg: float = 25.0
+    slope: float = 0.15
+    smooth_frames: int = 7
+
+    def __post_init__(self) -> None:
+        if self.yaw_half_deg <= 0 or self.pitch_half_deg <= 0 or self.slope <= 0:
+            raise ValueError(
+                "yaw_half_deg, pitch_half_deg and slope must be > 0, but got "
+                f"{self.yaw_half_deg}, {self.pitch_half_deg}, {self.slope}"
+            )
+        if self.smooth_frames < 1 or self.smooth_frames % 2 == 0:
+            raise ValueError(f"smooth_frames must be odd and >= 1, but got {self.smooth_frames}")
+
+
+@dataclass(frozen=True)
+class TalkingToMeConfig:
+    """The zero-shot Talking-to-Me rule (see the module docstring).
+
+    Attributes:
+        window_s: width of the centred window over which looking is averaged (2 s = +-1 s).
+        gaze_share: fraction of the window a speaker must look at the camera to count as
+            fully addressing it (0.4: speakers look at their listener ~41 % of the time,
+            Argyle & Ingham 1972).
+    """
+
+    window_s: float = 2.0
+    gaze_share: float = 0.4
+
+    def __post_init__(self) -> None:
+        if self.window_s <= 0:
+            raise ValueError(f"window_s must be > 0, but got {self.window_s}")
+        if not 0 < self.gaze_share <= 1:
+            raise ValueError(f"gaze_share must be in (0, 1], but got {self.gaze_share}")
+
+
+def _angles(yaw_deg: np.ndarray | float, pitch_deg: np.ndarray | float) -> tuple[np.ndarray, ...]:
+    yaw = np.asarray(yaw_deg, dtype=np.float64)
+    pitch = np.asarray(pitch_deg, dtype=np.float64)
+    if yaw.shape != pitch.shape:
+        raise ValueError(
+            f"yaw_deg and pitch_deg must have the same shape, but got {yaw.shape} and {pitch.shape}"
+        )
+    return yaw, pitch
+
+
+def looking_deviation(
+    yaw_deg: np.ndarray | float,
+    pitch_deg: np.ndarray | float,
+    config: LookingConfig = LookingConfig(),
+) -> np.ndarray:
+    """Normalised elliptical deviation of the head from the camera line,
+    ``sqrt((yaw / yaw_half_deg)^2 + (pitch / pitch_half_deg)^2)`` (1 = the 50 % contour)."""
+    yaw, pitch = _angles(yaw_deg, pitch_deg)
+    return np.hypot(yaw / config.yaw_half_deg, pitch / config.pitch_half_deg)
+
+
+def looking_probability(
+    yaw_deg: np.ndarray | float,
+    pitch_deg: np.ndarray | float,
+    config: LookingConfig = LookingConfig(),
+) -> np.ndarray:
+    """Per-frame zero-shot P(looking at the camera) from head yaw and pitch (no smoothing).
+
+    Args:
+        yaw_deg, pitch_deg: arrays of the same shape (or scalars), degrees (FSA-Net output;
+            0, 0 = facing the camera). NaN (no head pose) gives NaN.
+        config: the calibration (see the module docstring for its sources).
+
+    Returns:
+        float32 array of the input shape, values in ``(0, 1)``.
+
+    Raises:
+        ValueError: shapes differ.
+    """
+    d = looking_deviation(yaw_deg, pitch_deg, config)
+    z = np.clip((d - 1.0) / config.slope, -60.0, 60.0)
+    return (1.0 / (1.0 + np.exp(z))).astype(np.float32)
+
+
+def _fill_nan(values: np.ndarray) -> np.ndarray:
+    """Linear interpolation over NaN entries of a 1-D series (held at the ends)."""
+    good = np.isfinite(values)
+    if good.all() or not good.any():
+        return values
+    idx = np.arange(len(values))
+    return np.interp(idx, idx[good], values[good]).astype(values.dtype)
+
+
+def looking_probability_series(
+    angles_deg: np.ndarray, config: LookingConfig = LookingConfig()
+) -> np.ndarray:
+    """Smoothed P(looking at the camera) over one face track.
+
+    Args:
+        angles_deg: ``(T, 3)`` (or ``(T, 2)``) ``yaw, pitch[, roll]`` in degrees per frame of
+            the track (e.g. :meth:`socialav.vision.head_pose.HeadPoseTracker.finish`). NaN
+            rows (frames without head pose) are interpolated from their neighbours; a track
+            without any head pose gets 0 (unknown is reported as not looking, with a warning).
+
+    Returns:
+        ``(T,)`` float32 in ``[0, 1]``: :func:`looking_probability` then a centred moving
+        average over ``config.smooth_frames`` frames.
+
+    Raises:
+        ValueError: ``angles_deg`` is not ``(T, 2)`` or ``(T, 3)``.
+    """
+    angles = np.asarray(angles_deg, dtype=np.float64)
+    if angles.ndim != 2 or angles.shape[1] not in (2, 3):
+        raise ValueError(f"angles_deg must have shape (T, 3) or (T, 2), but got {angles.shape}")
+    if len(angles) and not np.isfinite(angles[:, :2]).any():
+        logger.warning("no head pose for a face track of %d frames: LAM set to 0", len(angles))
+        return np.zeros(len(angles), dtype=np.float32)
+    prob = looking_probability(_fill_nan(angles[:, 0]), _fill_nan(angles[:, 1]), config)
+    return np.clip(smooth(prob, config.smooth_frames), 0.0, 1.0)
+
+
+def _window_mean(values: np.ndarray, half: int) -> np.ndarray:
+    """Centred mean over ``2 * half + 1`` frames, shrinking at the ends."""
+    return smooth(values, 2 * half + 1).astype(np.float64)
+
+
+def talking_to_me_probability(
+    speaking_prob: np.ndarray,
+    looking_prob: np.ndarray,
+    fps: float = ANALYSIS_FPS,
+    window_s: float = TalkingToMeConfig.window_s,
+    gaze_share: float = TalkingToMeConfig.gaze_share,
+) -> np.ndarray:
+    """Zero-shot P(talking to me) per frame of one face track.
+
+    ``ttm_t = speak_t * min(1, mean_{|tau - t| <= window_s / 2} lam_tau / gaze_share)``
+    (see the module docstring for the reasoning and sources).
+
+    Args:
+        speaking_prob: ``(T,)`` ASD speaking probability per frame in ``[0, 1]``
+            (``TrackScores.probabilities``).
+        looking_prob: ``(T,)`` P(looking at the camera) per frame in ``[0, 1]``
+            (:func:`looking_probability_series`).
+        fps: frame rate of the series (the 25 fps analysis timeline).
+        window_s: width of the centred looking window in seconds (> 0).
+        gaze_share: looking fraction that counts as fully addressing, in ``(0, 1]``.
+
+    Returns:
+        ``(T,)`` float32 in ``[0, 1]``.
+
+    Raises:
+        ValueError: lengths differ, values outside ``[0, 1]`` or NaN, bad parameters.
+    """
+    TalkingToMeConfig(window_s, gaze_share)  # validates
+    if fps <= 0:
+        raise ValueError(f"fps must be > 0, but got {fps}")
+    speak = np.asarray(speaking_prob, dtype=np.float64)
+    look = np.asarray(looking_prob, dtype=np.float64)
+    if speak.ndim != 1 or speak.shape != look.shape:
+        raise ValueError(
+            "speaking_prob and looking_prob must be 1-D of the same length (one value per "
+            f"frame), but got shapes {speak.shape} and {look.shape}"
+        )
+    for name, arr in (("speaking_prob", speak), ("looking_prob", look)):
+        if arr.size and (not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1):
+            raise ValueError(f"{name} must be finite probabilities in [0, 1]")
+    half = int(round(window_s * fps / 2))
+    addressed = np.minimum(1.0, _window_mean(look, half) / gaze_share)
+    return (speak * addressed).astype(np.float32)
+
+
+def social_series(
+    angles_deg: np.ndarray,
+    speaking_prob: np.ndarray,
+    fps: float = ANALYSIS_FPS,
+    looking: LookingConfig = LookingConfig(),
+    talking: TalkingToMeConfig = TalkingToMeConfig(),
+) -> dict[str, np.ndarray]:
+    """The ``TrackScores.extra`` series of one face track: ``{"lam": (T,), "ttm": (T,)}``.
+
+    Args:
+        angles_deg: ``(T, 3)`` head pose per frame (``HeadPoseTracker.finish``).
+        speaking_prob: ``(T,)`` ``TrackScores.probabilities`` of the same track.
+        fps: the analysis frame rate.
+
+    Returns:
+        float32 ``lam`` (:func:`looking_probability_series`) and ``ttm``
+        (:func:`talking_to_me_probability`), both ``(T,)`` in ``[0, 1]``.
+    """
+    lam = looking_probability_series(angles_deg, looking)
+    ttm = talking_to_me_probability(speaking_prob, lam, fps, talking.window_s, talking.gaze_share)
+    return {"lam": lam, "ttm": ttm}
+
+
+class SocialModel(Protocol):
+    """Ego4D-trained LAM/TTM models as the detect pipeline calls them
+    (:class:`socialav.inference.social.TrainedSocialModel`).
+
+    Attributes:
+        tasks: what it predicts, some of ``("lam", "ttm")``.
+        face_sizes_px: side of the RGB face crops it takes (one per visual checkpoint size;
+            empty for an audio-only TTM model).
+        needs_quality: whether it takes per-frame visual quality (QuAVF visual branch).
+
+    ``score_track(track, face_crops_rgb, audio_s16, fps, frame_quality_values)`` returns
+    per-frame probabilities ``{"lam": (T,), "ttm": (T,)}`` in [0, 1] (a key only for a task it
+    predicts) for one :class:`~socialav.types.FaceTrack` of ``T`` frames on the ``fps``
+    timeline, given its ``(T, S, S, 3)`` uint8 RGB face crops (or ``{S: crops}`` for several
+    sizes), the int16 16 kHz audio of the track's span ``[start / fps, (end + 1) / fps)`` and
+    the ``(T,)`` per-frame visual quality (or ``None``).
+    """
+
+    tasks: tuple[str, ...]
+    face_sizes_px: tuple[int, ...]
+    needs_quality: bool
+
+    def score_track(
+        self,
+        track: FaceTrack,
+        face_crops_rgb: np.ndarray | Mapping[int, np.ndarray] | None,
+        audio_s16: np.ndarray | None,
+        fps: float = ANALYSIS_FPS,
+        frame_quality_values: np.ndarray | None = None,
+    ) -> dict[str, np.ndarray]: ...
+
+
+def load_trained_social_model(
+    paths: str | Path | Sequence[str | Path], device: str = "cpu", task: str | None = None
+) -> SocialModel:
+    """Load Ego4D-trained LAM/TTM checkpoints (a ``gaze-lstm`` for LAM; a ``quavf-visual``
+    and/or ``quavf-audio`` for TTM, fused with QuAVF's quality-aware fusion when both are
+    given) as one :class:`SocialModel`.
+
+    See :func:`socialav.inference.social.load_trained_social_model` (imported on call, so that
+    the zero-shot rules need no torch).
+
+    Args:
+        paths: one or more checkpoints written by
+            :func:`socialav.training.checkpoint.save_model_checkpoint`.
+        device: where the models run.
+        task: ``"lam"`` / ``"ttm"`` to accept only that task's architectures, ``None`` for any.
+
+    Raises:
+        FileNotFoundError: a missing file.
+        socialav.training.checkpoint.CheckpointError: not a socialav checkpoint, another
+            architecture (expected vs found), another input contract, or weights that do not
+            fit.
+        ValueError: two checkpoints of the same architecture.
+    """
+    from socialav.inference.social import load_trained_social_model as load
+
+    return load(paths, device, task)
