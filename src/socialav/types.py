@@ -21,6 +21,13 @@ AUDIO_SAMPLE_RATE: int = 16000
 #: MFCC frames per second (10 ms hop) and per video frame at 25 fps.
 MFCC_RATE_HZ: int = 100
 MFCC_FRAMES_PER_VIDEO_FRAME: int = 4
+#: Frame rate of Ego4D clips: the annotations' frame numbers and the LAM/TTM baselines' input
+#: frames (``extract_frame.sh`` of EGO4D/social-interactions extracts at 30 fps).
+EGO4D_FPS: float = 30.0
+#: ImageNet RGB statistics, the input normalisation of the ImageNet-initialised backbones
+#: (GazeLSTM, QuAVF, the scene ViT): ``(x / 255 - mean) / std`` per channel.
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 
 def _check_array(name: str, value: np.ndarray, ndim: int, last: int | None = None) -> None:

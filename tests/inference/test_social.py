@@ -28,8 +28,6 @@ from socialav.data.ego4d.samples import (
     TtmSample,
     TtmVisualDataset,
     build_ttm_visual_windows,
-    crop_face_box,
-    frame_quality,
     lam_samples,
     lam_track_boxes,
 )
@@ -45,6 +43,8 @@ from socialav.models.light_asd import LightASD
 from socialav.models.quavf import QuavfAudioBranch, QuavfVisualBranch
 from socialav.training.checkpoint import CheckpointError, save_model_checkpoint
 from socialav.types import FaceTrack
+from socialav.vision.crops import crop_face_box
+from socialav.vision.quality import frame_quality
 
 LAM_PX, TTM_PX = 32, 48
 FEAT_LENGTH, FRAME_STRIDE = 5, 3

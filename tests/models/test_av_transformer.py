@@ -7,6 +7,7 @@ import pytest
 import python_speech_features
 import torch
 
+from socialav.audio.features import av_hubert_audio_features, log_mel_filterbank, stack_frames
 from socialav.checkpoints.av_hubert_reference import (
     AVHubertCheckpointError,
     av_hubert_key_map,
@@ -14,13 +15,7 @@ from socialav.checkpoints.av_hubert_reference import (
     load_av_hubert_checkpoint,
     to_av_hubert_state_dict,
 )
-from socialav.models.av_transformer import (
-    AVTransformerConfig,
-    AVTransformerTTM,
-    av_hubert_audio_features,
-    log_mel_filterbank,
-    stack_frames,
-)
+from socialav.models.av_transformer import AVTransformerConfig, AVTransformerTTM
 
 
 @pytest.fixture(autouse=True)

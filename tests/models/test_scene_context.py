@@ -13,12 +13,12 @@ from socialav.models.scene_context import (
     SceneViT,
     SceneViTConfig,
     build_scene_context_asd,
-    context_losses,
     scene_context_from_asd,
     scene_frames,
     scene_image,
     scene_input,
 )
+from socialav.training.losses import context_losses
 
 
 @pytest.fixture(autouse=True)

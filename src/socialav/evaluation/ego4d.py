@@ -46,11 +46,10 @@ unspecified order.
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -60,6 +59,19 @@ import pandas as pd
 import torch
 
 from socialav.evaluation.ava import average_precision_voc
+from socialav.io.ego4d_csv import (
+    LAM_GROUNDTRUTH_COLUMNS,
+    LAM_PREDICTION_COLUMNS,
+    LAYOUTS,
+    MAX_SHOWN_ROWS,
+    TTM_FRAME_GROUNDTRUTH_COLUMNS,
+    TTM_FRAME_PREDICTION_COLUMNS,
+    TTM_SEGMENT_GROUNDTRUTH_COLUMNS,
+    TTM_SEGMENT_PREDICTION_COLUMNS,
+    Ego4dMetricError,
+    detect_layout,
+    read_social_csv,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -81,70 +93,6 @@ __all__ = [
 ]
 
 Task = Literal["ttm", "lam"]
-
-TTM_SEGMENT_GROUNDTRUTH_COLUMNS = ("clip_uid", "segment_index", "start_frame", "end_frame", "label")
-TTM_SEGMENT_PREDICTION_COLUMNS = (
-    "clip_uid",
-    "segment_index",
-    "start_frame",
-    "end_frame",
-    "label",
-    "score",
-)
-TTM_FRAME_GROUNDTRUTH_COLUMNS = ("seg_id", "frame_id", "label")
-TTM_FRAME_PREDICTION_COLUMNS = ("seg_id", "frame_id", "label", "score")
-LAM_GROUNDTRUTH_COLUMNS = ("video_id", "frame_id", "x1", "y1", "x2", "y2", "track_id", "label")
-LAM_PREDICTION_COLUMNS = (*LAM_GROUNDTRUTH_COLUMNS, "score")
-LAM_SUBMISSION_GROUNDTRUTH_COLUMNS = ("video_id", "unique_id", "track_id", "label")
-LAM_SUBMISSION_PREDICTION_COLUMNS = ("video_id", "unique_id", "track_id", "label", "score")
-
-# task -> layout name -> (ground-truth columns, prediction columns, key columns)
-_LAYOUTS: dict[str, dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]]] = {
-    "ttm": {
-        "segment": (
-            TTM_SEGMENT_GROUNDTRUTH_COLUMNS,
-            TTM_SEGMENT_PREDICTION_COLUMNS,
-            ("clip_uid", "segment_index"),
-        ),
-        "frame": (
-            TTM_FRAME_GROUNDTRUTH_COLUMNS,
-            TTM_FRAME_PREDICTION_COLUMNS,
-            ("seg_id", "frame_id"),
-        ),
-    },
-    "lam": {
-        "boxes": (
-            LAM_GROUNDTRUTH_COLUMNS,
-            LAM_PREDICTION_COLUMNS,
-            ("video_id", "frame_id", "track_id"),
-        ),
-        "submission": (
-            LAM_SUBMISSION_GROUNDTRUTH_COLUMNS,
-            LAM_SUBMISSION_PREDICTION_COLUMNS,
-            ("video_id", "unique_id", "track_id"),
-        ),
-    },
-}
-_TEXT_COLUMNS = {"clip_uid", "seg_id", "video_id", "track_id", "unique_id"}
-_INT_COLUMNS = {"segment_index", "start_frame", "end_frame", "frame_id", "label"}
-_FLOAT_COLUMNS = {"x1", "y1", "x2", "y2", "score"}
-_MAX_SHOWN = 5
-
-
-class Ego4dMetricError(ValueError):
-    """Ground truth and predictions cannot be evaluated as they are.
-
-    Attributes:
-        problem: ``"layout"``, ``"parse"``, ``"duplicate_groundtruth"``,
-            ``"duplicate_predictions"``, ``"missing_predictions"``, ``"extra_predictions"``,
-            ``"invalid_label"``, ``"invalid_prediction_label"``, ``"invalid_score"``,
-            ``"score_out_of_range"``, ``"box_mismatch"``, ``"no_rows"`` or
-            ``"single_class"``.
-    """
-
-    def __init__(self, problem: str, message: str) -> None:
-        super().__init__(message)
-        self.problem = problem
 
 
 @dataclass(frozen=True)
@@ -240,128 +188,10 @@ def ttm_segment_scores(
     return {sid: float(torch.softmax(arr[idx].mean(0), dim=-1)[1]) for sid, idx in groups.items()}
 
 
-def _has_header(first_line: str, names: Iterable[str]) -> bool:
-    fields = [f.strip() for f in first_line.split(",")]
-    return any(f in set(names) for f in fields)
-
-
-def read_social_csv(
-    source: str | os.PathLike[str] | pd.DataFrame,
-    columns: Sequence[str],
-    name: str,
-) -> pd.DataFrame:
-    """Read one of the layouts above (header optional) into typed columns.
-
-    Raises:
-        FileNotFoundError: missing file.
-        Ego4dMetricError: ``layout`` (wrong number of columns) or ``parse`` (non-numeric
-            values where numbers are expected), naming the file, row and column.
-    """
-    if isinstance(source, pd.DataFrame):
-        table = source.copy()
-        missing = [c for c in columns if c not in table.columns]
-        if missing:
-            raise Ego4dMetricError(
-                "layout", f"{name}: missing columns {missing} (found {list(table.columns)})"
-            )
-        table = table[list(columns)]
-        where = name
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"{name} file not found: {path}")
-        text = path.read_text(encoding="utf-8")
-        where = f"{name} {path}"
-        first = text.split("\n", 1)[0]
-        header = _has_header(first, columns)
-        table = pd.read_csv(
-            io.StringIO(text),
-            header=0 if header else None,
-            dtype=str,
-            keep_default_na=False,
-            skipinitialspace=True,
-        )
-        if header:
-            missing = [c for c in columns if c not in table.columns]
-            if missing:
-                raise Ego4dMetricError(
-                    "layout", f"{where}: header lacks {missing} (found {list(table.columns)})"
-                )
-            table = table[list(columns)]
-        elif table.shape[1] != len(columns):
-            raise Ego4dMetricError(
-                "layout",
-                f"{where}: expected {len(columns)} columns ({', '.join(columns)}), but found "
-                f"{table.shape[1]}",
-            )
-        else:
-            table.columns = list(columns)
-    out = {}
-    for col in columns:
-        values = table[col]
-        if col in _TEXT_COLUMNS:
-            out[col] = values.astype(str).str.strip()
-            continue
-        parsed = pd.to_numeric(values, errors="coerce")
-        bad = parsed.isna() & ~(values.astype(str).str.strip().str.lower() == "nan")
-        if col != "score" and parsed.isna().any():
-            bad = parsed.isna()
-        if bad.any():
-            rows = np.flatnonzero(bad.to_numpy())[:_MAX_SHOWN]
-            raise Ego4dMetricError(
-                "parse",
-                f"{where}: column {col!r} must be numeric, but rows {rows.tolist()} hold "
-                f"{[values.iloc[r] for r in rows]}",
-            )
-        if col in _INT_COLUMNS:
-            if (parsed != np.round(parsed)).any():
-                r = int(np.flatnonzero((parsed != np.round(parsed)).to_numpy())[0])
-                raise Ego4dMetricError(
-                    "parse",
-                    f"{where}: column {col!r} must hold integers, row {r} holds {values.iloc[r]!r}",
-                )
-            out[col] = parsed.astype(np.int64)
-        else:
-            out[col] = parsed.astype(np.float64)
-    return pd.DataFrame(out)
-
-
-def _detect_layout(task: str, predictions: Any) -> str:
-    layouts = _LAYOUTS[task]
-    if isinstance(predictions, pd.DataFrame):
-        for layout, (_, pred_cols, _) in layouts.items():
-            if all(c in predictions.columns for c in pred_cols):
-                return layout
-        raise Ego4dMetricError(
-            "layout",
-            f"predictions table columns {list(predictions.columns)} match no "
-            f"{task} layout: {[p for _, p, _ in layouts.values()]}",
-        )
-    path = Path(predictions)
-    if not path.is_file():
-        raise FileNotFoundError(f"predictions file not found: {path}")
-    first = path.read_text(encoding="utf-8").split("\n", 1)[0]
-    fields = [f.strip() for f in first.split(",")]
-    for layout, (_, pred_cols, _) in layouts.items():
-        if _has_header(first, pred_cols):
-            if all(c in fields for c in pred_cols) and len(fields) == len(pred_cols):
-                return layout
-        elif len(fields) == len(pred_cols):
-            return layout
-    expected = "; ".join(
-        f"{layout}: {len(p)} columns ({', '.join(p)})" for layout, (_, p, _) in layouts.items()
-    )
-    raise Ego4dMetricError(
-        "layout",
-        f"predictions {path}: {len(fields)} columns on the first line match no {task} "
-        f"layout; expected {expected}",
-    )
-
-
 def _show(table: pd.DataFrame, keys: Sequence[str]) -> str:
-    rows = table.head(_MAX_SHOWN)
+    rows = table.head(MAX_SHOWN_ROWS)
     parts = [", ".join(f"{k}={row[k]!r}" for k in keys) for _, row in rows.iterrows()]
-    more = f" (and {len(table) - _MAX_SHOWN} more)" if len(table) > _MAX_SHOWN else ""
+    more = f" (and {len(table) - MAX_SHOWN_ROWS} more)" if len(table) > MAX_SHOWN_ROWS else ""
     return "; ".join(parts) + more
 
 
@@ -373,12 +203,12 @@ def _evaluate(
     layout: str | None,
     box_tolerance: float,
 ) -> Ego4dEvaluation:
-    layout = layout or _detect_layout(task, predictions)
-    if layout not in _LAYOUTS[task]:
+    layout = layout or detect_layout(task, predictions)
+    if layout not in LAYOUTS[task]:
         raise Ego4dMetricError(
-            "layout", f"layout must be one of {list(_LAYOUTS[task])} for {task}, but got {layout!r}"
+            "layout", f"layout must be one of {list(LAYOUTS[task])} for {task}, but got {layout!r}"
         )
-    gt_cols, pred_cols, keys = _LAYOUTS[task][layout]
+    gt_cols, pred_cols, keys = LAYOUTS[task][layout]
     gt = read_social_csv(groundtruth, gt_cols, "ground truth")
     pred = read_social_csv(predictions, pred_cols, "predictions")
     if len(gt) == 0:

@@ -65,20 +65,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from socialav.data.ego4d.samples import (
-    crop_face_box,
-    crops_to_tensor,
-    face_box_pixels,
-    frame_quality,
-    lam_window_sources,
-    log_mel_spectrogram,
-    quavf_visual_windows,
-    ttm_audio_span,
-)
+from socialav.audio.features import log_mel_spectrogram, ttm_audio_span
+from socialav.inference.ego4d_windows import lam_window_sources, quavf_visual_windows
 from socialav.models.gaze_lstm import GazeLSTM
 from socialav.models.quavf import QuavfAudioBranch, QuavfVisualBranch, quality_aware_fusion
 from socialav.models.registry import architecture_spec
 from socialav.types import ANALYSIS_FPS, AUDIO_SAMPLE_RATE, FaceTrack
+from socialav.vision.crops import crops_to_tensor
+from socialav.vision.quality import frame_quality
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +88,6 @@ __all__ = [
     "model_frame_of_rows",
     "quavf_window_rows",
     "row_of_model_frames",
-    "social_face_inputs",
 ]
 
 #: LAM window ``t-3 .. t+3`` of the Ego4D baseline (``lam_samples`` ``window=7``).
@@ -226,33 +219,6 @@ def quavf_window_rows(
 
 
 # ------------------------------------------------------------------------------ face inputs
-
-
-def social_face_inputs(
-    image_rgb: np.ndarray,
-    box_xyxy_px: Sequence[float],
-    sizes_px: Sequence[int],
-    with_quality: bool = True,
-) -> tuple[dict[int, np.ndarray], float | None]:
-    """What the trained LAM/TTM models need of one face in one frame.
-
-    Args:
-        image_rgb: ``(H, W, 3)`` uint8 RGB frame.
-        box_xyxy_px: the face box (the track's, interpolated) in frame pixels.
-        sizes_px: crop sides wanted (the checkpoints' ``face_size_px``).
-        with_quality: also compute the visual quality.
-
-    Returns:
-        ``({size: (size, size, 3) uint8 crop_face_box}, quality)`` where quality is
-        :func:`~socialav.data.ego4d.samples.frame_quality` of the box pixels with confidence
-        1 (multiply by the detector confidence), or ``None`` when not asked for.
-    """
-    box = [float(v) for v in box_xyxy_px]
-    crops = {int(s): crop_face_box(image_rgb, box, int(s)) for s in sizes_px}
-    quality = None
-    if with_quality:
-        quality = frame_quality(face_box_pixels(image_rgb, box), box, 1.0)
-    return crops, quality
 
 
 # ------------------------------------------------------------------ models after the backbone

@@ -30,12 +30,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from socialav.evaluation.ego4d import (
+from socialav.io.atomic import atomic_write
+from socialav.io.ego4d_csv import (
     LAM_SUBMISSION_PREDICTION_COLUMNS,
     TTM_FRAME_PREDICTION_COLUMNS,
     read_social_csv,
 )
-from socialav.io.atomic import atomic_write
 
 __all__ = [
     "SubmissionError",

@@ -34,12 +34,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-
-from socialav.types import AUDIO_SAMPLE_RATE, MFCC_FRAMES_PER_VIDEO_FRAME
 
 __all__ = [
     "LIP_PIXEL_MEAN",
@@ -49,9 +46,6 @@ __all__ = [
     "AVHubertBackbone",
     "AVTransformerTTM",
     "build_av_transformer",
-    "log_mel_filterbank",
-    "stack_frames",
-    "av_hubert_audio_features",
 ]
 
 #: Grayscale pixel statistics of AV-HuBERT's lip crops (``image_mean``/``image_std`` in
@@ -61,100 +55,6 @@ LIP_PIXEL_STD: float = 0.165
 
 
 # --- audio features ---------------------------------------------------------------------------
-
-
-def _hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
-    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
-
-
-def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
-    return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
-
-
-def log_mel_filterbank(
-    samples: np.ndarray,
-    sample_rate: int = AUDIO_SAMPLE_RATE,
-    num_filters: int = 26,
-    win_length_s: float = 0.025,
-    hop_s: float = 0.010,
-    nfft: int = 512,
-    preemphasis: float = 0.97,
-) -> np.ndarray:
-    """Log mel filterbank energies, ``python_speech_features.logfbank`` semantics (its
-    defaults are AV-HuBERT's audio features: ``avhubert/hubert_dataset.py`` ``load_feature``).
-
-    Steps: pre-emphasis ``y[n] = x[n] - 0.97 x[n-1]`` (``y[0] = x[0]``); frames of
-    ``round(0.025 sr)`` samples every ``round(0.010 sr)`` with a rectangular window, the last
-    zero-padded (``1 + ceil((N - L) / H)`` frames, at least 1); power spectrum
-    ``|rfft(frame, nfft)|^2 / nfft``; triangular filters whose edges are ``num_filters + 2``
-    points equally spaced on the mel scale ``2595 log10(1 + f / 700)`` from 0 Hz to ``sr / 2``,
-    rounded down to FFT bins ``floor((nfft + 1) f / sr)``; zero energies replaced by float64
-    eps; natural log.
-
-    Args:
-        samples: ``(N,)`` mono audio (int16 scale, as read from a WAV file).
-        sample_rate: Hz.
-
-    Returns:
-        ``(num_frames, num_filters)`` float32, 100 frames per second by default.
-
-    Raises:
-        ValueError: ``samples`` is not 1-D or is empty.
-    """
-    x = np.asarray(samples, dtype=np.float64)
-    if x.ndim != 1 or x.size == 0:
-        raise ValueError(f"samples must be a non-empty 1-D (mono) array, but got shape {x.shape}")
-    x = np.concatenate([x[:1], x[1:] - preemphasis * x[:-1]])
-    frame_len = int(math.floor(win_length_s * sample_rate + 0.5))
-    hop = int(math.floor(hop_s * sample_rate + 0.5))
-    num_frames = 1 if len(x) <= frame_len else 1 + int(math.ceil((len(x) - frame_len) / hop))
-    padded = np.zeros((num_frames - 1) * hop + frame_len)
-    padded[: len(x)] = x
-    starts = np.arange(num_frames)[:, None] * hop
-    frames = padded[starts + np.arange(frame_len)[None, :]]
-    power = np.abs(np.fft.rfft(frames, nfft)) ** 2 / nfft
-    mel_points = np.linspace(_hz_to_mel(0.0), _hz_to_mel(sample_rate / 2), num_filters + 2)
-    bins = np.floor((nfft + 1) * _mel_to_hz(mel_points) / sample_rate)
-    filters = np.zeros((num_filters, nfft // 2 + 1))
-    for j in range(num_filters):
-        lo, mid, hi = int(bins[j]), int(bins[j + 1]), int(bins[j + 2])
-        for i in range(lo, mid):
-            filters[j, i] = (i - bins[j]) / (bins[j + 1] - bins[j])
-        for i in range(mid, hi):
-            filters[j, i] = (bins[j + 2] - i) / (bins[j + 2] - bins[j + 1])
-    energies = power @ filters.T
-    energies = np.where(energies == 0, np.finfo(float).eps, energies)
-    return np.log(energies).astype(np.float32)
-
-
-def stack_frames(features: np.ndarray, stack: int = MFCC_FRAMES_PER_VIDEO_FRAME) -> np.ndarray:
-    """Concatenate each ``stack`` consecutive feature frames into one (AV-HuBERT ``stacker``):
-    ``(N, F)`` -> ``(ceil(N / stack), stack * F)``, zero-padding the last group; 100 Hz ->
-    25 Hz for ``stack = 4``. Row ``k`` is ``[f_{4k}, f_{4k+1}, f_{4k+2}, f_{4k+3}]``."""
-    feats = np.asarray(features)
-    if feats.ndim != 2 or stack < 1:
-        raise ValueError(f"features must be (N, F) and stack >= 1, got {feats.shape}, {stack}")
-    rest = (-len(feats)) % stack
-    if rest:
-        feats = np.concatenate([feats, np.zeros((rest, feats.shape[1]), dtype=feats.dtype)])
-    return feats.reshape(-1, stack * feats.shape[1])
-
-
-def av_hubert_audio_features(
-    samples: np.ndarray, num_frames: int | None = None, sample_rate: int = AUDIO_SAMPLE_RATE
-) -> np.ndarray:
-    """AV-HuBERT audio input for a clip: 26 log-mel at 100 Hz, stacked by 4 -> ``(T, 104)``
-    float32 at 25 Hz, cut or zero-padded to ``num_frames`` video frames (``load_feature``),
-    then normalised per frame to zero mean, unit variance (``F.layer_norm(x, x.shape[1:])``,
-    eps 1e-5)."""
-    feats = stack_frames(log_mel_filterbank(samples, sample_rate), MFCC_FRAMES_PER_VIDEO_FRAME)
-    if num_frames is not None:
-        if len(feats) < num_frames:
-            pad = np.zeros((num_frames - len(feats), feats.shape[1]), dtype=feats.dtype)
-            feats = np.concatenate([feats, pad])
-        feats = feats[:num_frames]
-    tensor = torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32))
-    return F.layer_norm(tensor, tensor.shape[1:]).numpy()
 
 
 # --- architecture -----------------------------------------------------------------------------

@@ -52,10 +52,9 @@ from torch import nn
 from socialav.models.light_asd import EMBED_DIM, AudioVisualASD, LightASD
 from socialav.models.lr_asd import LRASD
 from socialav.models.talknet import TalkNet
+from socialav.types import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
     "SceneViTConfig",
     "SceneViT",
     "SceneContextASD",
@@ -66,15 +65,8 @@ __all__ = [
     "scene_image",
     "scene_input",
     "scene_frames",
-    "CONTEXT_LOSS_WEIGHT",
-    "context_losses",
 ]
 
-#: ImageNet RGB statistics used by DeiT's pre-processing.
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
-#: Weight of the auxiliary context loss in TalkNet+DeiT (``trainTalkNetDeiT.py``).
-CONTEXT_LOSS_WEIGHT: float = 0.3
 #: Side of the scene image by default (:class:`SceneViTConfig`), pixels.
 DEFAULT_SCENE_SIZE_PX: int = 112
 #: ASD architectures a scene-context model can be built on: registry name -> class.
@@ -440,26 +432,3 @@ def scene_frames(frames_rgb: list[np.ndarray] | np.ndarray, size_px: int = 112) 
                 f"frames must be (H, W, 3) uint8 RGB, but frame {i} is {frame.shape} {frame.dtype}"
             ) from None
     return scene_input(images)
-
-
-def context_losses(
-    model: SceneContextASD,
-    faces: torch.Tensor,
-    mfcc: torch.Tensor,
-    scenes: torch.Tensor,
-    labels: torch.Tensor,
-    r: float = 1.0,
-) -> dict[str, torch.Tensor]:
-    """Training losses: Light-ASD's ``lossAV + 0.5 lossV`` (softmax BCE at temperature ``r``,
-    :func:`socialav.training.losses.softmax_bce`) plus ``CONTEXT_LOSS_WEIGHT * lossC`` on the
-    context head. Returns ``{"total", "av", "visual", "context"}`` 0-d tensors. This is the
-    hook the shared training loop needs to train the scene-context model (its batches must
-    then also carry ``scenes``)."""
-    from socialav.training.losses import softmax_bce
-
-    av, visual, ctx = model.forward_all(faces, mfcc, scenes)
-    loss_av = softmax_bce(av, labels, r)
-    loss_v = softmax_bce(visual, labels, r)
-    loss_c = softmax_bce(ctx, labels, r)
-    total = loss_av + 0.5 * loss_v + CONTEXT_LOSS_WEIGHT * loss_c
-    return {"total": total, "av": loss_av, "visual": loss_v, "context": loss_c}

@@ -69,18 +69,14 @@ from socialav.inference.segments import (
     speaking_probability,
     speaking_segments,
 )
-from socialav.inference.social import (
-    TrainedSocialModel,
-    load_social_checkpoint,
-    social_face_inputs,
-)
+from socialav.inference.social import TrainedSocialModel, load_social_checkpoint
 from socialav.inference.social_rules import social_series, talking_to_me_probability
 from socialav.io.media import NoAudioStreamError, iter_frames, probe_video, read_audio
 from socialav.models.light_asd import AudioVisualASD
 from socialav.models.lr_asd import LRASD
 from socialav.models.scene_context import SceneContextASD
 from socialav.types import FaceTrack, TrackScores, VideoInfo
-from socialav.vision.crops import DEFAULT_CROP_SCALE, crop_face
+from socialav.vision.crops import DEFAULT_CROP_SCALE, crop_face, social_face_inputs
 from socialav.vision.detection import UltraLightFaceDetector
 from socialav.vision.head_pose import FSANetHeadPose, HeadPoseTracker
 from socialav.vision.shots import ShotBoundaryDetector

@@ -21,7 +21,11 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
+from socialav.models.scene_context import SceneContextASD
 from socialav.training.config import LossConfig
+
+#: Weight of the auxiliary context loss in TalkNet+DeiT (``trainTalkNetDeiT.py``).
+CONTEXT_LOSS_WEIGHT: float = 0.3
 
 __all__ = [
     "temperature",
@@ -268,3 +272,24 @@ def sync_offset_nce(
     logits = torch.einsum("btc,btjc->btj", v, candidates) / temperature
     target = torch.full(logits.shape[:2], k, dtype=torch.int64, device=logits.device)
     return F.cross_entropy(logits[mask], target[mask])
+
+
+def context_losses(
+    model: SceneContextASD,
+    faces: torch.Tensor,
+    mfcc: torch.Tensor,
+    scenes: torch.Tensor,
+    labels: torch.Tensor,
+    r: float = 1.0,
+) -> dict[str, torch.Tensor]:
+    """Training losses: Light-ASD's ``lossAV + 0.5 lossV`` (softmax BCE at temperature ``r``,
+    :func:`socialav.training.losses.softmax_bce`) plus ``CONTEXT_LOSS_WEIGHT * lossC`` on the
+    context head. Returns ``{"total", "av", "visual", "context"}`` 0-d tensors. This is the
+    hook the shared training loop needs to train the scene-context model (its batches must
+    then also carry ``scenes``)."""
+    av, visual, ctx = model.forward_all(faces, mfcc, scenes)
+    loss_av = softmax_bce(av, labels, r)
+    loss_v = softmax_bce(visual, labels, r)
+    loss_c = softmax_bce(ctx, labels, r)
+    total = loss_av + 0.5 * loss_v + CONTEXT_LOSS_WEIGHT * loss_c
+    return {"total": total, "av": loss_av, "visual": loss_v, "context": loss_c}

@@ -15,10 +15,18 @@ that windows running past the padded frame are shortened exactly as NumPy does i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
 
+from socialav.types import IMAGENET_MEAN, IMAGENET_STD
 from socialav.vision.detection import check_frame_rgb
+from socialav.vision.quality import frame_quality
+
+if TYPE_CHECKING:
+    import torch
 
 #: Value the demo pads frames with (``constant_values=(110, 110)``).
 PAD_VALUE = 110
@@ -152,3 +160,71 @@ def crop_track_frame(
     """:func:`crop_face` with one row ``(s, cx, cy)`` of ``FaceTrack.crop_size_cx_cy_px``."""
     size_px, cx_px, cy_px = (float(v) for v in crop_size_cx_cy_px)
     return crop_face(frame_rgb, size_px, cx_px, cy_px, crop_scale)
+
+
+def crop_face_box(
+    image_rgb: np.ndarray, box_xyxy_px: Sequence[float], size_px: int = 224, scale: float = 0.0
+) -> np.ndarray:
+    """Face crop of the baselines: ``img[int(y1'):int(y2'), int(x1'):int(x2')]`` resized.
+
+    ``x1' = (1 - scale) x1``, ``x2' = (1 + scale) x2`` (and the same for y) as the LAM
+    ``_get_video``; corners are clamped at 0 (the baseline relies on ``check()`` having
+    clipped ``x, y`` at 0). A crop with no pixels gives zeros (the baseline's "bad bbox").
+
+    Returns:
+        ``(size_px, size_px, 3)`` uint8 RGB (``cv2.resize``, bilinear).
+    """
+    x1 = max(int((1.0 - scale) * box_xyxy_px[0]), 0)
+    y1 = max(int((1.0 - scale) * box_xyxy_px[1]), 0)
+    x2 = max(int((1.0 + scale) * box_xyxy_px[2]), 0)
+    y2 = max(int((1.0 + scale) * box_xyxy_px[3]), 0)
+    face = image_rgb[y1:y2, x1:x2]
+    if face.size == 0:
+        return np.zeros((size_px, size_px, 3), dtype=np.uint8)
+    return cv2.resize(face, (size_px, size_px))
+
+
+def face_box_pixels(image_rgb: np.ndarray, box_xyxy_px: Sequence[float]) -> np.ndarray:
+    """The box's pixels ``image[max(int(y1), 0):max(int(y2), 0), max(int(x1), 0):
+    max(int(x2), 0)]``, not resized (a view, possibly empty): what the QuAVF visual quality
+    (:func:`frame_quality`) is measured on."""
+    x1, y1 = max(int(box_xyxy_px[0]), 0), max(int(box_xyxy_px[1]), 0)
+    return image_rgb[y1 : max(int(box_xyxy_px[3]), 0), x1 : max(int(box_xyxy_px[2]), 0)]
+
+
+def crops_to_tensor(crops: np.ndarray) -> torch.Tensor:
+    """``(T, S, S, 3)`` uint8 RGB crops -> ``(T, 3, S, S)`` float32 torch tensor,
+    ImageNet-normalised (the Ego4D baselines' ``get_transform``)."""
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float() / 255.0
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def social_face_inputs(
+    image_rgb: np.ndarray,
+    box_xyxy_px: Sequence[float],
+    sizes_px: Sequence[int],
+    with_quality: bool = True,
+) -> tuple[dict[int, np.ndarray], float | None]:
+    """What the trained LAM/TTM models need of one face in one frame.
+
+    Args:
+        image_rgb: ``(H, W, 3)`` uint8 RGB frame.
+        box_xyxy_px: the face box (the track's, interpolated) in frame pixels.
+        sizes_px: crop sides wanted (the checkpoints' ``face_size_px``).
+        with_quality: also compute the visual quality.
+
+    Returns:
+        ``({size: (size, size, 3) uint8 crop_face_box}, quality)`` where quality is
+        :func:`~socialav.vision.quality.frame_quality` of the box pixels with confidence
+        1 (multiply by the detector confidence), or ``None`` when not asked for.
+    """
+    box = [float(v) for v in box_xyxy_px]
+    crops = {int(s): crop_face_box(image_rgb, box, int(s)) for s in sizes_px}
+    quality = None
+    if with_quality:
+        quality = frame_quality(face_box_pixels(image_rgb, box), box, 1.0)
+    return crops, quality

@@ -22,9 +22,10 @@ from socialav.data.ego4d.course import (
     read_course_video,
     write_course_sample,
 )
-from socialav.data.ego4d.samples import InMemoryFrames, crop_face_box
+from socialav.data.ego4d.samples import InMemoryFrames
 from socialav.evaluation.ava import evaluate_ava
 from socialav.io.ava_csv import read_ava_csv, write_ava_csv_frame
+from socialav.vision.crops import crop_face_box
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from socialav.audio.features import log_mel_spectrogram, normalize_rms, ttm_audio_span
 from socialav.data.ego4d.annotations import load_av_annotations
 from socialav.data.ego4d.samples import (
     IGNORE_INDEX,
@@ -16,18 +17,14 @@ from socialav.data.ego4d.samples import (
     TtmVisualDataset,
     build_ttm_visual_windows,
     collate_ttm_audio,
-    crop_face_box,
-    frame_quality,
     lam_samples,
     lam_track_boxes,
-    lam_window_sources,
-    log_mel_spectrogram,
-    normalize_rms,
-    quavf_visual_windows,
     split_ttm_segment,
-    ttm_audio_span,
     ttm_samples,
 )
+from socialav.inference.ego4d_windows import lam_window_sources, quavf_visual_windows
+from socialav.vision.crops import crop_face_box
+from socialav.vision.quality import frame_quality
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -279,8 +279,8 @@ AV_ARCH = {
 
 
 def test_av_transformer_samples_on_the_25_fps_timeline(ego4d_root, interview_ego4d):
+    from socialav.audio.features import av_hubert_audio_features
     from socialav.data.ego4d.avhubert import AvTransformerTtmDataset, lip_box, steps_of_frames
-    from socialav.models.av_transformer import av_hubert_audio_features
 
     assert steps_of_frames(6).tolist() == [0, 1, 2, 4, 5]  # floor(k * 1.2 + 0.5)
     assert steps_of_frames(1).tolist() == [0]
@@ -305,7 +305,7 @@ def test_av_transformer_samples_on_the_25_fps_timeline(ego4d_root, interview_ego
         cv2.COLOR_RGB2GRAY,
     )
     assert np.array_equal(item["lips"][7], expected)
-    from socialav.data.ego4d.samples import ttm_audio_span
+    from socialav.audio.features import ttm_audio_span
 
     onset, offset = ttm_audio_span(0, 29, 16000)
     wave = interview_ego4d.audio[onset:offset]

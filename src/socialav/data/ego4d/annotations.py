@@ -51,11 +51,12 @@ from typing import Any, Literal
 
 import numpy as np
 
+from socialav.types import EGO4D_FPS
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "CAMERA_WEARER_IDS",
-    "EGO4D_FPS",
     "Ego4dAnnotationError",
     "Ego4dClip",
     "Ego4dPerson",
@@ -69,8 +70,6 @@ __all__ = [
     "read_split_list",
 ]
 
-#: Frame rate of Ego4D clips (the baselines convert frames to audio samples with ``/ 30``).
-EGO4D_FPS: float = 30.0
 #: ``person_id`` values (after :func:`normalize_person_id`) that denote the camera wearer.
 CAMERA_WEARER_IDS: frozenset[str] = frozenset({"0", "camera_wearer"})
 

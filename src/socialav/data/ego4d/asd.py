@@ -38,8 +38,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from socialav.data.ego4d.annotations import EGO4D_FPS, Ego4dClip
+from socialav.data.ego4d.annotations import Ego4dClip
 from socialav.io.ava_csv import GROUNDTRUTH_COLUMNS
+from socialav.types import EGO4D_FPS
 
 __all__ = [
     "AsdRecord",

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from socialav.data.ego4d.annotations import EGO4D_FPS
-from socialav.data.ego4d.samples import FrameSource, TtmSample, crop_face_box, ttm_audio_span
-from socialav.models.av_transformer import av_hubert_audio_features
-from socialav.types import ANALYSIS_FPS, AUDIO_SAMPLE_RATE
+from socialav.audio.features import av_hubert_audio_features, ttm_audio_span
+from socialav.data.ego4d.samples import FrameSource, TtmSample
+from socialav.types import ANALYSIS_FPS, AUDIO_SAMPLE_RATE, EGO4D_FPS
+from socialav.vision.crops import crop_face_box
 
 __all__ = [
     "AvTransformerTtmDataset",

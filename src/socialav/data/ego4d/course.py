@@ -29,8 +29,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from socialav.data.ego4d.annotations import EGO4D_FPS
-from socialav.data.ego4d.samples import FrameSource, crop_face_box, ttm_audio_span
+from socialav.audio.features import ttm_audio_span
+from socialav.data.ego4d.samples import FrameSource
+from socialav.types import EGO4D_FPS
+from socialav.vision.crops import crop_face_box
 
 __all__ = [
     "BBOX_COLUMNS",

@@ -28,10 +28,9 @@ import cv2
 import numpy as np
 from scipy.io import wavfile
 
-from socialav.data.ego4d.annotations import EGO4D_FPS
 from socialav.io.atomic import atomic_write
 from socialav.io.media import iter_frames, read_audio
-from socialav.types import AUDIO_SAMPLE_RATE
+from socialav.types import AUDIO_SAMPLE_RATE, EGO4D_FPS
 
 logger = logging.getLogger(__name__)
 

@@ -36,53 +36,41 @@ size and sharpness (variance of the Laplacian) instead -- see :class:`QualityCon
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from socialav.data.ego4d.annotations import EGO4D_FPS, Ego4dClip, interpolate_track
+from socialav.audio.features import log_mel_spectrogram, ttm_audio_span
+from socialav.data.ego4d.annotations import Ego4dClip, interpolate_track
+from socialav.inference.ego4d_windows import lam_window_sources, quavf_visual_windows
+from socialav.types import EGO4D_FPS
+from socialav.vision.crops import crop_face_box, crops_to_tensor, face_box_pixels
+from socialav.vision.quality import QualityConfig, frame_quality
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "IGNORE_INDEX",
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
     "FrameSource",
     "InMemoryFrames",
     "LamDataset",
     "LamSample",
-    "QualityConfig",
     "TtmAudioDataset",
     "TtmSample",
     "TtmVisualDataset",
     "TtmVisualWindow",
     "build_ttm_visual_windows",
     "collate_ttm_audio",
-    "crop_face_box",
-    "crops_to_tensor",
-    "face_box_pixels",
-    "frame_quality",
     "lam_samples",
     "lam_track_boxes",
-    "lam_window_sources",
-    "log_mel_spectrogram",
-    "normalize_rms",
-    "quavf_visual_windows",
     "split_ttm_segment",
-    "ttm_audio_span",
     "ttm_samples",
 ]
 
-#: ImageNet normalisation of the baselines' ``get_transform`` (RGB, after scaling to [0, 1]).
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 #: Label value ignored by the per-frame losses (``torch.nn.CrossEntropyLoss`` default).
 IGNORE_INDEX = -100
 
@@ -207,28 +195,6 @@ def ttm_samples(
     return out
 
 
-def ttm_audio_span(
-    start_frame: int, end_frame: int, sample_rate: int, fps: float = EGO4D_FPS
-) -> tuple[int, int]:
-    """Audio sample range ``[onset, offset)`` of a sub-clip: ``int(frame / fps * sr)``.
-
-    As ``_get_audio`` of the TTM baseline (the last frame's own audio is not included).
-    """
-    return int(start_frame / fps * sample_rate), int(end_frame / fps * sample_rate)
-
-
-def normalize_rms(samples: np.ndarray, desired_rms: float = 0.1, eps: float = 1e-4) -> np.ndarray:
-    """Scale to an RMS of ``desired_rms`` (the TTM baseline's ``normalize``), float64.
-
-    ``rms = max(eps, sqrt(mean(x^2)))``; an empty input stays empty.
-    """
-    x = np.asarray(samples, dtype=np.float64)
-    if x.size == 0:
-        return x
-    rms = max(eps, float(np.sqrt(np.mean(x**2))))
-    return x * (desired_rms / rms)
-
-
 # ------------------------------------------------------------------------------------ LAM
 
 
@@ -253,34 +219,6 @@ class LamSample:
     box_xyxy_px: tuple[float, float, float, float]
     window_frames: tuple[int, ...]
     window_valid: tuple[bool, ...]
-
-
-def lam_window_sources(valid: Sequence[bool]) -> np.ndarray:
-    """Which window frame fills each of the slots, as ``pad_video`` of the LAM baseline.
-
-    The centre slot always counts as valid; invalid frames are removed and the remaining
-    frames are edge-padded at the front by the number of invalid frames before the centre
-    and at the back by the number after it.
-
-    Args:
-        valid: ``(W,)`` booleans, ``W`` odd.
-
-    Returns:
-        ``(W,)`` int64 indices into the window. Example (hand check): valid
-        ``[F, T, F, T, T, T, F]`` -> kept ``[1, 3, 4, 5]``, 2 invalid before the centre and
-        1 after -> ``[1, 1, 1, 3, 4, 5, 5]``.
-    """
-    flags = np.asarray(valid, dtype=bool).copy()
-    if flags.ndim != 1 or len(flags) % 2 == 0:
-        raise ValueError(f"valid must be 1-D with an odd length, but got shape {flags.shape}")
-    mid = len(flags) // 2
-    flags[mid] = True
-    kept = np.flatnonzero(flags)
-    before = int((~flags[:mid]).sum())
-    after = int((~flags[mid + 1 :]).sum())
-    return np.concatenate([np.full(before, kept[0]), kept, np.full(after, kept[-1])]).astype(
-        np.int64
-    )
 
 
 def lam_samples(
@@ -370,44 +308,6 @@ class InMemoryFrames:
         return None
 
 
-def crop_face_box(
-    image_rgb: np.ndarray, box_xyxy_px: Sequence[float], size_px: int = 224, scale: float = 0.0
-) -> np.ndarray:
-    """Face crop of the baselines: ``img[int(y1'):int(y2'), int(x1'):int(x2')]`` resized.
-
-    ``x1' = (1 - scale) x1``, ``x2' = (1 + scale) x2`` (and the same for y) as the LAM
-    ``_get_video``; corners are clamped at 0 (the baseline relies on ``check()`` having
-    clipped ``x, y`` at 0). A crop with no pixels gives zeros (the baseline's "bad bbox").
-
-    Returns:
-        ``(size_px, size_px, 3)`` uint8 RGB (``cv2.resize``, bilinear).
-    """
-    x1 = max(int((1.0 - scale) * box_xyxy_px[0]), 0)
-    y1 = max(int((1.0 - scale) * box_xyxy_px[1]), 0)
-    x2 = max(int((1.0 + scale) * box_xyxy_px[2]), 0)
-    y2 = max(int((1.0 + scale) * box_xyxy_px[3]), 0)
-    face = image_rgb[y1:y2, x1:x2]
-    if face.size == 0:
-        return np.zeros((size_px, size_px, 3), dtype=np.uint8)
-    return cv2.resize(face, (size_px, size_px))
-
-
-def face_box_pixels(image_rgb: np.ndarray, box_xyxy_px: Sequence[float]) -> np.ndarray:
-    """The box's pixels ``image[max(int(y1), 0):max(int(y2), 0), max(int(x1), 0):
-    max(int(x2), 0)]``, not resized (a view, possibly empty): what the QuAVF visual quality
-    (:func:`frame_quality`) is measured on."""
-    x1, y1 = max(int(box_xyxy_px[0]), 0), max(int(box_xyxy_px[1]), 0)
-    return image_rgb[y1 : max(int(box_xyxy_px[3]), 0), x1 : max(int(box_xyxy_px[2]), 0)]
-
-
-def crops_to_tensor(crops: np.ndarray) -> torch.Tensor:
-    """``(T, S, S, 3)`` uint8 -> ``(T, 3, S, S)`` float32, ImageNet-normalised."""
-    x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float() / 255.0
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return (x - mean) / std
-
-
 class LamDataset(Dataset):
     """LAM samples as tensors for GazeLSTM.
 
@@ -477,53 +377,6 @@ def lam_track_boxes(clips: Sequence[Ego4dClip]) -> dict[tuple[str, str], dict[in
 
 
 @dataclass(frozen=True)
-class QualityConfig:
-    """Per-frame visual quality in [0, 1] (our replacement for QuAVF's landmark confidence).
-
-    ``q = confidence * size_term * sharpness_term`` for a frame with a face, 0 without, with
-    ``size_term = min(1, sqrt(w h) / full_size_px)`` and
-    ``sharpness_term = v / (v + blur_half_var)`` where ``v`` is the variance of the Laplacian
-    of the grayscale crop (``cv2.Laplacian``, 3x3, float64; the common blur measure of Pech-
-    Pacheco et al., ICPR 2000). A window's quality is the mean over its frames (0 for frames
-    without a face), as QuAVF averages per-frame scores over ``fidSeg`` -- so it also carries
-    the fraction of frames with a face.
-
-    Attributes:
-        full_size_px: face size (geometric mean of box sides) at which size stops mattering.
-        blur_half_var: Laplacian variance at which the sharpness term is 0.5 (the usual
-            "blurry below 100" threshold).
-    """
-
-    full_size_px: float = 64.0
-    blur_half_var: float = 100.0
-
-
-def frame_quality(
-    crop_rgb: np.ndarray | None,
-    box_xyxy_px: Sequence[float] | None,
-    confidence: float = 1.0,
-    config: QualityConfig | None = None,
-) -> float:
-    """Visual quality of one face frame (see :class:`QualityConfig`); 0 without a face.
-
-    Args:
-        crop_rgb: ``(H, W, 3)`` uint8 face crop (before resizing, or resized), or ``None``.
-        box_xyxy_px: the face box in frame pixels (for the size term), or ``None``.
-        confidence: detector confidence in [0, 1] (1 for annotated boxes).
-    """
-    if crop_rgb is None or box_xyxy_px is None or crop_rgb.size == 0:
-        return 0.0
-    cfg = config or QualityConfig()
-    w = max(float(box_xyxy_px[2]) - float(box_xyxy_px[0]), 0.0)
-    h = max(float(box_xyxy_px[3]) - float(box_xyxy_px[1]), 0.0)
-    size_term = min(1.0, math.sqrt(w * h) / cfg.full_size_px)
-    gray = cv2.cvtColor(crop_rgb, cv2.COLOR_RGB2GRAY)
-    var = float(cv2.Laplacian(gray, cv2.CV_64F).var())
-    sharp = var / (var + cfg.blur_half_var)
-    return float(np.clip(confidence, 0.0, 1.0)) * size_term * sharp
-
-
-@dataclass(frozen=True)
 class TtmVisualWindow:
     """One QuAVF visual-branch sample.
 
@@ -543,67 +396,6 @@ class TtmVisualWindow:
     quality: float
     label: int
     segment_index: int
-
-
-def quavf_visual_windows(
-    face_frames: Sequence[int | None],
-    frame_quality_values: Sequence[float],
-    *,
-    feat_length: int = 15,
-    frame_stride: int = 15,
-    data_stride: int = 8,
-    score_threshold: float | None = 0.3,
-) -> list[tuple[int | None, tuple[int | None, ...], float]]:
-    """Windows over one segment, as QuAVF's ``TTMDataset._getData`` (training) or
-    ``TTMTestDataset._getData`` (``score_threshold=None``: one window per face frame).
-
-    With ``span = (feat_length - 1) * frame_stride + 1`` and ``half = (span - 1) // 2``, the
-    frame list is padded with ``half`` empty frames on each side; training walks ``idx`` from
-    0 while ``idx < len(padded) - span - 1``: the window is ``padded[idx : idx + span + 1 :
-    frame_stride]``, its quality the mean of the per-frame values over it; a window with
-    quality ``>= score_threshold`` is kept and ``idx`` advances by ``data_stride``, otherwise
-    by 1. (The slice holds ``feat_length`` frames when ``frame_stride >= 2`` and one more
-    when it is 1, as in the reference.) Defaults: ``common/config.py`` (15, 15, 8, 0.3).
-
-    Args:
-        face_frames: per frame of the segment, its frame index when a face is there, else
-            ``None``.
-        frame_quality_values: per-frame quality (0 where there is no face).
-
-    Returns:
-        ``[(center_frame, window_frames, quality), ...]``.
-    """
-    if len(face_frames) != len(frame_quality_values):
-        raise ValueError(
-            f"face_frames and frame_quality_values must have the same length, but got "
-            f"{len(face_frames)} and {len(frame_quality_values)}"
-        )
-    if feat_length % 2 != 1:
-        raise ValueError(f"feat_length must be odd (QuAVF asserts it), but got {feat_length}")
-    span = (feat_length - 1) * frame_stride + 1
-    half = (span - 1) // 2
-    fids: list[int | None] = [None] * half + list(face_frames) + [None] * half
-    scores = [0.0] * half + [float(q) for q in frame_quality_values] + [0.0] * half
-    out: list[tuple[int | None, tuple[int | None, ...], float]] = []
-    if score_threshold is None:
-        for idx, fid in enumerate(face_frames):
-            if fid is None:
-                continue
-            end = idx + span + 1
-            seg = tuple(fids[idx:end:frame_stride])
-            out.append((fid, seg, sum(scores[idx:end:frame_stride]) / len(seg)))
-        return out
-    idx = 0
-    while idx < len(fids) - span - 1:
-        end = idx + span + 1
-        seg = tuple(fids[idx:end:frame_stride])
-        quality = sum(scores[idx:end:frame_stride]) / len(seg)
-        if quality >= score_threshold:
-            out.append((fids[idx + half], seg, quality))
-            idx += data_stride
-        else:
-            idx += 1
-    return out
 
 
 class TtmVisualDataset(Dataset):
@@ -721,58 +513,6 @@ def build_ttm_visual_windows(
 
 
 # ----------------------------------------------------------------------- QuAVF audio
-
-
-def _mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
-    """``(n_mels, n_fft // 2 + 1)`` triangular filters on the HTK mel scale, area-normalised."""
-
-    def hz_to_mel(hz: np.ndarray) -> np.ndarray:
-        return 2595.0 * np.log10(1.0 + hz / 700.0)
-
-    def mel_to_hz(mel: np.ndarray) -> np.ndarray:
-        return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
-
-    bins_hz = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
-    edges = mel_to_hz(
-        np.linspace(hz_to_mel(np.array(0.0)), hz_to_mel(np.array(sample_rate / 2)), n_mels + 2)
-    )
-    fb = np.zeros((n_mels, len(bins_hz)))
-    for m in range(n_mels):
-        lo, mid, hi = edges[m], edges[m + 1], edges[m + 2]
-        up = (bins_hz - lo) / (mid - lo)
-        down = (hi - bins_hz) / (hi - mid)
-        fb[m] = np.maximum(0.0, np.minimum(up, down)) * (2.0 / (hi - lo))
-    return fb
-
-
-def log_mel_spectrogram(
-    samples: np.ndarray, sample_rate: int = 16000, n_mels: int = 80
-) -> np.ndarray:
-    """Whisper-style log-mel features: ``(n_mels, frames)`` float32 at 100 Hz.
-
-    25 ms Hann window (``n_fft = 400`` at 16 kHz), 10 ms hop, power spectrum, mel filters,
-    ``log10(max(x, 1e-10))``, floored at ``max - 8``, then ``(x + 4) / 4`` -- the
-    normalisation of ``whisper.log_mel_spectrogram`` (openai/whisper ``audio.py``), which
-    QuAVF's audio branch uses; the filterbank here is HTK-style (Whisper uses librosa's
-    Slaney filters), so values are close to, not equal to, Whisper's.
-
-    Args:
-        samples: ``(N,)`` mono audio, float in [-1, 1] or int16 (scaled by 1/32768).
-    """
-    x = np.asarray(samples)
-    if x.dtype == np.int16:
-        x = x.astype(np.float32) / 32768.0
-    x = torch.as_tensor(np.asarray(x, dtype=np.float32)).reshape(-1)
-    n_fft = int(round(0.025 * sample_rate))
-    hop = int(round(0.010 * sample_rate))
-    if len(x) < n_fft:
-        x = torch.nn.functional.pad(x, (0, n_fft - len(x)))
-    spec = torch.stft(x, n_fft, hop, window=torch.hann_window(n_fft), return_complex=True)
-    power = spec[:, :-1].abs() ** 2
-    fb = torch.from_numpy(_mel_filterbank(sample_rate, n_fft, n_mels)).float()
-    mel = torch.clamp(fb @ power, min=1e-10).log10()
-    mel = torch.maximum(mel, mel.max() - 8.0)
-    return ((mel + 4.0) / 4.0).numpy().astype(np.float32)
 
 
 class TtmAudioDataset(Dataset):

@@ -38,7 +38,7 @@ from socialav.evaluation.ava import AvaValidationError, evaluate_ava
 from socialav.io.atomic import atomic_write
 from socialav.io.ava_csv import GROUNDTRUTH_COLUMNS, AvaLabel
 from socialav.models.light_asd import AudioVisualASD
-from socialav.models.scene_context import CONTEXT_LOSS_WEIGHT, SceneContextASD
+from socialav.models.scene_context import SceneContextASD
 from socialav.models.talknet import TalkNet
 from socialav.training.checkpoint import MODEL_CLASSES, load_initial_model
 from socialav.training.config import EGO4D_ARCHITECTURES, ConfigError, TrainConfig
@@ -56,6 +56,7 @@ from socialav.training.engine import (
     run_training,
 )
 from socialav.training.losses import (
+    CONTEXT_LOSS_WEIGHT,
     SyncNegativePlan,
     asd_loss,
     softmax_bce,
