@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from socialav import hub
-from socialav.checkpoints.asd_reference import is_socialav_checkpoint, load_asd_model
+from socialav.checkpoints.load import load_pretrained
 from socialav.evaluation.asd_benchmarks import (
     BenchmarkClip,
     align_to_frames,
@@ -43,20 +43,14 @@ from socialav.evaluation.asd_benchmarks import (
     unique_items,
     voice_activity,
 )
-from socialav.inference.asd import (
-    WindowConfig,
-    configure_threads,
-    make_runner,
-    predict_tracks_logits,
-)
+from socialav.inference.asd import WindowConfig, predict_tracks_logits
+from socialav.inference.backends import configure_threads, make_runner
+from socialav.inference.context import predict_tracks_logits_with_context
 from socialav.inference.segments import smooth, speaking_probability
 from socialav.io.media import iter_frames, probe_video, read_audio
-from socialav.pipelines.detect import (
-    DetectConfig,
-    SpeakerDetector,
-    load_context_model,
-    predict_tracks_logits_with_context,
-)
+from socialav.models.scene_context import SceneContextASD
+from socialav.pipelines.config import DetectConfig
+from socialav.pipelines.detect import SpeakerDetector
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 WINDOWS = {"full": None, "6s": (6.0,), "demo": (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)}
@@ -71,7 +65,8 @@ def load_grid_clips(
     clips = []
     for path in sorted(videos_dir.glob("grid_*.mpg")):
         video = probe_video(path)
-        track, faces, _ = max(detector.face_tracks(path, video), key=lambda a: len(a.track))
+        analysed = max(detector.face_tracks(path, video), key=lambda a: len(a.track))
+        track, faces = analysed.track, analysed.faces_gray112
         frames = None
         if with_frames:
             frames = np.stack(
@@ -92,17 +87,10 @@ def load_weights(name: str):
     """``(asd_model, scene_context_model | None)`` for a registry name or a checkpoint file
     (an original Light-ASD / LR-ASD state_dict, or a socialav checkpoint of an ASD or of the
     scene-context architecture)."""
-    if name in hub.REGISTRY:
-        entry = hub.get_entry(name)
-        return load_asd_model(hub.resolve_weights(name), entry.architecture.replace("_", "-")), None
-    path = Path(name)
-    if is_socialav_checkpoint(path):
-        from socialav.training.checkpoint import read_checkpoint
-
-        if read_checkpoint(path)["architecture"] == "scene-context":
-            model, _ = load_context_model(path)
-            return model.base, model
-    return load_asd_model(path), None
+    model, _ = load_pretrained(name, task="asd")
+    if isinstance(model, SceneContextASD):
+        return model.base, model
+    return model, None
 
 
 def context_logits(runner, model, items, windows: WindowConfig) -> list[np.ndarray]:

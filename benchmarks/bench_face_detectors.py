@@ -175,7 +175,9 @@ def time_chain(videos_dir: Path, weights_dir: Path, threads: int, configs) -> No
     )
     for model, mode, k in configs:
         detector = UltraLightFaceDetector(
-            model, weights_dir, resize_mode=mode, intra_op_num_threads=threads
+            weights_dir / "ultra-light-face" / f"version-{model}.onnx",
+            resize_mode=mode,
+            intra_op_num_threads=threads,
         )
         shots = ShotBoundaryDetector()
         tracker_config = TrackerConfig(detect_every=k)
@@ -234,7 +236,9 @@ def main() -> None:
         return
     detectors = {
         (model, mode): UltraLightFaceDetector(
-            model, weights_dir, resize_mode=mode, intra_op_num_threads=args.threads
+            weights_dir / "ultra-light-face" / f"version-{model}.onnx",
+            resize_mode=mode,
+            intra_op_num_threads=args.threads,
         )
         for model, mode in CONFIGS
     }

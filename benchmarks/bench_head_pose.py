@@ -26,9 +26,10 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("SOCIALAV_WEIGHTS_DIR", str(SHARED / "weights"))
 
+    from socialav.checkpoints.load import load_head_pose
     from socialav.io.media import iter_frames
     from socialav.vision.detection import UltraLightFaceDetector
-    from socialav.vision.head_pose import FSANetHeadPose, head_crop
+    from socialav.vision.head_pose import head_crop
 
     detector = UltraLightFaceDetector(SHARED / "weights/ultra-light-face/version-RFB-320.onnx")
     crops = []
@@ -38,7 +39,7 @@ def main() -> None:
         if len(crops) >= 32:
             break
     crops = np.stack(crops[:32])
-    model = FSANetHeadPose(num_threads=args.threads)
+    model, _ = load_head_pose(num_threads=args.threads)
     print(f"$ python {' '.join(sys.argv)}")
     print(f"FSA-Net 1x1 + var, onnxruntime CPU, {args.threads} thread(s), {os.cpu_count()} cores")
     print("| faces per run | ms per face |")

@@ -1,7 +1,8 @@
 """The package's import graph: modules per layer, import cycles, imports that climb a layer.
 
 Reads the source with grimp (the graph library behind import-linter), counting every
-``import`` statement, also those inside functions. The layers are those of the
+``import`` statement, also those inside functions (not those under ``if TYPE_CHECKING:``, which
+never run). The layers are those of the
 ``[tool.importlinter]`` contract in ``pyproject.toml`` (highest first); a module whose top-level
 subpackage is not a layer is listed as ``(outside the layers)``.
 
@@ -92,7 +93,12 @@ def main() -> None:
     parser.add_argument("--src", default="src", type=Path)
     args = parser.parse_args()
     sys.path.insert(0, str(args.src.resolve()))
-    graph = grimp.build_graph(args.package, include_external_packages=False, cache_dir=None)
+    graph = grimp.build_graph(
+        args.package,
+        include_external_packages=False,
+        exclude_type_checking_imports=True,
+        cache_dir=None,
+    )
     modules = {m for m in graph.modules if m.startswith(args.package)}
 
     per_layer: dict[int | None, list[str]] = defaultdict(list)

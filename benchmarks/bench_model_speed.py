@@ -25,15 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from socialav.checkpoints.asd_reference import load_asd_model
-from socialav.inference.asd import (
-    TorchRunner,
-    WindowConfig,
-    configure_threads,
-    export_onnx,
-    make_runner,
-    predict_tracks_logits,
-)
+from socialav.checkpoints.load import load_asd_model
+from socialav.inference.asd import WindowConfig, predict_tracks_logits
+from socialav.inference.backends import TorchRunner, configure_threads, export_onnx, make_runner
 
 WEIGHTS = {
     "light-asd-ava": ("light_asd_ava", "light-asd/pretrain_AVA_CVPR.model"),

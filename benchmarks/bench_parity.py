@@ -18,13 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from socialav import hub
-from socialav.checkpoints.asd_reference import load_asd_model
-from socialav.inference.asd import (
-    WindowConfig,
-    configure_threads,
-    make_runner,
-    predict_tracks_logits,
-)
+from socialav.checkpoints.load import load_asd_model
+from socialav.inference.asd import WindowConfig, predict_tracks_logits
+from socialav.inference.backends import configure_threads, make_runner
 
 FIXTURE = (
     Path(__file__).resolve().parents[1].parent / "shared/fixtures/interview_light_asd_reference.npz"

@@ -25,10 +25,11 @@ SHARED = Path(os.environ.get("SOCIALAV_SHARED_DIR", Path(__file__).resolve().par
 def _checkpoints(folder: Path) -> dict[str, Path]:
     import torch
 
+    from socialav.checkpoints.format import save_model_checkpoint
     from socialav.models.gaze_lstm import GazeLSTM
     from socialav.models.quavf import QuavfAudioBranch, QuavfVisualBranch
     from socialav.models.scene_context import scene_context_from_asd
-    from socialav.training.checkpoint import load_initial_model, save_model_checkpoint
+    from socialav.training.checkpoint import load_initial_model
 
     torch.manual_seed(0)
     context = scene_context_from_asd(load_initial_model("light-asd-ava", "light-asd"))
@@ -61,7 +62,8 @@ def main() -> None:
     os.environ.setdefault("SOCIALAV_WEIGHTS_DIR", str(SHARED / "weights"))
 
     from socialav.io.media import probe_video
-    from socialav.pipelines.detect import DetectConfig, SpeakerDetector
+    from socialav.pipelines.config import DetectConfig
+    from socialav.pipelines.detect import SpeakerDetector
 
     duration_s = probe_video(args.video).duration_s
     rows = []

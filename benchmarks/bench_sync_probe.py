@@ -25,10 +25,12 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from socialav.audio.features import track_mfcc
+from socialav.checkpoints.load import load_pretrained
 from socialav.evaluation.asd_benchmarks import align_to_frames, read_grid_align
-from socialav.inference.asd import configure_threads
+from socialav.inference.backends import configure_threads
 from socialav.io.media import probe_video, read_audio
-from socialav.pipelines.detect import DetectConfig, SpeakerDetector, load_asd_weights
+from socialav.pipelines.config import DetectConfig
+from socialav.pipelines.detect import SpeakerDetector
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 DELAY_FRAMES = 10
@@ -54,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     video = probe_video(path)
     detector = SpeakerDetector(DetectConfig(num_threads=args.threads))
     analysed = max(detector.face_tracks(path, video), key=lambda a: len(a.track))
-    track, faces = analysed.track, analysed.crops
+    track, faces = analysed.track, analysed.faces_gray112
     audio = read_audio(path)[track.start_frame * 640 :]
     words = align_to_frames(read_grid_align(path.with_suffix(".align")), video.num_frames)
     words = words[track.start_frame : track.end_frame + 1].astype(bool)
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     print("|---|---|---|---|---|")
     for name in args.weights.split(","):
-        model, _ = load_asd_weights(name)
+        model, _ = load_pretrained(name, task="asd")
         own, swapped, delayed = (p_speaking(model, faces, a)[words] for a in (audio, other, late))
 
         def auc(neg: np.ndarray, pos: np.ndarray = own) -> float:

@@ -105,13 +105,13 @@ class InterviewClip:
 
 @pytest.fixture(scope="session")
 def interview_ego4d(videos_dir: Path) -> InterviewClip:
+    from socialav.checkpoints.load import load_face_detector
     from socialav.io.media import iter_frames, read_audio
-    from socialav.vision.detection import UltraLightFaceDetector
     from socialav.vision.tracking import track_faces
 
     torch.set_num_threads(1)
     path = videos_dir / "visualvoice_interview.mp4"
-    detector = UltraLightFaceDetector("RFB-320")
+    detector, _ = load_face_detector("ultra-light-face-rfb-320")
     frames, detections = [], []
     for index, image in iter_frames(path, fps=FPS):
         if index >= NUM_FRAMES:

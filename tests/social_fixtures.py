@@ -31,16 +31,17 @@ def sample_frames():
 
 @pytest.fixture(scope="session")
 def head_pose_model(weights_dir: Path):
-    from socialav.vision.head_pose import FSANetHeadPose
+    from socialav.checkpoints.load import load_head_pose
 
-    return FSANetHeadPose(num_threads=1)
+    return load_head_pose(num_threads=1)[0]
 
 
 @pytest.fixture(scope="session")
 def speaker_detector(weights_dir: Path):
     """The detect pipeline with one full-track ASD pass (faster than the 1-6 s windows)."""
     from socialav.inference.asd import WindowConfig
-    from socialav.pipelines.detect import DetectConfig, SpeakerDetector
+    from socialav.pipelines.config import DetectConfig
+    from socialav.pipelines.detect import SpeakerDetector
 
     torch.set_num_threads(1)
     return SpeakerDetector(DetectConfig(num_threads=1, windows=WindowConfig(durations_s=None)))

@@ -18,11 +18,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from socialav.io.atomic import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +62,9 @@ class WeightsEntry:
     Attributes:
         name: registry name used on the command line (``light-asd-ava``).
         kind: what it is for: ``asd``, ``face-detector``, ``head-pose``.
-        architecture: architecture key understood by the loader (``light_asd``, ``lr_asd``,
-            ``ultra_light_face``, ``fsanet``).
+        architecture: for PyTorch weights (kind ``asd``), the architecture name of
+            :mod:`socialav.models.registry` (``light-asd``, ``lr-asd``); for the ONNX files the
+            model family (``ultra-light-face``, ``fsanet``).
         relative_path: path under a weights folder (``SOCIALAV_WEIGHTS_DIR`` or the cache).
         url: public download address (raw file in the upstream repository at a fixed commit),
             or ``None`` for files shipped inside the package.
@@ -92,7 +94,7 @@ REGISTRY: dict[str, WeightsEntry] = {
         WeightsEntry(
             "light-asd-ava",
             "asd",
-            "light_asd",
+            "light-asd",
             "light-asd/pretrain_AVA_CVPR.model",
             f"{_LIGHT_ASD}/weight/pretrain_AVA_CVPR.model",
             "d44bc3ea7baa8e0946fa3921311714a630ed8b90a1928fab0dbe30d918909317",
@@ -105,7 +107,7 @@ REGISTRY: dict[str, WeightsEntry] = {
         WeightsEntry(
             "light-asd-talkset",
             "asd",
-            "light_asd",
+            "light-asd",
             "light-asd/finetuning_TalkSet.model",
             f"{_LIGHT_ASD}/weight/finetuning_TalkSet.model",
             "efc375833887eefa9d209dc92810e18519b04c3c73ea35a549f2a7f40b7d94d5",
@@ -117,7 +119,7 @@ REGISTRY: dict[str, WeightsEntry] = {
         WeightsEntry(
             "lr-asd-ava",
             "asd",
-            "lr_asd",
+            "lr-asd",
             "lr-asd/pretrain_AVA.model",
             f"{_LR_ASD}/weight/pretrain_AVA.model",
             "85e6c77fc981595234790d1e128ebb60352d37726b2445e0ef8891e2512fe9e3",
@@ -129,7 +131,7 @@ REGISTRY: dict[str, WeightsEntry] = {
         WeightsEntry(
             "lr-asd-talkset",
             "asd",
-            "lr_asd",
+            "lr-asd",
             "lr-asd/finetuning_TalkSet.model",
             f"{_LR_ASD}/weight/finetuning_TalkSet.model",
             "6b4ef53694e874e96cf630198dc479c78aebb3993bbf166aee3d926dfe7d9342",
@@ -140,7 +142,7 @@ REGISTRY: dict[str, WeightsEntry] = {
         WeightsEntry(
             "light-asd-sync",
             "asd",
-            "light_asd",
+            "light-asd",
             "socialav/light-asd-sync.model",
             None,
             "d0ad61daa74a1fb27ed2812dc7ca61a923ef815c21cd337b1fb18d5da0f6ef53",
@@ -164,7 +166,7 @@ REGISTRY: dict[str, WeightsEntry] = {
         WeightsEntry(
             "ultra-light-face-rfb-640",
             "face-detector",
-            "ultra_light_face",
+            "ultra-light-face",
             "ultra-light-face/version-RFB-640.onnx",
             f"{_ULFD}/models/onnx/version-RFB-640.onnx",
             "8f4c659275977e7a3bfbfa339a9c769ad793df50f9c0baa8c14b11baa1646430",
@@ -175,7 +177,7 @@ REGISTRY: dict[str, WeightsEntry] = {
         WeightsEntry(
             "ultra-light-face-rfb-320",
             "face-detector",
-            "ultra_light_face",
+            "ultra-light-face",
             "ultra-light-face/version-RFB-320.onnx",
             f"{_ULFD}/models/onnx/version-RFB-320.onnx",
             "34cd7e60aeff28744c657de7a3dc64e872d506741de66987f3426f2b79f88017",
@@ -186,7 +188,7 @@ REGISTRY: dict[str, WeightsEntry] = {
         WeightsEntry(
             "ultra-light-face-slim-320",
             "face-detector",
-            "ultra_light_face",
+            "ultra-light-face",
             "ultra-light-face/version-slim-320.onnx",
             f"{_ULFD}/models/onnx/version-slim-320.onnx",
             "e9adbd0f920ddcce9368434c4d34d72520dc0c19b526fd44b4ef49bde2c3b1a8",
@@ -265,24 +267,17 @@ def _verify(entry: WeightsEntry, path: Path) -> Path:
 
 
 def _download(url: str, dest: Path, expected_sha256: str, timeout_s: float = 60.0) -> None:
-    """Download ``url`` to ``dest`` through a temporary file; verify before renaming."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
-        digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout_s) as resp:
-            while chunk := resp.read(1 << 20):
-                out.write(chunk)
-                digest.update(chunk)
+    """Download ``url`` to ``dest`` through a temporary file (:func:`socialav.io.atomic.
+    atomic_write`); verify before renaming, so a failed or corrupt download leaves nothing."""
+    digest = hashlib.sha256()
+    with atomic_write(dest, "wb") as out, urllib.request.urlopen(url, timeout=timeout_s) as resp:
+        while chunk := resp.read(1 << 20):
+            out.write(chunk)
+            digest.update(chunk)
         if digest.hexdigest() != expected_sha256:
             raise WeightsError(
                 f"download of {url} has sha256 {digest.hexdigest()}, expected {expected_sha256}"
             )
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def candidate_paths(entry: WeightsEntry) -> list[Path]:

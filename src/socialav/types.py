@@ -205,7 +205,8 @@ class TrackScores:
             (``lossAV.FC`` in Light-ASD), averaged over windows.
         probabilities: ``(T,)`` float32 speaking probability in ``[0, 1]`` after smoothing.
         segments: speaking segments derived from ``probabilities``.
-        extra: optional named per-frame series (``(T,)`` float32), e.g. ``lam``/``ttm``.
+        extra: optional named per-frame probabilities (``(T,)`` float32 in [0, 1]), e.g.
+            ``lam`` (looking at me) and ``ttm`` (talking to me).
     """
 
     track_id: int
@@ -229,3 +230,91 @@ class TrackScores:
             raise ValueError("probabilities must lie in [0, 1]")
         if np.isnan(self.probabilities).any():
             raise ValueError("probabilities contain NaN")
+        for name, series in list(self.extra.items()):
+            arr = np.asarray(series, dtype=np.float32)
+            if arr.shape != (n,):
+                raise ValueError(
+                    f"extra series {name!r} must have shape ({n},) (one value per frame), but got "
+                    f"shape {arr.shape}"
+                )
+            if n and (not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1):
+                raise ValueError(f"extra series {name!r} must hold probabilities in [0, 1]")
+            self.extra[name] = arr
+
+
+def _check_rows(name: str, value: np.ndarray, n: int, shape_tail: tuple[int, ...], dtype) -> None:
+    if not isinstance(value, np.ndarray) or value.shape != (n, *shape_tail):
+        got = getattr(value, "shape", type(value).__name__)
+        want = ", ".join(str(d) for d in (n, *shape_tail))
+        raise ValueError(f"{name} must have shape ({want}), but got {got}")
+    if dtype is not None and value.dtype != dtype:
+        raise ValueError(f"{name} must be {np.dtype(dtype).name}, but got {value.dtype}")
+
+
+@dataclass
+class AnalysedTrack:
+    """One finished face track from the streaming analysis pass, with what was cut for it.
+
+    Attributes:
+        track: the face track (``T`` frames).
+        faces_gray112: ``(T, 112, 112)`` uint8 grayscale face crops (the ASD models' input).
+        head_pose_deg: ``(T, 3)`` float32 yaw, pitch, roll in degrees (FSA-Net, sampled on
+            detection frames and interpolated), or ``None`` when no zero-shot LAM runs.
+        rgb_crops: ``{S: (T, S, S, 3) uint8}`` RGB face crops at the trained LAM/TTM models'
+            sides, or ``None`` without trained visual LAM/TTM models.
+        frame_quality: ``(T,)`` float64 visual quality in [0, 1] (QuAVF), or ``None``.
+    """
+
+    track: FaceTrack
+    faces_gray112: np.ndarray
+    head_pose_deg: np.ndarray | None = None
+    rgb_crops: dict[int, np.ndarray] | None = None
+    frame_quality: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.track)
+        _check_rows("faces_gray112", self.faces_gray112, n, (112, 112), np.uint8)
+        if self.head_pose_deg is not None:
+            self.head_pose_deg = np.asarray(self.head_pose_deg, dtype=np.float32)
+            _check_rows("head_pose_deg", self.head_pose_deg, n, (3,), None)
+        for size, crops in (self.rgb_crops or {}).items():
+            _check_rows(f"rgb_crops[{size}]", crops, n, (size, size, 3), np.uint8)
+        if self.frame_quality is not None:
+            self.frame_quality = np.asarray(self.frame_quality, dtype=np.float64)
+            _check_rows("frame_quality", self.frame_quality, n, (), None)
+
+
+@dataclass
+class TrackInputs:
+    """What the ASD model scores for one face track.
+
+    Attributes:
+        track_id: the face track's id.
+        faces_gray112: ``(T, 112, 112)`` uint8 grayscale crops at ``ANALYSIS_FPS``.
+        mfcc: ``(N, 13)`` float32 MFCC at 100 Hz from the track's first frame
+            (``MFCC_FRAMES_PER_VIDEO_FRAME`` per frame; frames beyond ``N // 4`` get no score).
+        context: ``(T, 128)`` float32 scene-context term added to the visual embeddings
+            (``SceneContextASD.context_term``), or ``None``.
+    """
+
+    track_id: int
+    faces_gray112: np.ndarray
+    mfcc: np.ndarray
+    context: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.faces_gray112) if isinstance(self.faces_gray112, np.ndarray) else -1
+        _check_rows("faces_gray112", self.faces_gray112, max(n, 0), (112, 112), np.uint8)
+        self.mfcc = np.asarray(self.mfcc, dtype=np.float32)
+        if self.mfcc.ndim != 2 or self.mfcc.shape[1] != 13:
+            raise ValueError(f"mfcc must have shape (N, 13), but got {self.mfcc.shape}")
+        if self.context is not None:
+            self.context = np.asarray(self.context, dtype=np.float32)
+            if self.context.ndim != 2 or len(self.context) != n:
+                raise ValueError(
+                    f"context must have shape ({n}, D) (one row per face frame), but got "
+                    f"{self.context.shape}"
+                )
+
+    def __len__(self) -> int:
+        return len(self.faces_gray112)

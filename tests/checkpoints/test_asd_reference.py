@@ -11,11 +11,13 @@ from socialav.checkpoints.asd_reference import (
     MODULE_KEY_MAPS,
     CheckpointMismatchError,
     detect_architecture,
-    load_asd_model,
     load_light_asd,
     load_lr_asd,
     read_state_dict,
     remap_state_dict,
+)
+from socialav.checkpoints.asd_reference import (
+    load_reference_asd as load_asd_model,
 )
 from socialav.models.light_asd import LightASD
 from socialav.models.lr_asd import LRASD

@@ -26,12 +26,12 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory, videos_dir, weights_dir):
     """Two entities (frames 0-29 and 30-59) of grid_bbaf2n written by hand."""
+    from socialav.checkpoints.load import load_face_detector
     from socialav.data.talkset import SourceClip, TalkSetConfig, extract_clip_faces
-    from socialav.vision.detection import UltraLightFaceDetector
 
     clip = extract_clip_faces(
         SourceClip(videos_dir / "grid_bbaf2n.mpg"),
-        UltraLightFaceDetector(),
+        load_face_detector("ultra-light-face-rfb-640")[0],
         TalkSetConfig(detect_every=5),
     )
     track, faces = clip.tracks[0]

@@ -58,29 +58,6 @@ def test_audio_span_is_talknets_int_rule():
     assert prep.entity_audio_span(np.array([900.97])) == (14415520, 14415520)
 
 
-def test_nearest_frame_on_a_30fps_video(tmp_path):
-    path = make_video(tmp_path / "v.mp4", num_frames=30, fps=30, size_wh=(64, 48))
-    times = np.array([0.0, 0.016, 0.017, 0.1, 0.5, 0.9667, 1.2])
-    got = list(prep.iter_frames_at_times(path, times, pixel_format="gray"))
-    assert [i for i, _, _ in got] == list(range(len(times)))
-    frame_index = [int(round(ft * 30)) for _, _, ft in got]
-    # nearest frame (0.016 is before the midpoint 1/60, 0.017 after it); past the end: last
-    assert frame_index == [0, 0, 1, 3, 15, 29, 29]
-    for (_, img, _), k in zip(got, frame_index, strict=True):
-        assert abs(float(img.mean()) - 8 * k) < 3  # frame k has gray level 8 k
-
-
-def test_seeking_gives_the_same_frames_as_decoding_from_the_start(tmp_path, monkeypatch):
-    path = make_video(tmp_path / "v.mp4", num_frames=75, fps=25, size_wh=(64, 48))
-    times = np.array([1.6, 2.0, 2.44])
-    plain = [img for _, img, _ in prep.iter_frames_at_times(path, times, "gray")]
-    monkeypatch.setattr(prep, "SEEK_MIN_S", 0.5)
-    monkeypatch.setattr(prep, "SEEK_MARGIN_S", 0.3)
-    sought = [img for _, img, _ in prep.iter_frames_at_times(path, times, "gray")]
-    for a, b in zip(plain, sought, strict=True):
-        np.testing.assert_array_equal(a, b)
-
-
 @pytest.fixture
 def small_set(tmp_path, videos_dir):
     """GRID clip (2 entities), a missing video, a corrupt file and a video without audio."""

@@ -8,19 +8,21 @@ import numpy as np
 import pytest
 import torch
 
-from socialav.checkpoints.asd_reference import load_asd_model
+from socialav.checkpoints.load import load_asd_model
 from socialav.inference.asd import (
     WindowConfig,
+    predict_track_logits,
+    predict_tracks_logits,
+    usable_frames,
+    window_spans,
+)
+from socialav.inference.backends import (
     conv2d_visual_encoder,
     export_onnx,
     make_runner,
-    predict_track_logits,
-    predict_tracks_logits,
-    speaking_probability,
-    usable_frames,
     weights_sha256,
-    window_spans,
 )
+from socialav.inference.segments import speaking_probability
 from socialav.models.light_asd import AudioVisualASD, LightASD
 from socialav.models.lr_asd import LRASD
 

@@ -20,6 +20,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from socialav.checkpoints.format import CheckpointError, save_model_checkpoint
 from socialav.data.ego4d.annotations import Ego4dClip, Ego4dPerson, Ego4dTrack, SocialSegment
 from socialav.data.ego4d.samples import (
     InMemoryFrames,
@@ -41,7 +42,6 @@ from socialav.inference.social import (
 from socialav.models.gaze_lstm import GazeLSTM
 from socialav.models.light_asd import LightASD
 from socialav.models.quavf import QuavfAudioBranch, QuavfVisualBranch
-from socialav.training.checkpoint import CheckpointError, save_model_checkpoint
 from socialav.types import FaceTrack
 from socialav.vision.crops import crop_face_box
 from socialav.vision.quality import frame_quality
@@ -333,7 +333,7 @@ def test_duplicate_and_unusable_checkpoints_are_refused(checkpoints, tmp_path):
 
 
 def test_weights_switch_their_task_on():
-    from socialav.pipelines.detect import DetectConfig
+    from socialav.pipelines.config import DetectConfig
 
     assert DetectConfig(lam_weights="lam.pt").tasks == ("asd", "lam")
     config = DetectConfig(ttm_weights="a.pt")
@@ -366,8 +366,8 @@ def test_cli_refuses_wrong_weights_cleanly(checkpoints, videos_dir, tmp_path, op
 def test_streaming_social_crops_equal_offline_crops():
     """The pipeline cuts RGB crops and quality while tracks are open; they must equal
     crop_face_box / frame_quality x confidence of the finished track's boxes."""
-    from socialav.pipelines.detect import _SocialInputCropper
     from socialav.types import Detections
+    from socialav.vision.streaming import StreamingRgbCropper
     from socialav.vision.tracking import FaceTracker, TrackerConfig
 
     rng = np.random.default_rng(7)
@@ -380,7 +380,7 @@ def test_streaming_social_crops_equal_offline_crops():
     )
     for detect_every in (1, 3):
         tracker = FaceTracker(TrackerConfig(detect_every=detect_every))
-        cropper = _SocialInputCropper((24, 40), with_quality=True)
+        cropper = StreamingRgbCropper((24, 40), with_quality=True)
         centres = [np.array([50.0, 60.0]), np.array([110.0, 55.0])]
         spans = [(0, 60), (20, 89)]
         got, tracks = {}, {}
@@ -446,7 +446,8 @@ def test_streaming_social_crops_equal_offline_crops():
 @pytest.fixture(scope="module")
 def trained_run(checkpoints, videos_dir):
     from socialav.inference.asd import WindowConfig
-    from socialav.pipelines.detect import DetectConfig, SpeakerDetector
+    from socialav.pipelines.config import DetectConfig
+    from socialav.pipelines.detect import SpeakerDetector
 
     torch.set_num_threads(1)
     config = DetectConfig(
@@ -471,7 +472,7 @@ def test_detect_uses_the_trained_models(trained_run, head_pose_model, sample_fra
     assert len(result.tracks) == 1
     track, score = result.tracks[0], result.scores[0]
     assert set(score.extra) == {"lam", "ttm"}
-    assert detector._head_pose is None  # no zero-shot LAM needed: no FSA-Net
+    assert detector.head_pose is None  # no zero-shot LAM needed: no FSA-Net
     # the model, on crops cut offline from the decoded frames
     wanted = set(track.frame_indices.tolist())
     frames = {i: f for i, f in iter_frames(path) if i in wanted}
@@ -491,7 +492,7 @@ def test_detect_uses_the_trained_models(trained_run, head_pose_model, sample_fra
         ]
     )
     audio = track_audio(read_audio(path), track.start_frame, track.end_frame)
-    expected = detector.social_model.score_track(track, crops, audio, 25.0, quality)
+    expected = detector.social.model.score_track(track, crops, audio, 25.0, quality)
     for task in ("lam", "ttm"):
         np.testing.assert_allclose(score.extra[task], expected[task], atol=1e-6)
     # and not the zero-shot rules

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from socialav.inference.social import load_trained_social_model
 from socialav.inference.social_rules import (
     LookingConfig,
     TalkingToMeConfig,
-    load_trained_social_model,
     looking_probability,
     looking_probability_series,
     social_series,

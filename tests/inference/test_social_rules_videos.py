@@ -37,7 +37,7 @@ def test_interview_both_people_look_and_talk_to_camera(
     span (one pass per track, as the pipeline with ``durations_s=None``)."""
     import torch
 
-    from socialav.checkpoints.asd_reference import load_asd_model
+    from socialav.checkpoints.load import load_asd_model
     from socialav.inference.segments import smooth, speaking_probability
     from socialav.inference.social_rules import social_series
     from socialav.types import FaceTrack

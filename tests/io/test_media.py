@@ -2,7 +2,15 @@ import numpy as np
 import pytest
 from media_factory import make_video
 
-from socialav.io.media import MediaError, NoAudioStreamError, iter_frames, probe_video, read_audio
+from socialav.io import media
+from socialav.io.media import (
+    MediaError,
+    NoAudioStreamError,
+    iter_frames,
+    iter_frames_at_times,
+    probe_video,
+    read_audio,
+)
 
 
 def test_interview_probe_frames_and_audio(videos_dir, interview_reference):
@@ -71,3 +79,26 @@ def test_truncated_file(tmp_path, videos_dir):
         probe_video(path)
         for _ in iter_frames(path):
             pass
+
+
+def test_nearest_frame_on_a_30fps_video(tmp_path):
+    path = make_video(tmp_path / "v.mp4", num_frames=30, fps=30, size_wh=(64, 48))
+    times = np.array([0.0, 0.016, 0.017, 0.1, 0.5, 0.9667, 1.2])
+    got = list(iter_frames_at_times(path, times, pixel_format="gray"))
+    assert [i for i, _, _ in got] == list(range(len(times)))
+    frame_index = [int(round(ft * 30)) for _, _, ft in got]
+    # nearest frame (0.016 is before the midpoint 1/60, 0.017 after it); past the end: last
+    assert frame_index == [0, 0, 1, 3, 15, 29, 29]
+    for (_, img, _), k in zip(got, frame_index, strict=True):
+        assert abs(float(img.mean()) - 8 * k) < 3  # frame k has gray level 8 k
+
+
+def test_seeking_gives_the_same_frames_as_decoding_from_the_start(tmp_path, monkeypatch):
+    path = make_video(tmp_path / "v.mp4", num_frames=75, fps=25, size_wh=(64, 48))
+    times = np.array([1.6, 2.0, 2.44])
+    plain = [img for _, img, _ in iter_frames_at_times(path, times, "gray")]
+    monkeypatch.setattr(media, "SEEK_MIN_S", 0.5)
+    monkeypatch.setattr(media, "SEEK_MARGIN_S", 0.3)
+    sought = [img for _, img, _ in iter_frames_at_times(path, times, "gray")]
+    for a, b in zip(plain, sought, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from socialav.checkpoints.asd_reference import load_asd_model
-from socialav.inference.asd import conv2d_visual_encoder
+from socialav.checkpoints.load import load_asd_model
+from socialav.inference.backends import conv2d_visual_encoder
 from socialav.models.light_asd import AudioVisualASD, LightASD
 from socialav.models.lr_asd import LRASD
 

@@ -113,12 +113,12 @@ def _inputs(steps=6, batch=2, side=32, seed=0):
 
 
 def test_registry_builds_and_checkpoints_round_trip(tmp_path):
-    from socialav.models.registry import architecture_spec, build_architecture
-    from socialav.training.checkpoint import (
+    from socialav.checkpoints.format import (
         CheckpointError,
         load_model_checkpoint,
         save_model_checkpoint,
     )
+    from socialav.models.registry import architecture_spec, build_architecture
 
     spec = architecture_spec("scene-context")
     assert spec.task == "asd" and spec.model_class is SceneContextASD
@@ -151,7 +151,7 @@ def test_registry_builds_and_checkpoints_round_trip(tmp_path):
 
 
 def test_checkpoint_with_another_scene_contract_is_refused(tmp_path):
-    from socialav.training.checkpoint import (
+    from socialav.checkpoints.format import (
         CheckpointError,
         load_model_checkpoint,
         save_model_checkpoint,
@@ -212,7 +212,7 @@ def test_scene_image_and_scene_input_compose_to_scene_frames():
 # Inference with precomputed embeddings (socialav detect --context)
 # ------------------------------------------------------------------------------------------
 def test_scene_embedding_stream_encodes_each_frame_once_in_order():
-    from socialav.pipelines.detect import SceneEmbeddingStream
+    from socialav.inference.context import SceneEmbeddingStream
 
     torch.manual_seed(0)
     model = build_scene_context_asd(scene=DEBUG_SCENE).eval()
@@ -235,8 +235,9 @@ def test_scene_embedding_stream_encodes_each_frame_once_in_order():
 @pytest.mark.parametrize("durations_s", [None, (1.0,)])
 def test_windowed_context_scoring_equals_forward_context_per_window(durations_s):
     """predict_tracks_logits_with_context = forward_context on each window on its own."""
-    from socialav.inference.asd import TorchRunner, WindowConfig
-    from socialav.pipelines.detect import predict_tracks_logits_with_context
+    from socialav.inference.asd import WindowConfig
+    from socialav.inference.backends import TorchRunner
+    from socialav.inference.context import predict_tracks_logits_with_context
 
     torch.manual_seed(0)
     model = build_scene_context_asd(scene=DEBUG_SCENE).eval()
@@ -271,8 +272,8 @@ def light_asd_scene_checkpoints(tmp_path_factory, weights_dir):
     """Debug-size scene-context checkpoints made from light-asd-ava: the untrained branch
     (zero context_proj) and one with a random non-zero context_proj."""
     from socialav import hub
-    from socialav.checkpoints.asd_reference import load_asd_model
-    from socialav.training.checkpoint import save_model_checkpoint
+    from socialav.checkpoints.format import save_model_checkpoint
+    from socialav.checkpoints.load import load_asd_model
 
     folder = tmp_path_factory.mktemp("scene_ckpt")
     paths = {}

@@ -124,7 +124,7 @@ def _clip(videos_dir, name):
 
 
 def _build_dataset(videos_dir, weights_dir, raw):
-    detector = UltraLightFaceDetector("RFB-320", weights_dir=weights_dir)
+    detector = UltraLightFaceDetector(weights_dir / "ultra-light-face" / "version-RFB-320.onnx")
     rows = []
     for name in GRID + HEADS:
         path = _clip(videos_dir, name)

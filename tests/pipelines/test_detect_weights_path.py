@@ -6,21 +6,22 @@ import torch
 from typer.testing import CliRunner
 
 from socialav import hub
+from socialav.checkpoints.format import save_model_checkpoint
+from socialav.checkpoints.load import load_pretrained
 from socialav.cli import app
 from socialav.models.lr_asd import LRASD
-from socialav.pipelines.detect import load_asd_weights
-from socialav.training.checkpoint import load_initial_model, save_model_checkpoint
+from socialav.training.checkpoint import load_initial_model
 
 
 def test_socialav_and_original_checkpoints_load_like_the_registry_entry(tmp_path, weights_dir):
-    reference, info = load_asd_weights("lr-asd-ava")
-    assert info["name"] == "lr-asd-ava" and isinstance(reference, LRASD)
+    reference, info = load_pretrained("lr-asd-ava", task="asd")
+    assert info.name == "lr-asd-ava" and isinstance(reference, LRASD)
     ckpt = save_model_checkpoint(tmp_path / "mine.pt", load_initial_model("lr-asd-ava", "lr-asd"))
     original = hub.resolve_weights("lr-asd-ava")
     for path in (ckpt, original):
-        model, found = load_asd_weights(str(path))
-        assert isinstance(model, LRASD) and found["architecture"] == "lr-asd"
-        assert found["sha256"] == hub.sha256_of(path) and found["name"] == str(path)
+        model, found = load_pretrained(str(path), task="asd")
+        assert isinstance(model, LRASD) and found.architecture == "lr-asd"
+        assert found.sha256 == hub.sha256_of(path) and found.name == str(path)
         for name, tensor in reference.state_dict().items():
             assert torch.equal(tensor, model.state_dict()[name]), name
 

@@ -7,6 +7,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from socialav.checkpoints.format import (
+    CheckpointError,
+    load_model_checkpoint,
+    save_model_checkpoint,
+)
 from socialav.cli import app
 from socialav.models.light_asd import LightASD
 from socialav.training.calibration import (
@@ -14,11 +19,6 @@ from socialav.training.calibration import (
     held_out_margins,
     recall_matching_shift,
     shift_speaking_margin,
-)
-from socialav.training.checkpoint import (
-    CheckpointError,
-    load_model_checkpoint,
-    save_model_checkpoint,
 )
 
 torch.set_num_threads(1)
@@ -68,7 +68,7 @@ def test_margin_shift_moves_every_frame_by_the_same_constant():
 def candidate_checkpoint(tmp_path_factory, weights_dir):
     """light-asd-ava with its speaking margin pushed down by 3: a badly calibrated copy."""
     from socialav import hub
-    from socialav.checkpoints.asd_reference import load_asd_model
+    from socialav.checkpoints.load import load_asd_model
 
     model = load_asd_model(hub.resolve_weights("light-asd-ava"), "light-asd")
     shift_speaking_margin(model, -3.0)

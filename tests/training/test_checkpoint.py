@@ -6,15 +6,16 @@ import pytest
 import torch
 
 from socialav.checkpoints.asd_reference import load_light_asd
-from socialav.models.light_asd import LightASD
-from socialav.training.checkpoint import (
+from socialav.checkpoints.format import (
     INPUT_CONTRACT,
     CheckpointError,
-    load_initial_model,
     load_model_checkpoint,
     save_model_checkpoint,
 )
-from socialav.training.tasks.asd import TrainingHeads, _set_train_mode, apply_trainable
+from socialav.models.light_asd import LightASD
+from socialav.training.checkpoint import load_initial_model
+from socialav.training.engine import apply_trainable
+from socialav.training.tasks.asd import TrainingHeads, _set_train_mode
 
 torch.set_num_threads(1)
 
@@ -78,8 +79,9 @@ def test_freezing_trains_only_chosen_parts():
 def test_first_format_checkpoint_starts_a_training_run(weights_dir, tmp_path):
     """A checkpoint of the first format (socialav-asd-checkpoint, as light-asd-sync shipped in
     session 1) still starts a training run; so does the shipped light-asd-sync."""
+    from socialav.checkpoints.format import read_checkpoint
     from socialav.hub import resolve_weights
-    from socialav.training.checkpoint import load_initial_model, read_checkpoint
+    from socialav.training.checkpoint import load_initial_model
 
     payload = torch.load(resolve_weights("light-asd-sync"), weights_only=True)
     payload["format"] = "socialav-asd-checkpoint"

@@ -7,12 +7,13 @@ import math
 import pytest
 import torch
 
-from socialav.checkpoints.asd_reference import load_asd_model
+from socialav.checkpoints.format import load_model_checkpoint
+from socialav.checkpoints.load import load_asd_model
 from socialav.data.dataset import AsdEntityDataset
 from socialav.models.scene_context import SceneContextASD, SceneViTConfig
-from socialav.training.checkpoint import load_model_checkpoint
 from socialav.training.config import ConfigError, TrainConfig
-from socialav.training.tasks.asd import predict_dataset, train
+from socialav.training.tasks.asd import predict_dataset
+from socialav.training.train import train
 
 SCENE = {"image_size_px": 32, "patch_size_px": 8, "embed_dim": 32, "depth": 2, "num_heads": 2}
 

@@ -15,13 +15,14 @@ import numpy as np
 import pytest
 import torch
 
+from socialav.checkpoints.format import build_model
 from socialav.data.dataset import AsdEntityDataset
 from socialav.data.layout import DatasetLayout
 from socialav.io.ava_csv import read_ava_csv
-from socialav.training.checkpoint import build_model
 from socialav.training.config import ConfigError, TrainConfig
 from socialav.training.losses import sync_negative_pairs, sync_negative_plan, sync_offset_nce
-from socialav.training.tasks.asd import train, validation_map
+from socialav.training.tasks.asd import validation_map
+from socialav.training.train import train
 
 torch.set_num_threads(1)
 GRID = ["grid_bbaf2n.mpg", "grid_brbk7n.mpg", "grid_lbax4n.mpg", "grid_sbia1a.mpg"]

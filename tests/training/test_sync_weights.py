@@ -17,11 +17,11 @@ import torch
 
 from socialav import hub
 from socialav.audio.features import track_mfcc
-from socialav.checkpoints.asd_reference import load_asd_model
+from socialav.checkpoints.format import load_model_checkpoint
+from socialav.checkpoints.load import load_asd_model
 from socialav.evaluation.asd_benchmarks import align_to_frames, read_grid_align
 from socialav.io.media import probe_video, read_audio
 from socialav.models.light_asd import LightASD
-from socialav.training.checkpoint import load_model_checkpoint
 
 torch.set_num_threads(1)
 
@@ -30,13 +30,14 @@ torch.set_num_threads(1)
 def grid_pair(videos_dir: Path, weights_dir: Path):
     """Face crops, audio and word-aligned speech of ``grid_id2_vcd_swwp2s``, and the audio of
     ``grid_bbaf2n`` (another speaker)."""
-    from socialav.pipelines.detect import DetectConfig, SpeakerDetector
+    from socialav.pipelines.config import DetectConfig
+    from socialav.pipelines.detect import SpeakerDetector
 
     detector = SpeakerDetector(DetectConfig(num_threads=1))
     path = videos_dir / "grid_id2_vcd_swwp2s.mpg"
     video = probe_video(path)
     analysed = max(detector.face_tracks(path, video), key=lambda a: len(a.track))
-    track, faces = analysed.track, analysed.crops
+    track, faces = analysed.track, analysed.faces_gray112
     audio = read_audio(path)[track.start_frame * 640 :]
     speech = align_to_frames(read_grid_align(path.with_suffix(".align")), video.num_frames)
     speech = speech[track.start_frame : track.end_frame + 1]
@@ -53,7 +54,7 @@ def _p_speaking(model, faces: np.ndarray, audio: np.ndarray) -> np.ndarray:
 
 def test_registry_entry_resolves_to_a_self_describing_light_asd_checkpoint(weights_dir):
     entry = hub.get_entry("light-asd-sync")
-    assert (entry.kind, entry.architecture, entry.url) == ("asd", "light_asd", None)
+    assert (entry.kind, entry.architecture, entry.url) == ("asd", "light-asd", None)
     path = hub.resolve_weights("light-asd-sync")  # checks the sha256
     assert path == hub.PACKAGE_WEIGHTS_DIR / entry.relative_path
     assert path.stat().st_size < 10_000_000

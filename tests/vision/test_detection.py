@@ -71,9 +71,13 @@ def test_strip_initializer_inputs_keeps_the_computation(weights_dir):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
+def _onnx(weights_dir, name: str):
+    return weights_dir / "ultra-light-face" / f"version-{name}.onnx"
+
+
 @pytest.fixture(scope="module")
 def rfb640(weights_dir):
-    return UltraLightFaceDetector("RFB-640", weights_dir)
+    return UltraLightFaceDetector(_onnx(weights_dir, "RFB-640"))
 
 
 def test_detector_reproduces_fixture_boxes(rfb640, interview_frames, interview_reference):
@@ -93,10 +97,10 @@ def test_letterbox_and_mirror_give_the_same_faces(weights_dir, interview_frames)
     """Coordinate mapping: letterboxed and mirrored inputs find the same boxes (IoU > 0.75)."""
     frame = interview_frames[0]
     width = frame.shape[1]
-    stretch = UltraLightFaceDetector("RFB-320", weights_dir).detect(frame)
-    letterbox = UltraLightFaceDetector("RFB-320", weights_dir, resize_mode="letterbox")
+    stretch = UltraLightFaceDetector(_onnx(weights_dir, "RFB-320")).detect(frame)
+    letterbox = UltraLightFaceDetector(_onnx(weights_dir, "RFB-320"), resize_mode="letterbox")
     boxed = letterbox.detect(frame)
-    mirrored = UltraLightFaceDetector("RFB-320", weights_dir).detect(frame[:, ::-1].copy())
+    mirrored = UltraLightFaceDetector(_onnx(weights_dir, "RFB-320")).detect(frame[:, ::-1].copy())
     unmirrored = mirrored.xyxy_px[:, [2, 1, 0, 3]] * [-1, 1, -1, 1] + [width, 0, width, 0]
     assert len(stretch) == len(boxed) == len(mirrored) == 2
     for other in (boxed.xyxy_px, unmirrored):
@@ -134,10 +138,10 @@ def test_bad_frames_are_rejected(rfb640, frame, error, message):
 
 def test_bad_arguments_are_rejected(weights_dir, tmp_path):
     with pytest.raises(ValueError, match="model must be one of"):
-        UltraLightFaceDetector("RFB-1280", weights_dir)
+        UltraLightFaceDetector("RFB-1280")
     with pytest.raises(FileNotFoundError, match="weights not found"):
-        UltraLightFaceDetector("RFB-640", tmp_path)
+        UltraLightFaceDetector(tmp_path / "version-RFB-640.onnx")
     with pytest.raises(ValueError, match="score_threshold"):
-        UltraLightFaceDetector("RFB-640", weights_dir, score_threshold=1.5)
+        UltraLightFaceDetector(_onnx(weights_dir, "RFB-640"), score_threshold=1.5)
     with pytest.raises(ValueError, match="resize_mode"):
-        UltraLightFaceDetector("RFB-640", weights_dir, resize_mode="pad")  # type: ignore[arg-type]
+        UltraLightFaceDetector(_onnx(weights_dir, "RFB-640"), resize_mode="pad")  # type: ignore[arg-type]

@@ -23,13 +23,16 @@ from typing import Literal
 import torch
 from torch import nn
 
+from socialav.checkpoints.format import read_torch_file
 from socialav.models.light_asd import AudioVisualASD, LightASD
 from socialav.models.lr_asd import LRASD
+from socialav.models.registry import build_architecture
 
 logger = logging.getLogger(__name__)
 
-Architecture = Literal["light-asd", "lr-asd"]
-ARCHITECTURES: tuple[Architecture, ...] = ("light-asd", "lr-asd")
+#: The original checkpoint layouts with a key map here (architecture names of the registry).
+ReferenceLayout = Literal["light-asd", "lr-asd"]
+REFERENCE_LAYOUTS: tuple[ReferenceLayout, ...] = ("light-asd", "lr-asd")
 
 # --- Light-ASD: reference module name -> our module name --------------------------------------
 # Inside one block of ``visual_encoder`` (``Visual_Block``).
@@ -111,7 +114,7 @@ def _encoder_table(
 
 
 #: Reference module name -> our module name, per architecture.
-MODULE_KEY_MAPS: dict[Architecture, dict[str, str]] = {
+MODULE_KEY_MAPS: dict[ReferenceLayout, dict[str, str]] = {
     "light-asd": {
         **_encoder_table(_LIGHT_ASD_VISUAL_BLOCK, _LIGHT_ASD_AUDIO_BLOCK),
         **_LIGHT_ASD_OTHER,
@@ -119,10 +122,8 @@ MODULE_KEY_MAPS: dict[Architecture, dict[str, str]] = {
     "lr-asd": {**_encoder_table(_LR_ASD_VISUAL_BLOCK, _LR_ASD_AUDIO_BLOCK), **_LR_ASD_OTHER},
 }
 
-_MODEL_CLASSES: dict[Architecture, type[AudioVisualASD]] = {"light-asd": LightASD, "lr-asd": LRASD}
-
-# Keys whose presence identifies an architecture (see ``detect_architecture``).
-_SIGNATURE_KEYS: dict[Architecture, str] = {
+#: Keys whose presence identifies a layout (see :func:`detect_architecture`).
+REFERENCE_SIGNATURE_KEYS: dict[ReferenceLayout, str] = {
     "light-asd": "model.GRU.gru_forward.weight_ih_l0",
     "lr-asd": "model.detector.gru_forward.weight_ih_l0",
 }
@@ -161,9 +162,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         ValueError: if the file does not hold a mapping of names to tensors.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} not found")
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    obj = read_torch_file(path, "reference checkpoint (state_dict)")
     if not isinstance(obj, Mapping) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
     ):
@@ -174,32 +173,14 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
-def is_socialav_checkpoint(path: str | Path) -> bool:
-    """True when ``path`` holds a socialav checkpoint (a dict whose ``format`` is
-    ``socialav-checkpoint``, or the older ``socialav-asd-checkpoint``) rather than an original
-    ``state_dict``.
-
-    Raises:
-        FileNotFoundError: if ``path`` does not exist.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} not found")
-    obj = torch.load(path, map_location="cpu", weights_only=True)
-    return isinstance(obj, Mapping) and obj.get("format") in (
-        "socialav-checkpoint",
-        "socialav-asd-checkpoint",
-    )
-
-
-def detect_architecture(state_dict: Mapping[str, torch.Tensor]) -> Architecture | None:
+def detect_architecture(state_dict: Mapping[str, torch.Tensor]) -> ReferenceLayout | None:
     """Guess the architecture of a reference checkpoint from its keys, or ``None``."""
-    found = [arch for arch, key in _SIGNATURE_KEYS.items() if key in state_dict]
+    found = [arch for arch, key in REFERENCE_SIGNATURE_KEYS.items() if key in state_dict]
     return found[0] if len(found) == 1 else None
 
 
 def remap_state_dict(
-    state_dict: Mapping[str, torch.Tensor], architecture: Architecture, model: nn.Module
+    state_dict: Mapping[str, torch.Tensor], architecture: ReferenceLayout, model: nn.Module
 ) -> dict[str, torch.Tensor]:
     """Rename reference checkpoint keys to ours and check them against ``model``.
 
@@ -248,7 +229,7 @@ def remap_state_dict(
 
 
 def _mismatch_message(
-    architecture: Architecture,
+    architecture: ReferenceLayout,
     state_dict: Mapping[str, torch.Tensor],
     unexpected: list[str],
     missing: list[str],
@@ -273,21 +254,19 @@ def _mismatch_message(
     return "\n  ".join(parts)
 
 
-def load_asd_model(
+def load_reference_asd(
     path: str | Path,
-    architecture: Architecture | None = None,
+    architecture: ReferenceLayout | None = None,
     device: str | torch.device = "cpu",
 ) -> AudioVisualASD:
     """Build a Light-ASD or LR-ASD model from an original checkpoint, in eval mode.
 
-    A self-describing socialav checkpoint (written by ``socialav train``, see
-    :mod:`socialav.training.checkpoint`) is accepted too: its architecture and input contract
-    are checked by :func:`socialav.training.checkpoint.load_model_checkpoint`.
+    (Self-describing socialav checkpoints and registry names go through
+    :func:`socialav.checkpoints.load.load_pretrained`, which calls this for original files.)
 
     Args:
         path: a reference checkpoint (``pretrain_AVA_CVPR.model``, ``finetuning_TalkSet.model``
-            of Light-ASD; ``pretrain_AVA.model``, ``finetuning_TalkSet.model`` of LR-ASD), or a
-            socialav checkpoint of one of these architectures.
+            of Light-ASD; ``pretrain_AVA.model``, ``finetuning_TalkSet.model`` of LR-ASD).
         architecture: ``"light-asd"`` or ``"lr-asd"``; ``None`` detects it from the keys.
         device: where to put the model.
 
@@ -299,30 +278,20 @@ def load_asd_model(
             architecture is unknown or cannot be detected.
         CheckpointMismatchError: when the checkpoint does not fit the architecture.
     """
-    if is_socialav_checkpoint(path):
-        from socialav.training.checkpoint import load_model_checkpoint
-
-        if architecture is not None and architecture not in _MODEL_CLASSES:
-            raise ValueError(
-                f"architecture must be one of {ARCHITECTURES}, but got {architecture!r}"
-            )
-        model, _ = load_model_checkpoint(path, architecture, device)
-        if not isinstance(model, tuple(_MODEL_CLASSES.values())):
-            raise ValueError(
-                f"{path} holds a {type(model).__name__} model; expected one of {ARCHITECTURES}"
-            )
-        return model
     state_dict = read_state_dict(path)
     if architecture is None:
         architecture = detect_architecture(state_dict)
         if architecture is None:
             raise ValueError(
                 f"cannot tell the architecture of {path} from its keys (expected one of "
-                f"{sorted(_SIGNATURE_KEYS.values())}); pass architecture= one of {ARCHITECTURES}"
+                f"{sorted(REFERENCE_SIGNATURE_KEYS.values())}); pass architecture= one of "
+                f"{REFERENCE_LAYOUTS}"
             )
-    if architecture not in _MODEL_CLASSES:
-        raise ValueError(f"architecture must be one of {ARCHITECTURES}, but got {architecture!r}")
-    model = _MODEL_CLASSES[architecture]()
+    if architecture not in MODULE_KEY_MAPS:
+        raise ValueError(
+            f"architecture must be one of {REFERENCE_LAYOUTS}, but got {architecture!r}"
+        )
+    model = build_architecture(architecture)
     try:
         mapped = remap_state_dict(state_dict, architecture, model)
     except CheckpointMismatchError as err:
@@ -335,14 +304,14 @@ def load_asd_model(
 
 
 def load_light_asd(path: str | Path, device: str | torch.device = "cpu") -> LightASD:
-    """Load a Light-ASD checkpoint (see :func:`load_asd_model`); refuses other architectures."""
-    model = load_asd_model(path, "light-asd", device)
+    """Load a Light-ASD checkpoint (see :func:`load_reference_asd`); refuses other architectures."""
+    model = load_reference_asd(path, "light-asd", device)
     assert isinstance(model, LightASD)
     return model
 
 
 def load_lr_asd(path: str | Path, device: str | torch.device = "cpu") -> LRASD:
-    """Load an LR-ASD checkpoint (see :func:`load_asd_model`); refuses other architectures."""
-    model = load_asd_model(path, "lr-asd", device)
+    """Load an LR-ASD checkpoint (see :func:`load_reference_asd`); refuses other architectures."""
+    model = load_reference_asd(path, "lr-asd", device)
     assert isinstance(model, LRASD)
     return model

@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "TALKNET_MODULE_MAP",
+    "TALKNET_SIGNATURE_KEY",
     "load_talknet",
     "talknet_from_reference_state_dict",
     "talknet_to_reference_state_dict",
@@ -105,6 +106,9 @@ def _build_table() -> dict[str, str]:
     return table
 
 
+#: A key only original TalkNet checkpoints have (how :func:`~socialav.checkpoints.load.
+#: load_pretrained` recognises them).
+TALKNET_SIGNATURE_KEY = "model.visualTCN.net.0.net.2.weight"
 #: Reference module name -> our module name (parameters keep their leaf names).
 TALKNET_MODULE_MAP: dict[str, str] = _build_table()
 _INVERSE_MAP: dict[str, str] = {ours: ref for ref, ours in TALKNET_MODULE_MAP.items()}

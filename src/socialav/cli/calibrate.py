@@ -41,7 +41,7 @@ def calibrate(
     """Shift the speaking-logit margin of CHECKPOINT so that, on the held-out frames where a
     face speaks, it has the recall at P(speaking) = 0.5 that REFERENCE has (or --recall;
     frame ranking, and so every AP, unchanged); write the result to OUTPUT."""
-    from socialav.inference.asd import configure_threads
+    from socialav.inference.backends import configure_threads
     from socialav.training.calibration import calibrate_asd_checkpoint
 
     logging.basicConfig(level=logging.WARNING)

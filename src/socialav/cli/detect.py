@@ -150,13 +150,9 @@ def detect(
 
     from socialav.inference.segments import SegmentConfig
     from socialav.io.media import MediaError, NoAudioStreamError, probe_video
-    from socialav.pipelines.detect import (
-        OUTPUT_SUFFIXES,
-        DetectConfig,
-        SpeakerDetector,
-        outputs_exist,
-        write_outputs,
-    )
+    from socialav.pipelines.config import DetectConfig
+    from socialav.pipelines.detect import SpeakerDetector
+    from socialav.pipelines.outputs import OUTPUT_SUFFIXES, outputs_exist, write_outputs
 
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,

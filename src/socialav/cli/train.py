@@ -21,7 +21,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from socialav.cli.app import app
 from socialav.training.config import ConfigError, load_config
-from socialav.training.tasks.asd import ProgressEvent, train
+from socialav.training.engine import ProgressEvent
+from socialav.training.train import train
 
 
 @app.command("train")

@@ -50,15 +50,12 @@ import hashlib
 import json
 import logging
 import os
-import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import av
-import av.error
 import cv2
 import numpy as np
 import pandas as pd
@@ -68,7 +65,13 @@ from socialav.data.cluster import ClusterSpec, run_tasks, worker_name
 from socialav.data.layout import DatasetLayout, timestamp_name, write_scene_image
 from socialav.io.atomic import atomic_write
 from socialav.io.ava_csv import BOX_COLUMNS, read_ava_csv, write_ava_csv_frame
-from socialav.io.media import MediaError, NoAudioStreamError, _open, _rotation_k, read_audio
+from socialav.io.media import (
+    MediaError,
+    NoAudioStreamError,
+    iter_frames_at_times,
+    open_container,
+    read_audio,
+)
 from socialav.types import AUDIO_SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
@@ -82,7 +85,6 @@ __all__ = [
     "crop_entity_box",
     "entity_audio_span",
     "find_video_files",
-    "iter_frames_at_times",
     "plan_prepare",
     "prepare_dataset",
     "prepare_video",
@@ -93,10 +95,6 @@ __all__ = [
 STATE_DIR = ".socialav-prepare"
 #: Version of the prepared files; a change redoes every entity.
 PREPARE_VERSION = 1
-#: Seek only when the first annotated timestamp is this far into the video (s).
-SEEK_MIN_S = 5.0
-#: Seek this much before the first annotated timestamp (s), then decode forward.
-SEEK_MARGIN_S = 2.0
 #: JPEG quality of the face crops (OpenCV's default, as ``cv2.imwrite`` in the reference).
 JPEG_QUALITY = 95
 
@@ -300,125 +298,6 @@ def entity_audio_span(
 # ----------------------------------------------------------------------------------------------
 # Decoding the frames nearest to given times
 # ----------------------------------------------------------------------------------------------
-def iter_frames_at_times(
-    path: str | Path, times_s: np.ndarray, pixel_format: str = "bgr24"
-) -> Iterator[tuple[int, np.ndarray, float]]:
-    """Yield, for each requested time, the decoded frame shown nearest to it; streaming.
-
-    Time 0 is the presentation time of the first video frame (as
-    :func:`socialav.io.media.iter_frames` and :func:`~socialav.io.media.read_audio`). The
-    stream is decoded once, forward, after one seek to :data:`SEEK_MARGIN_S` before the first
-    requested time when that is at least :data:`SEEK_MIN_S` in; only frames that are
-    requested are converted to arrays and only the previous frame is kept.
-
-    Args:
-        path: video file.
-        times_s: ``(n,)`` requested times in seconds, ascending.
-        pixel_format: ``bgr24`` (default, OpenCV order), ``rgb24`` or ``gray``.
-
-    Yields:
-        ``(i, image, frame_time_s)`` for ``i = 0 .. n-1`` in order: the upright image of the
-        frame whose presentation time is nearest to ``times_s[i]`` (ties: the earlier frame;
-        times after the last frame get the last frame) and that frame's time. The caller
-        decides whether ``|frame_time_s - times_s[i]|`` is acceptable.
-
-    Raises:
-        MediaError: the file cannot be opened, has no video stream, or decoding fails.
-        ValueError: ``times_s`` is not ascending.
-    """
-    times = np.asarray(times_s, dtype=np.float64).reshape(-1)
-    if len(times) > 1 and np.any(np.diff(times) < 0):
-        raise ValueError("times_s must be in ascending order")
-    if len(times) == 0:
-        return
-    path = Path(path)
-    container = _open(path)
-    try:
-        if not container.streams.video:
-            raise MediaError(f"{path}: expected a video stream, found none")
-        vstream = container.streams.video[0]
-        vstream.thread_type = "AUTO"
-        frames = _timed_frames(container, vstream, float(times[0]), path)
-        i = 0
-        prev: av.VideoFrame | None = None
-        prev_t = 0.0
-        prev_img: np.ndarray | None = None
-
-        def image_of(frame: av.VideoFrame) -> np.ndarray:
-            img = frame.to_ndarray(format=pixel_format)
-            k = _rotation_k(frame)
-            return np.ascontiguousarray(np.rot90(img, k)) if k else img
-
-        for frame, t in frames:
-            if prev is not None:
-                if t <= prev_t:  # non-increasing timestamps: keep the first frame
-                    continue
-                midpoint = 0.5 * (prev_t + t)
-                while i < len(times) and times[i] <= midpoint + 1e-9:
-                    if prev_img is None:
-                        prev_img = image_of(prev)
-                    yield i, prev_img, prev_t
-                    i += 1
-                if i == len(times):
-                    return
-            prev, prev_t, prev_img = frame, t, None
-        if prev is None:
-            raise MediaError(f"{path}: the video stream has no decodable frame")
-        while i < len(times):
-            if prev_img is None:
-                prev_img = image_of(prev)
-            yield i, prev_img, prev_t
-            i += 1
-    finally:
-        container.close()
-
-
-def _timed_frames(
-    container: av.container.InputContainer,
-    vstream: av.stream.Stream,
-    first_time_s: float,
-    path: Path,
-) -> Iterator[tuple[av.VideoFrame, float]]:
-    """Decoded frames with their time since the first video frame, starting at or before
-    ``first_time_s``: decoding continues from the first frame, or restarts after a seek to
-    :data:`SEEK_MARGIN_S` before ``first_time_s`` when that is far into the video (if the
-    seek lands after ``first_time_s``, decoding starts over from the beginning)."""
-    try:
-        decoder = container.decode(vstream)
-        first = next((f for f in decoder if f.time is not None), None)
-        if first is None:
-            raise MediaError(f"{path}: the video stream has no decodable frame")
-        origin_s = float(first.time)
-        if first_time_s >= SEEK_MIN_S and vstream.time_base is not None:
-            target = int((origin_s + first_time_s - SEEK_MARGIN_S) / vstream.time_base)
-            container.seek(target, stream=vstream, backward=True, any_frame=False)
-            landed = False
-            for frame in container.decode(vstream):
-                if frame.time is None:
-                    continue
-                t = float(frame.time) - origin_s
-                if not landed:
-                    landed = True
-                    if t > first_time_s:  # too late: decode from the start instead
-                        break
-                yield frame, t
-            else:
-                return
-            container.seek(0)
-            decoder = container.decode(vstream)
-            first = next((f for f in decoder if f.time is not None), None)
-            if first is None:
-                raise MediaError(f"{path}: no frame after seeking back to the start")
-        yield first, float(first.time) - origin_s
-        for frame in decoder:
-            if frame.time is not None:
-                yield frame, float(frame.time) - origin_s
-    except av.error.FFmpegError as exc:
-        raise MediaError(
-            f"{path}: decoding failed ({exc}); the file is truncated or corrupt"
-        ) from exc
-
-
 # ----------------------------------------------------------------------------------------------
 # One video
 # ----------------------------------------------------------------------------------------------
@@ -451,18 +330,6 @@ def _is_complete(layout: DatasetLayout, task: VideoTask, entity: EntitySpec) -> 
     except OSError:
         return False
     return all(f"{timestamp_name(t)}.jpg" in present for t in entity.frame_timestamps_s)
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    """Temporary file beside ``path`` then :func:`os.replace` (atomic against crashes; not
-    fsynced: the entity's state file, written last with fsync, is what marks it complete)."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _write_wav(path: Path, samples: np.ndarray, sample_rate: int) -> None:
@@ -579,7 +446,8 @@ def prepare_video(task: VideoTask) -> VideoPrepareResult:
                     )
                     continue
                 path = layout.face_path(task.split, task.video_id, entity.entity_id, t)
-                _write_bytes(path, jpeg.tobytes())
+                with atomic_write(path, "wb", fsync=False) as handle:  # the state file
+                    handle.write(jpeg.tobytes())  # (fsynced, written last) marks completion
                 written[k] += 1
     except MediaError as exc:
         result.issues.append(
@@ -625,7 +493,7 @@ def _frame_tolerance_s(path: str | Path) -> float:
     """How far an annotated time may be from the nearest decoded frame before it counts as
     outside the video: two nominal frame intervals (variable-frame-rate videos have longer
     gaps), at least 0.1 s."""
-    with _open(path) as container:
+    with open_container(path) as container:
         if not container.streams.video:
             raise MediaError(f"{path}: expected a video stream, found none")
         vstream = container.streams.video[0]

@@ -465,9 +465,9 @@ def generate_talkset(
     config = config or TalkSetConfig()
     layout = DatasetLayout(Path(out_root))
     if detector is None:
-        from socialav.vision.detection import UltraLightFaceDetector
+        from socialav.checkpoints.load import load_face_detector
 
-        detector = UltraLightFaceDetector()
+        detector, _ = load_face_detector("ultra-light-face-rfb-640")
     clips = [
         c
         if c.group

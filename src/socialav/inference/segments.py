@@ -47,7 +47,12 @@ class SegmentConfig:
 
 
 def speaking_probability(logits: np.ndarray) -> np.ndarray:
-    """Softmax class-1 probability of ``(T, 2)`` head logits → ``(T,)`` float32 in [0, 1]."""
+    """Softmax class-1 probability of ``(T, 2)`` head logits, ``sigmoid(l1 - l0)`` -> ``(T,)``
+    float32 in [0, 1]; a NaN row (a frame without audio) stays NaN.
+
+    Raises:
+        ValueError: logits not of shape ``(T, 2)``.
+    """
     logits = np.asarray(logits, dtype=np.float64)
     if logits.ndim != 2 or logits.shape[1] != 2:
         raise ValueError(f"logits must have shape (T, 2), but got {logits.shape}")

@@ -59,18 +59,30 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
 from socialav.audio.features import log_mel_spectrogram, ttm_audio_span
+from socialav.checkpoints.load import (
+    CheckpointError,
+    CheckpointMismatchError,
+    load_pretrained,
+)
 from socialav.inference.ego4d_windows import lam_window_sources, quavf_visual_windows
+from socialav.inference.social_rules import (
+    ZERO_SHOT_LAM_NOTE,
+    ZERO_SHOT_TTM_NOTE,
+    ZeroShotSocialScorer,
+    social_series,
+    talking_to_me_probability,
+)
 from socialav.models.gaze_lstm import GazeLSTM
 from socialav.models.quavf import QuavfAudioBranch, QuavfVisualBranch, quality_aware_fusion
-from socialav.models.registry import architecture_spec
-from socialav.types import ANALYSIS_FPS, AUDIO_SAMPLE_RATE, FaceTrack
+from socialav.models.registry import architecture_spec, architectures_for_task
+from socialav.types import ANALYSIS_FPS, AUDIO_SAMPLE_RATE, AnalysedTrack, FaceTrack
 from socialav.vision.crops import crops_to_tensor
 from socialav.vision.quality import frame_quality
 
@@ -81,6 +93,9 @@ __all__ = [
     "SOCIAL_ARCHITECTURES",
     "TTM_AUDIO_CHUNK_S",
     "SocialCheckpoint",
+    "SocialScorer",
+    "TrainedSocialScorer",
+    "make_social_scorer",
     "TrainedSocialModel",
     "lam_window_rows",
     "load_social_checkpoint",
@@ -95,10 +110,11 @@ LAM_WINDOW_FRAMES = 7
 #: Longest audio chunk given to the QuAVF audio branch: the 150-frame (5 s at 30 fps) TTM
 #: sub-clips of the baseline's ``make_dataset``.
 TTM_AUDIO_CHUNK_S = 5.0
-#: Architectures accepted per task (``--lam-weights``, ``--ttm-weights``).
+#: Architectures accepted per task (``--lam-weights``, ``--ttm-weights``): the registry's LAM
+#: architectures, and its TTM visual and audio branches (fused by quality when both are given).
 SOCIAL_ARCHITECTURES: dict[str, tuple[str, ...]] = {
-    "lam": ("gaze-lstm",),
-    "ttm": ("quavf-visual", "quavf-audio"),
+    "lam": architectures_for_task("lam"),
+    "ttm": architectures_for_task("ttm-visual") + architectures_for_task("ttm-audio"),
 }
 #: Defaults of the free contract fields (the reference sizes), used when a checkpoint lacks
 #: them: 224 px crops (Ego4D LAM ``get_transform``, QuAVF), QuAVF ``feat_length`` and
@@ -280,8 +296,6 @@ class SocialCheckpoint:
 def _free_int(contract: Mapping[str, Any], key: str, path: Path, default: int | None = None) -> int:
     """A free integer field of an input contract (``default``, else the reference value,
     when absent, with a warning)."""
-    from socialav.training.checkpoint import CheckpointError
-
     value = contract.get(key)
     if value is None:
         value = _CONTRACT_DEFAULTS[key] if default is None else default
@@ -314,13 +328,10 @@ def load_social_checkpoint(
         FileNotFoundError: no such file.
         CheckpointError: not a socialav checkpoint (an original ASD checkpoint, a text file,
             ...), another architecture (expected vs found), another input contract, weights
-            that do not fit (see :func:`~socialav.training.checkpoint.load_model_checkpoint`),
-            or QuAVF window parameters the model cannot take.
+            that do not fit (see :func:`~socialav.checkpoints.load.load_pretrained`), or QuAVF
+            window parameters the model cannot take.
         ValueError: unknown ``task``.
     """
-    from socialav.hub import sha256_of
-    from socialav.training.checkpoint import CheckpointError, load_model_checkpoint
-
     if task is not None and task not in SOCIAL_ARCHITECTURES:
         raise ValueError(
             f"task must be one of {sorted(SOCIAL_ARCHITECTURES)} or None, got {task!r}"
@@ -331,23 +342,19 @@ def load_social_checkpoint(
     if not path.is_file():
         raise FileNotFoundError(f"{what}checkpoint {path} not found")
     try:
-        model, meta = load_model_checkpoint(path, device=device)
-    except CheckpointError as err:
+        model, info = load_pretrained(path, device=device)
+    except (CheckpointError, CheckpointMismatchError) as err:
         raise CheckpointError(
-            f"expected a {' or '.join(allowed)} checkpoint ({what.strip()}), but: {err}"
+            f"{path} cannot be read as a socialav checkpoint of the expected kind: expected a "
+            f"{' or '.join(allowed)} checkpoint ({what.strip()}), but: {err}"
         ) from None
-    except Exception as err:  # torch.load of a file that is no checkpoint at all
-        raise CheckpointError(
-            f"{path} cannot be read as a socialav checkpoint (torch.load failed with "
-            f"{type(err).__name__}); expected a {' or '.join(allowed)} checkpoint written by "
-            "socialav train"
-        ) from None
-    found = str(meta["architecture"])
+    found = info.architecture
     if found not in allowed:
         raise CheckpointError(
             f"{path}: expected a {' or '.join(allowed)} checkpoint ({what.strip()}), but found "
             f"a {found!r} model (task {architecture_spec(found).task})"
         )
+    meta = info.metadata
     contract = dict(meta.get("input_contract") or {})
     kwargs: dict[str, Any] = {}
     if found in ("gaze-lstm", "quavf-visual"):
@@ -372,7 +379,7 @@ def load_social_checkpoint(
         kwargs["n_mels"] = _free_int(contract, "n_mels", path, arch_mels)
     return SocialCheckpoint(
         path=path.resolve(),
-        sha256=sha256_of(path),
+        sha256=info.sha256,
         architecture=found,
         task=architecture_spec(found).task,
         model=model,
@@ -387,7 +394,7 @@ def load_social_checkpoint(
 
 class TrainedSocialModel:
     """Ego4D-trained LAM and/or TTM on the detect pipeline's face tracks (a
-    :class:`~socialav.inference.social_rules.SocialModel`).
+    wrapped for the detect pipeline by :class:`TrainedSocialScorer`).
 
     Args:
         checkpoints: at most one ``gaze-lstm`` (LAM), one ``quavf-visual`` and one
@@ -573,7 +580,7 @@ class TrainedSocialModel:
                 out[a:b] = prob[bins]
         return out
 
-    # -- the SocialModel call ----------------------------------------------------------
+    # -- one track ---------------------------------------------------------------------
 
     def score_track(
         self,
@@ -707,3 +714,152 @@ def load_trained_social_model(
     if isinstance(paths, str | Path):
         paths = [paths]
     return TrainedSocialModel([load_social_checkpoint(p, device, task) for p in paths])
+
+
+# ------------------------------------------------------------------------ the detect seam
+
+
+class SocialScorer(Protocol):
+    """Looking-at-Me / Talking-to-Me for the detect pipeline, in two steps per face track.
+
+    The analysis pass cuts what :attr:`needs_head_pose`, :attr:`face_sizes_px` and
+    :attr:`needs_quality` ask for (:class:`~socialav.types.AnalysedTrack`); when a track closes
+    the pipeline calls :meth:`observe` (models that need only the face and the audio run
+    here, so the RGB crops can be freed), and once the track's ASD speaking probability is
+    known, :meth:`finish`, which returns the ``TrackScores.extra`` series. Implementations:
+    :class:`~socialav.inference.social_rules.ZeroShotSocialScorer` and
+    :class:`TrainedSocialScorer`; :func:`make_social_scorer` picks one.
+
+    Attributes:
+        tasks: the series returned, some of ``("lam", "ttm")``.
+        needs_head_pose: FSA-Net head pose must be sampled for every track.
+        face_sizes_px: sides of the RGB face crops to cut (empty: none).
+        needs_quality: per-frame visual quality must be computed.
+        needs_audio: :meth:`observe` takes the track's audio span.
+    """
+
+    tasks: tuple[str, ...]
+    needs_head_pose: bool
+    face_sizes_px: tuple[int, ...]
+    needs_quality: bool
+    needs_audio: bool
+
+    def observe(
+        self, analysed: AnalysedTrack, audio_s16: np.ndarray | None, fps: float = ANALYSIS_FPS
+    ) -> dict[str, np.ndarray]: ...
+
+    def finish(
+        self, observed: Mapping[str, np.ndarray], speaking_prob: np.ndarray, fps: float
+    ) -> dict[str, np.ndarray]: ...
+
+    def weights_record(self) -> dict[str, Any]: ...
+
+    def notes(self) -> dict[str, str | None]: ...
+
+
+class TrainedSocialScorer:
+    """Ego4D-trained LAM/TTM models (:class:`TrainedSocialModel`) as a :class:`SocialScorer`.
+
+    A task without a trained model falls back to the zero-shot rules: LAM from head pose
+    (:class:`~socialav.inference.social_rules.ZeroShotSocialScorer`), TTM from the (trained or
+    zero-shot) LAM and the speaking probability
+    (:func:`~socialav.inference.social_rules.talking_to_me_probability`).
+
+    Args:
+        model: the loaded checkpoints.
+        tasks: the series wanted, some of ``("lam", "ttm")``.
+    """
+
+    def __init__(self, model: TrainedSocialModel, tasks: Sequence[str]) -> None:
+        self.model = model
+        self.tasks = tuple(t for t in ("lam", "ttm") if t in tasks)
+        lam_from_rules = "lam" not in model.tasks and bool(self.tasks)
+        self.fallback = ZeroShotSocialScorer(self.tasks) if lam_from_rules else None
+        self.needs_head_pose = self.fallback is not None
+        self.face_sizes_px = model.face_sizes_px
+        self.needs_quality = model.needs_quality
+        self.needs_audio = model.ttm_audio is not None
+
+    def observe(
+        self, analysed: AnalysedTrack, audio_s16: np.ndarray | None, fps: float = ANALYSIS_FPS
+    ) -> dict[str, np.ndarray]:
+        """The trained models' series of a just-closed track (and what the fallback keeps)."""
+        crops = analysed.rgb_crops or None
+        out = self.model.score_track(analysed.track, crops, audio_s16, fps, analysed.frame_quality)
+        if self.fallback is not None:
+            out.update(self.fallback.observe(analysed, audio_s16, fps))
+        return out
+
+    def finish(
+        self, observed: Mapping[str, np.ndarray], speaking_prob: np.ndarray, fps: float
+    ) -> dict[str, np.ndarray]:
+        """The requested series: trained where a model exists, else the zero-shot rules."""
+        if "lam" in observed:
+            lam, rule_ttm = observed["lam"], None
+        else:
+            assert self.fallback is not None
+            series = social_series(observed["head_pose_deg"], speaking_prob, fps)
+            lam, rule_ttm = series["lam"], series["ttm"]
+        out = {"lam": lam} if "lam" in self.tasks else {}
+        if "ttm" in self.tasks:
+            if "ttm" in observed:
+                out["ttm"] = observed["ttm"]
+            elif rule_ttm is not None:
+                out["ttm"] = rule_ttm
+            else:
+                out["ttm"] = talking_to_me_probability(speaking_prob, lam, fps)
+        return out
+
+    def weights_record(self) -> dict[str, Any]:
+        """``{"lam": info, "ttm": [info, ...]}`` of the checkpoints (path, sha256, ...)."""
+        return self.model.describe()
+
+    def notes(self) -> dict[str, str | None]:
+        """What produced each series, for the JSON ``run_info``."""
+        model, trained = self.model, self.model.tasks
+        lam = ttm = None
+        if "lam" in self.tasks:
+            lam = (
+                "Ego4D-trained GazeLSTM (weights.lam): softmax class 1 of 7-frame windows of "
+                "RGB face crops on a 30 fps timeline (socialav.inference.social)"
+                if "lam" in trained
+                else ZERO_SHOT_LAM_NOTE
+            )
+        if "ttm" in self.tasks and "ttm" in trained:
+            if model.ttm_visual is not None and model.ttm_audio is not None:
+                ttm = "Ego4D-trained QuAVF (weights.ttm): (1 - q) p_audio + q p_visual"
+            elif model.ttm_visual is not None:
+                ttm = "Ego4D-trained QuAVF visual branch (weights.ttm)"
+            else:
+                ttm = "Ego4D-trained QuAVF audio branch (weights.ttm)"
+        elif "ttm" in self.tasks:
+            ttm = ZERO_SHOT_TTM_NOTE + (
+                ", P(looking) from the trained LAM model" if "lam" in trained else ""
+            )
+        return {"lam": lam, "ttm": ttm}
+
+
+def make_social_scorer(
+    tasks: Sequence[str],
+    lam_weights: str | Path | None = None,
+    ttm_weights: Sequence[str | Path] = (),
+    device: str | torch.device = "cpu",
+) -> SocialScorer | None:
+    """The LAM/TTM scorer of a detect configuration: trained models where checkpoints are
+    given (``--lam-weights`` must be a ``gaze-lstm``, ``--ttm-weights`` QuAVF branches;
+    anything else is refused with expected vs found), the zero-shot rules otherwise; ``None``
+    when neither ``lam`` nor ``ttm`` is asked for.
+
+    Raises:
+        FileNotFoundError, CheckpointError: see :func:`load_social_checkpoint`.
+    """
+    social = tuple(t for t in ("lam", "ttm") if t in tasks)
+    if not social:
+        return None
+    checkpoints = []
+    if lam_weights is not None:
+        checkpoints.append(load_social_checkpoint(lam_weights, device, task="lam"))
+    checkpoints += [load_social_checkpoint(p, device, task="ttm") for p in ttm_weights]
+    if not checkpoints:
+        return ZeroShotSocialScorer(social)
+    return TrainedSocialScorer(TrainedSocialModel(checkpoints), social)

@@ -56,7 +56,7 @@ at the camera gets ``ttm ~ 0`` too.
 
 Trained models. When Ego4D-trained LAM/TTM checkpoints are given (``socialav detect
 --lam-weights/--ttm-weights``), the pipeline uses them instead of these rules:
-:func:`load_trained_social_model` loads them as a :class:`SocialModel`
+:func:`socialav.inference.social.make_social_scorer` loads them
 (:mod:`socialav.inference.social`: GazeLSTM for LAM, QuAVF for TTM). With a trained LAM but no
 trained TTM, the TTM rule above runs on the trained LAM.
 """
@@ -66,26 +66,24 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Protocol
+from typing import Any
 
 import numpy as np
 
 from socialav.inference.segments import smooth
-from socialav.types import ANALYSIS_FPS, FaceTrack
+from socialav.types import ANALYSIS_FPS, AnalysedTrack
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "LookingConfig",
     "TalkingToMeConfig",
-    "SocialModel",
+    "ZeroShotSocialScorer",
     "looking_deviation",
     "looking_probability",
     "looking_probability_series",
     "talking_to_me_probability",
     "social_series",
-    "load_trained_social_model",
 ]
 
 
@@ -291,61 +289,76 @@ def social_series(
     return {"lam": lam, "ttm": ttm}
 
 
-class SocialModel(Protocol):
-    """Ego4D-trained LAM/TTM models as the detect pipeline calls them
-    (:class:`socialav.inference.social.TrainedSocialModel`).
-
-    Attributes:
-        tasks: what it predicts, some of ``("lam", "ttm")``.
-        face_sizes_px: side of the RGB face crops it takes (one per visual checkpoint size;
-            empty for an audio-only TTM model).
-        needs_quality: whether it takes per-frame visual quality (QuAVF visual branch).
-
-    ``score_track(track, face_crops_rgb, audio_s16, fps, frame_quality_values)`` returns
-    per-frame probabilities ``{"lam": (T,), "ttm": (T,)}`` in [0, 1] (a key only for a task it
-    predicts) for one :class:`~socialav.types.FaceTrack` of ``T`` frames on the ``fps``
-    timeline, given its ``(T, S, S, 3)`` uint8 RGB face crops (or ``{S: crops}`` for several
-    sizes), the int16 16 kHz audio of the track's span ``[start / fps, (end + 1) / fps)`` and
-    the ``(T,)`` per-frame visual quality (or ``None``).
-    """
-
-    tasks: tuple[str, ...]
-    face_sizes_px: tuple[int, ...]
-    needs_quality: bool
-
-    def score_track(
-        self,
-        track: FaceTrack,
-        face_crops_rgb: np.ndarray | Mapping[int, np.ndarray] | None,
-        audio_s16: np.ndarray | None,
-        fps: float = ANALYSIS_FPS,
-        frame_quality_values: np.ndarray | None = None,
-    ) -> dict[str, np.ndarray]: ...
+#: What the JSON ``run_info`` says produced each zero-shot series.
+ZERO_SHOT_LAM_NOTE = (
+    "zero-shot: P(looking at camera) from FSA-Net yaw/pitch (socialav.inference.social_rules)"
+)
+ZERO_SHOT_TTM_NOTE = "zero-shot: P(speaking) x min(1, mean P(looking) over +-1 s / 0.4)"
 
 
-def load_trained_social_model(
-    paths: str | Path | Sequence[str | Path], device: str = "cpu", task: str | None = None
-) -> SocialModel:
-    """Load Ego4D-trained LAM/TTM checkpoints (a ``gaze-lstm`` for LAM; a ``quavf-visual``
-    and/or ``quavf-audio`` for TTM, fused with QuAVF's quality-aware fusion when both are
-    given) as one :class:`SocialModel`.
-
-    See :func:`socialav.inference.social.load_trained_social_model` (imported on call, so that
-    the zero-shot rules need no torch).
+class ZeroShotSocialScorer:
+    """The zero-shot LAM/TTM rules above as a :class:`socialav.inference.social.SocialScorer`:
+    LAM from FSA-Net head pose (sampled by the analysis pass), TTM from LAM and the ASD
+    speaking probability.
 
     Args:
-        paths: one or more checkpoints written by
-            :func:`socialav.training.checkpoint.save_model_checkpoint`.
-        device: where the models run.
-        task: ``"lam"`` / ``"ttm"`` to accept only that task's architectures, ``None`` for any.
+        tasks: some of ``("lam", "ttm")``; ``ttm`` computes ``lam`` too (it needs it) but only
+            the requested series are returned.
+        looking, talking: the rules' calibration.
 
     Raises:
-        FileNotFoundError: a missing file.
-        socialav.training.checkpoint.CheckpointError: not a socialav checkpoint, another
-            architecture (expected vs found), another input contract, or weights that do not
-            fit.
-        ValueError: two checkpoints of the same architecture.
+        ValueError: an unknown task, or none.
     """
-    from socialav.inference.social import load_trained_social_model as load
 
-    return load(paths, device, task)
+    face_sizes_px: tuple[int, ...] = ()
+    needs_quality = False
+    needs_audio = False
+    needs_head_pose = True
+
+    def __init__(
+        self,
+        tasks: Sequence[str],
+        looking: LookingConfig = LookingConfig(),
+        talking: TalkingToMeConfig = TalkingToMeConfig(),
+    ) -> None:
+        unknown = set(tasks) - {"lam", "ttm"}
+        if unknown or not tasks:
+            raise ValueError(f"tasks must be some of ['lam', 'ttm'], but got {list(tasks)}")
+        self.tasks = tuple(t for t in ("lam", "ttm") if t in tasks)
+        self.looking, self.talking = looking, talking
+
+    def observe(
+        self, analysed: AnalysedTrack, audio_s16: np.ndarray | None, fps: float = ANALYSIS_FPS
+    ) -> dict[str, np.ndarray]:
+        """Keep the track's head pose for :meth:`finish`.
+
+        Raises:
+            ValueError: the analysis pass cut no head pose for the track.
+        """
+        if analysed.head_pose_deg is None:
+            raise ValueError(
+                f"face track {analysed.track.track_id}: the zero-shot LAM needs head pose, but "
+                "the analysis pass sampled none"
+            )
+        return {"head_pose_deg": analysed.head_pose_deg}
+
+    def finish(
+        self, observed: Mapping[str, np.ndarray], speaking_prob: np.ndarray, fps: float
+    ) -> dict[str, np.ndarray]:
+        """``{"lam": (T,), "ttm": (T,)}`` float32 (the requested ones) from the head pose kept
+        by :meth:`observe` and the track's ``(T,)`` smoothed speaking probability."""
+        series = social_series(
+            observed["head_pose_deg"], speaking_prob, fps, self.looking, self.talking
+        )
+        return {t: series[t] for t in self.tasks}
+
+    def weights_record(self) -> dict[str, Any]:
+        """No weights of its own (the head-pose weights are the detector's)."""
+        return {}
+
+    def notes(self) -> dict[str, str | None]:
+        """What produced each series, for the JSON ``run_info`` (``None``: not computed)."""
+        return {
+            "lam": ZERO_SHOT_LAM_NOTE if "lam" in self.tasks else None,
+            "ttm": ZERO_SHOT_TTM_NOTE if "ttm" in self.tasks else None,
+        }

@@ -12,17 +12,26 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_output_path", "atomic_write"]
+__all__ = ["atomic_directory", "atomic_output_path", "atomic_write"]
+
+
+#: Longest file name most file systems take (ext4, APFS, NTFS: 255 bytes).
+_MAX_NAME_BYTES = 255
 
 
 def _temp_path_beside(path: Path) -> Path:
     # Keep the destination's suffix last so that libraries which infer the format from the
-    # extension (matplotlib, np.save, PyAV) see the right one.
-    return path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp{path.suffix}")
+    # extension (matplotlib, np.save, PyAV) see the right one; shorten the rest so that a
+    # destination whose own name fits never gets a temporary name that does not.
+    tail = f".{secrets.token_hex(6)}.tmp{path.suffix}"
+    room = _MAX_NAME_BYTES - 1 - len(tail.encode())
+    head = path.name.encode()[:room].decode(errors="ignore")
+    return path.with_name(f".{head}{tail}")
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -40,7 +49,7 @@ def _fsync_dir(directory: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_output_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_output_path(path: str | os.PathLike[str], *, fsync: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success move it over ``path``.
 
     For libraries that open the output file themselves (PyAV, matplotlib, ``np.savez``).
@@ -65,14 +74,16 @@ def atomic_output_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             raise FileNotFoundError(
                 f"the writer for {final} finished without creating its temporary file {tmp}"
             )
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
+        if fsync:
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
         os.replace(tmp, final)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
-    _fsync_dir(final.parent)
+    if fsync:
+        _fsync_dir(final.parent)
 
 
 @contextlib.contextmanager
@@ -82,6 +93,7 @@ def atomic_write(
     *,
     encoding: str | None = "utf-8",
     newline: str | None = None,
+    fsync: bool = True,
 ) -> Iterator[IO[Any]]:
     """Open a temporary file beside ``path`` for writing; on success move it over ``path``.
 
@@ -90,6 +102,8 @@ def atomic_write(
         mode: ``"w"`` (text) or ``"wb"`` (binary).
         encoding: text encoding (ignored in binary mode).
         newline: passed to :func:`open` (use ``""`` for the :mod:`csv` module).
+        fsync: flush the file and its folder to disk before and after the rename (False for
+            many small files whose completeness another, fsynced, file records).
 
     Yields:
         The open file object. On leaving the block it is flushed, fsynced, closed and
@@ -122,13 +136,38 @@ def atomic_write(
         with handle:
             yield handle
             handle.flush()
-            os.fsync(handle.fileno())
+            if fsync:
+                os.fsync(handle.fileno())
         os.replace(tmp, final)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
-    _fsync_dir(final.parent)
+    if fsync:
+        _fsync_dir(final.parent)
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; on success it replaces ``path`` (a folder).
+
+    For outputs that are a folder of files (an Ego4D clip's frames): the folder appears
+    complete or not at all. An existing ``path`` is removed just before the rename (the two
+    steps are not one atomic operation: a crash between them leaves no folder, never a
+    partial one). If the block raises, the temporary folder is removed.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_path_beside(final.with_suffix(""))
+    tmp.mkdir()
+    try:
+        yield tmp
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 # --------------------------------------------------------------------------------------

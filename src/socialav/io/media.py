@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -29,8 +29,12 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "MediaError",
     "NoAudioStreamError",
-    "probe_video",
+    "SEEK_MARGIN_S",
+    "SEEK_MIN_S",
     "iter_frames",
+    "iter_frames_at_times",
+    "open_container",
+    "probe_video",
     "read_audio",
 ]
 
@@ -43,7 +47,13 @@ class NoAudioStreamError(MediaError):
     """The video has no audio stream, so active speaker detection cannot run on it."""
 
 
-def _open(path: str | Path) -> av.container.InputContainer:
+def open_container(path: str | Path) -> av.container.InputContainer:
+    """Open a media file with PyAV for reading (close it, or use it as a context manager).
+
+    Raises:
+        MediaError: no such file, a folder, or a file FFmpeg cannot open (the message says
+            which and names the file).
+    """
     path = Path(path)
     if not path.exists():
         raise MediaError(f"{path}: no such file")
@@ -103,7 +113,7 @@ def probe_video(path: str | Path, fps: float = ANALYSIS_FPS) -> VideoInfo:
             first frame cannot be decoded (truncated or corrupt).
     """
     path = Path(path)
-    with _open(path) as container:
+    with open_container(path) as container:
         if not container.streams.video:
             found = ", ".join(s.type for s in container.streams) or "no streams"
             raise MediaError(f"{path}: expected a video stream, found {found}")
@@ -138,6 +148,74 @@ def probe_video(path: str | Path, fps: float = ANALYSIS_FPS) -> VideoInfo:
         )
 
 
+class _NearestFrames:
+    """Picks, for ascending target times, the decoded frame shown nearest to each (ties: the
+    earlier frame) -- the one nearest-frame rule of every decoder here. Frames come in with
+    their presentation time; only frames that are picked are converted to arrays, and only
+    the previous frame is kept.
+
+    Args:
+        target: ``target(i)`` is the ``i``-th target time (s), or ``None`` after the last.
+        image_of: converts a picked frame to its array.
+    """
+
+    def __init__(
+        self,
+        target: Callable[[int], float | None],
+        image_of: Callable[[av.VideoFrame], np.ndarray],
+    ) -> None:
+        self.target, self.image_of = target, image_of
+        self.index = 0
+        self.prev: av.VideoFrame | None = None
+        self.prev_t = 0.0
+        self._prev_img: np.ndarray | None = None
+
+    def _image(self) -> np.ndarray:
+        if self._prev_img is None:
+            self._prev_img = self.image_of(self.prev)
+        return self._prev_img
+
+    def push(self, frame: av.VideoFrame, t: float) -> Iterator[tuple[int, np.ndarray, float]]:
+        """Take the next decoded frame (time ``t``); yield ``(i, image, frame_time)`` for the
+        targets now known to be nearest to the previous frame."""
+        if self.prev is not None:
+            if t <= self.prev_t:  # non-increasing timestamps: keep the first frame
+                return
+            midpoint = 0.5 * (self.prev_t + t)
+            while (when := self.target(self.index)) is not None and when <= midpoint + 1e-9:
+                yield self.index, self._image(), self.prev_t
+                self.index += 1
+        self.prev, self.prev_t, self._prev_img = frame, t, None
+
+    def rest(self, before_s: float = math.inf) -> Iterator[tuple[int, np.ndarray, float]]:
+        """After the last frame: the remaining targets earlier than ``before_s`` get it."""
+        while (when := self.target(self.index)) is not None and when < before_s - 1e-9:
+            yield self.index, self._image(), self.prev_t
+            self.index += 1
+
+    @property
+    def done(self) -> bool:
+        """Every target has been yielded."""
+        return self.target(self.index) is None
+
+
+def _upright(pixel_format: str) -> Callable[[av.VideoFrame], np.ndarray]:
+    def image_of(frame: av.VideoFrame) -> np.ndarray:
+        img = frame.to_ndarray(format=pixel_format)
+        k = _rotation_k(frame)
+        return np.ascontiguousarray(np.rot90(img, k)) if k else img
+
+    return image_of
+
+
+def _video_stream(container: av.container.InputContainer, path: Path) -> av.stream.Stream:
+    if not container.streams.video:
+        raise MediaError(f"{path}: expected a video stream, found none")
+    vstream = container.streams.video[0]
+    vstream.thread_type = "AUTO"
+    return vstream
+
+
 def iter_frames(
     path: str | Path,
     fps: float = ANALYSIS_FPS,
@@ -165,53 +243,30 @@ def iter_frames(
             (the message gives the time reached).
     """
     path = Path(path)
-    container = _open(path)
+    container = open_container(path)
     try:
-        if not container.streams.video:
-            raise MediaError(f"{path}: expected a video stream, found none")
-        vstream = container.streams.video[0]
-        vstream.thread_type = "AUTO"
+        vstream = _video_stream(container, path)
         if threads:
             vstream.codec_context.thread_count = threads
         rate = vstream.average_rate or vstream.guessed_rate or Fraction(int(fps))
         nominal_duration_s = 1.0 / float(rate)
-
-        origin_s: float | None = None
-        prev: av.VideoFrame | None = None
-        prev_t = 0.0
-        prev_img: np.ndarray | None = None
-        next_k = 0
         step = 1.0 / fps
-
-        def image_of(frame: av.VideoFrame) -> np.ndarray:
-            img = frame.to_ndarray(format=pixel_format)
-            k = _rotation_k(frame)
-            return np.ascontiguousarray(np.rot90(img, k)) if k else img
-
-        decoded_any = False
+        sampler = _NearestFrames(lambda k: k * step, _upright(pixel_format))
+        origin_s: float | None = None
         try:
             for frame in container.decode(vstream):
                 if frame.time is None:
                     continue
-                decoded_any = True
                 if origin_s is None:
                     origin_s = float(frame.time)
-                t = float(frame.time) - origin_s
-                if prev is not None:
-                    if t <= prev_t:  # non-increasing timestamps: keep the first frame
-                        continue
-                    midpoint = 0.5 * (prev_t + t)
-                    while next_k * step <= midpoint + 1e-9:
-                        if prev_img is None:
-                            prev_img = image_of(prev)
-                        yield next_k, prev_img
-                        next_k += 1
-                prev, prev_t, prev_img = frame, t, None
+                for k, image, _ in sampler.push(frame, float(frame.time) - origin_s):
+                    yield k, image
         except av.error.FFmpegError as exc:
-            reached = f"{prev_t:.2f} s" if decoded_any else "the first frame"
+            reached = f"{sampler.prev_t:.2f} s" if origin_s is not None else "the first frame"
             raise MediaError(
                 f"{path}: decoding failed at {reached} ({exc}); the file is truncated or corrupt"
             ) from exc
+        prev = sampler.prev
         if prev is None:
             raise MediaError(f"{path}: the video stream has no decodable frame")
         last_duration_s = (
@@ -219,20 +274,119 @@ def iter_frames(
             if prev.duration and prev.time_base
             else nominal_duration_s
         )
-        end_s = prev_t + last_duration_s
+        end_s = sampler.prev_t + last_duration_s
         declared_s = _declared_duration_s(container, vstream, origin_s or 0.0)
         if declared_s is not None and end_s < 0.9 * declared_s - 0.5:
             raise MediaError(
                 f"{path}: the container declares {declared_s:.2f} s of video but frames end at "
                 f"{end_s:.2f} s; the file is truncated or corrupt"
             )
-        while next_k * step < end_s - 1e-9:
-            if prev_img is None:
-                prev_img = image_of(prev)
-            yield next_k, prev_img
-            next_k += 1
+        for k, image, _ in sampler.rest(before_s=end_s):
+            yield k, image
     finally:
         container.close()
+
+
+#: Seek only when the first requested time is at least this far into the video (s).
+SEEK_MIN_S = 5.0
+#: Seek to this many seconds before the first requested time (decoding restarts at a key frame
+#: at or before the seek target, so the frames just before the time are still decoded).
+SEEK_MARGIN_S = 2.0
+
+
+def iter_frames_at_times(
+    path: str | Path, times_s: np.ndarray, pixel_format: str = "bgr24"
+) -> Iterator[tuple[int, np.ndarray, float]]:
+    """Yield, for each requested time, the decoded frame shown nearest to it; streaming.
+
+    Time 0 is the presentation time of the first video frame (as :func:`iter_frames` and
+    :func:`read_audio`); the nearest-frame rule is :func:`iter_frames`'s. The stream is decoded
+    once, forward, after one seek to :data:`SEEK_MARGIN_S` before the first requested time when
+    that is at least :data:`SEEK_MIN_S` in; only frames that are requested are converted to
+    arrays and only the previous frame is kept.
+
+    Args:
+        path: video file.
+        times_s: ``(n,)`` requested times in seconds, ascending.
+        pixel_format: ``bgr24`` (default, OpenCV order), ``rgb24`` or ``gray``.
+
+    Yields:
+        ``(i, image, frame_time_s)`` for ``i = 0 .. n-1`` in order: the upright image of the
+        frame whose presentation time is nearest to ``times_s[i]`` (ties: the earlier frame;
+        times after the last frame get the last frame) and that frame's time. The caller
+        decides whether ``|frame_time_s - times_s[i]|`` is acceptable.
+
+    Raises:
+        MediaError: the file cannot be opened, has no video stream, or decoding fails.
+        ValueError: ``times_s`` is not ascending.
+    """
+    times = np.asarray(times_s, dtype=np.float64).reshape(-1)
+    if len(times) > 1 and np.any(np.diff(times) < 0):
+        raise ValueError("times_s must be in ascending order")
+    if len(times) == 0:
+        return
+    path = Path(path)
+    container = open_container(path)
+    try:
+        vstream = _video_stream(container, path)
+        sampler = _NearestFrames(
+            lambda i: float(times[i]) if i < len(times) else None, _upright(pixel_format)
+        )
+        for frame, t in _timed_frames(container, vstream, float(times[0]), path):
+            yield from sampler.push(frame, t)
+            if sampler.done:
+                return
+        if sampler.prev is None:
+            raise MediaError(f"{path}: the video stream has no decodable frame")
+        yield from sampler.rest()
+    finally:
+        container.close()
+
+
+def _timed_frames(
+    container: av.container.InputContainer,
+    vstream: av.stream.Stream,
+    first_time_s: float,
+    path: Path,
+) -> Iterator[tuple[av.VideoFrame, float]]:
+    """Decoded frames with their time since the first video frame, starting at or before
+    ``first_time_s``: decoding continues from the first frame, or restarts after a seek to
+    :data:`SEEK_MARGIN_S` before ``first_time_s`` when that is far into the video (if the
+    seek lands after ``first_time_s``, decoding starts over from the beginning)."""
+    try:
+        decoder = container.decode(vstream)
+        first = next((f for f in decoder if f.time is not None), None)
+        if first is None:
+            raise MediaError(f"{path}: the video stream has no decodable frame")
+        origin_s = float(first.time)
+        if first_time_s >= SEEK_MIN_S and vstream.time_base is not None:
+            target = int((origin_s + first_time_s - SEEK_MARGIN_S) / vstream.time_base)
+            container.seek(target, stream=vstream, backward=True, any_frame=False)
+            landed = False
+            for frame in container.decode(vstream):
+                if frame.time is None:
+                    continue
+                t = float(frame.time) - origin_s
+                if not landed:
+                    landed = True
+                    if t > first_time_s:  # too late: decode from the start instead
+                        break
+                yield frame, t
+            else:
+                return
+            container.seek(0)
+            decoder = container.decode(vstream)
+            first = next((f for f in decoder if f.time is not None), None)
+            if first is None:
+                raise MediaError(f"{path}: no frame after seeking back to the start")
+        yield first, float(first.time) - origin_s
+        for frame in decoder:
+            if frame.time is not None:
+                yield frame, float(frame.time) - origin_s
+    except av.error.FFmpegError as exc:
+        raise MediaError(
+            f"{path}: decoding failed ({exc}); the file is truncated or corrupt"
+        ) from exc
 
 
 def read_audio(
@@ -260,7 +414,7 @@ def read_audio(
         MediaError: the file cannot be opened or the audio cannot be decoded.
     """
     path = Path(path)
-    with _open(path) as container:
+    with open_container(path) as container:
         if not container.streams.audio:
             found = ", ".join(s.type for s in container.streams) or "no streams"
             raise NoAudioStreamError(

@@ -52,6 +52,7 @@ from socialav.models.talknet import TalkNet
 from socialav.types import (
     ANALYSIS_FPS,
     AUDIO_SAMPLE_RATE,
+    EGO4D_FPS,
     MFCC_FRAMES_PER_VIDEO_FRAME,
     MFCC_RATE_HZ,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "ARCHITECTURES",
     "UnknownArchitectureError",
     "architecture_spec",
+    "architectures_for_task",
     "architecture_name_of",
     "build_architecture",
     "contract_differences",
@@ -88,7 +90,7 @@ ASD_INPUT_CONTRACT: dict[str, Any] = {
 #: Fixed part of what GazeLSTM and the QuAVF visual branch take: RGB face crops of the Ego4D
 #: baselines (``crop_face_box``), ImageNet-normalised, frames of the 30 fps clip timeline.
 EGO4D_FACE_CONTRACT: dict[str, Any] = {
-    "fps": 30.0,
+    "fps": EGO4D_FPS,
     "face_channels": "rgb",
     "face_crop": "box corners clamped at 0, cv2.resize bilinear (Ego4D LAM _get_video)",
     "face_normalisation": "(x / 255 - imagenet_mean) / imagenet_std",
@@ -96,7 +98,7 @@ EGO4D_FACE_CONTRACT: dict[str, Any] = {
 
 #: Fixed part of what the QuAVF audio branch takes (``log_mel_spectrogram``).
 EGO4D_AUDIO_CONTRACT: dict[str, Any] = {
-    "fps": 30.0,
+    "fps": EGO4D_FPS,
     "audio_sample_rate": AUDIO_SAMPLE_RATE,
     "audio_features": "log-mel (HTK filters, 25 ms Hann, 10 ms hop, Whisper normalisation)",
 }
@@ -117,7 +119,7 @@ SCENE_CONTEXT_INPUT_CONTRACT: dict[str, Any] = {
 #: ``lip_size_px``.
 EGO4D_LIPS_CONTRACT: dict[str, Any] = {
     "fps": 25.0,
-    "clip_fps": 30.0,
+    "clip_fps": EGO4D_FPS,
     "lip_channels": "gray",
     "lip_crop": "lower half of the face box, crop_face_box, 0..255 (normalised in the model)",
     "audio_features": "26 log-mel at 100 Hz stacked by 4 (python_speech_features logfbank), "
@@ -191,6 +193,17 @@ def architecture_spec(name: str) -> ArchitectureSpec:
         raise UnknownArchitectureError(
             f"architecture must be one of {sorted(ARCHITECTURES)}, but got {name!r}"
         ) from None
+
+
+def architectures_for_task(task: str) -> tuple[str, ...]:
+    """Registered architectures that predict ``task``: those whose task is ``task`` or, for a
+    task without a branch suffix, one of its branches (``ttm`` -> ``ttm``, ``ttm-visual``,
+    ``ttm-audio``). Empty for an unknown task."""
+    return tuple(
+        name
+        for name, spec in ARCHITECTURES.items()
+        if spec.task == task or spec.task.startswith(f"{task}-")
+    )
 
 
 def build_architecture(name: str, config: Mapping[str, Any] | None = None) -> nn.Module:

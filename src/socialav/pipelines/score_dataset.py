@@ -180,18 +180,12 @@ def _runner_for(config: ScoreConfig):
     with _RUNNERS_LOCK:
         runner = _RUNNERS.get(key)
         if runner is None:
-            from socialav import hub
-            from socialav.checkpoints.asd_reference import load_asd_model
-            from socialav.inference.asd import configure_threads, make_runner
+            from socialav.checkpoints.load import load_asd_model
+            from socialav.inference.backends import configure_threads, make_runner
 
             configure_threads(config.num_threads)
             cv2.setNumThreads(1)
-            entry = hub.get_entry(config.weights)
-            model = load_asd_model(
-                hub.resolve_weights(config.weights),
-                architecture=entry.architecture.replace("_", "-"),
-                device=config.device,
-            )
+            model = load_asd_model(config.weights, device=config.device)
             runner = make_runner(
                 model, config.backend, num_threads=config.num_threads, device=config.device
             )
@@ -208,7 +202,8 @@ def score_video(task: ScoreTask) -> VideoScoreResult:
     Raises:
         socialav.hub.WeightsError, FileNotFoundError: the weights cannot be found.
     """
-    from socialav.inference.asd import predict_tracks_logits, speaking_probability
+    from socialav.inference.asd import predict_tracks_logits
+    from socialav.inference.segments import speaking_probability
 
     t_start = time.perf_counter()
     layout = DatasetLayout(Path(task.root))

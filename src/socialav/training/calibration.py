@@ -210,27 +210,18 @@ def calibrate_asd_checkpoint(
         FileNotFoundError, ValueError: as :func:`held_out_margins` and
             :func:`recall_matching_shift`.
     """
-    from socialav import hub
-    from socialav.checkpoints.asd_reference import load_asd_model
-    from socialav.training.checkpoint import (
-        CheckpointError,
-        load_model_checkpoint,
-        save_model_checkpoint,
-    )
+    from socialav.checkpoints.format import CheckpointError, save_model_checkpoint
+    from socialav.checkpoints.load import load_pretrained
 
-    def resolve(weights: str | Path) -> tuple[Path, str | None]:
-        if str(weights) in hub.REGISTRY:
-            entry = hub.get_entry(str(weights))
-            return hub.resolve_weights(entry.name), entry.architecture.replace("_", "-")
-        return Path(weights), None
-
-    model, payload = load_model_checkpoint(resolve(checkpoint)[0])
-    if payload["architecture"] not in ("light-asd", "lr-asd"):
+    model, info = load_pretrained(checkpoint, what="checkpoint to calibrate")
+    if info.format != "socialav" or info.architecture not in ("light-asd", "lr-asd"):
+        kind = "an original" if info.format != "socialav" else "a socialav"
         raise CheckpointError(
-            f"{checkpoint}: expected a light-asd or lr-asd checkpoint, found architecture "
-            f"{payload['architecture']!r}"
+            f"{checkpoint}: expected a light-asd or lr-asd checkpoint written by socialav "
+            f"(socialav train), found {kind} {info.architecture!r} checkpoint"
         )
-    ref_model = load_asd_model(*resolve(reference))
+    payload = info.metadata
+    ref_model = load_pretrained(reference, task="asd", what="reference weights")[0]
     tracks, frame_labels = _held_out_tracks(dataset_root, split)
     cand, labels = _track_margins(model, tracks, frame_labels)
     ref, _ = _track_margins(ref_model, tracks, frame_labels)

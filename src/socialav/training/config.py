@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from socialav.models.registry import ARCHITECTURES
 
 __all__ = [
     "ARCHITECTURE_NAMES",
@@ -46,24 +47,12 @@ __all__ = [
     "load_config",
 ]
 
-Architecture = Literal[
-    "light-asd",
-    "lr-asd",
-    "talknet",
-    "scene-context",
-    "gaze-lstm",
-    "quavf-visual",
-    "quavf-audio",
-    "av-transformer",
-]
-#: Architectures ``socialav train`` trains (:mod:`socialav.models.registry`).
-ARCHITECTURE_NAMES: tuple[str, ...] = typing.get_args(Architecture)
-#: The architectures trained on Ego4D social data (section ``ego4d``) rather than ``data``.
-EGO4D_ARCHITECTURES: tuple[str, ...] = (
-    "gaze-lstm",
-    "quavf-visual",
-    "quavf-audio",
-    "av-transformer",
+#: Architectures ``socialav train`` trains: every entry of :mod:`socialav.models.registry`.
+ARCHITECTURE_NAMES: tuple[str, ...] = tuple(ARCHITECTURES)
+#: The architectures trained on Ego4D social data (section ``ego4d``) rather than ``data``:
+#: those whose registry task is not ``asd``.
+EGO4D_ARCHITECTURES: tuple[str, ...] = tuple(
+    name for name, spec in ARCHITECTURES.items() if spec.task != "asd"
 )
 
 
@@ -126,7 +115,7 @@ class ModelConfig:
             cost (the visual encoder is ~90 % of Light-ASD's compute).
     """
 
-    architecture: Architecture = "light-asd"
+    architecture: str = "light-asd"
     architecture_config: dict[str, Any] = field(default_factory=dict)
     init_weights: str | None = None
     trainable: list[str] | None = None

@@ -46,12 +46,9 @@ import pandas as pd
 import torch
 from torch import nn
 
+from socialav.checkpoints.format import save_model_checkpoint
 from socialav.io.atomic import atomic_write
-from socialav.training.checkpoint import (
-    load_training_state,
-    save_model_checkpoint,
-    save_training_state,
-)
+from socialav.training.checkpoint import load_training_state, save_training_state
 from socialav.training.config import ConfigError, TrainConfig
 from socialav.training.distributed import (
     DistributedContext,
@@ -409,3 +406,35 @@ def run_training(
         last_state=state_path if state_path.is_file() else None,
         model=model,
     )
+
+
+def matches_prefix(name: str, prefixes: list[str]) -> bool:
+    """Whether a parameter or module ``name`` is one of ``prefixes`` or inside one of them."""
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def apply_trainable(model: nn.Module, prefixes: list[str] | None) -> list[str]:
+    """Freeze every parameter outside the module-name ``prefixes`` (``None``: train all).
+
+    Returns:
+        Names of the trainable parameters.
+
+    Raises:
+        ConfigError: a prefix matches no parameter (the message lists the top-level modules).
+    """
+    names = [n for n, _ in model.named_parameters()]
+    if prefixes is None:
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return names
+    unused = [p for p in prefixes if not any(matches_prefix(n, [p]) for n in names)]
+    if unused:
+        tops = sorted({n.split(".")[0] for n in names})
+        raise ConfigError(f"model.trainable prefixes {unused} match no parameter; modules: {tops}")
+    trainable = []
+    for name, param in model.named_parameters():
+        keep = matches_prefix(name, prefixes)
+        param.requires_grad_(keep)
+        if keep:
+            trainable.append(name)
+    return trainable

@@ -13,7 +13,6 @@ pre-processing (RGB, ``(x - 127) / 128``, NCHW) and the greedy NMS of the reposi
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
@@ -24,17 +23,6 @@ import numpy as np
 from socialav.types import Detections
 
 logger = logging.getLogger(__name__)
-
-#: Model name -> (ONNX file name, network input width, height).
-ULTRA_LIGHT_MODELS: dict[str, tuple[str, int, int]] = {
-    "RFB-640": ("version-RFB-640.onnx", 640, 480),
-    "RFB-320": ("version-RFB-320.onnx", 320, 240),
-    "slim-320": ("version-slim-320.onnx", 320, 240),
-}
-#: Sub-folder of the weights directory that holds the Ultra-Light ONNX files.
-ULTRA_LIGHT_SUBDIR = "ultra-light-face"
-#: Environment variable naming the offline weights directory (see /work/shared/weights).
-WEIGHTS_DIR_ENV = "SOCIALAV_WEIGHTS_DIR"
 
 ResizeMode = Literal["stretch", "letterbox"]
 
@@ -119,102 +107,39 @@ def nms_xyxy(
     return np.asarray(keep, dtype=np.int64)
 
 
-def default_weights_dir() -> Path:
-    """The offline weights directory named by ``$SOCIALAV_WEIGHTS_DIR``.
-
-    Raises:
-        FileNotFoundError: the variable is unset.
-    """
-    value = os.environ.get(WEIGHTS_DIR_ENV)
-    if not value:
-        raise FileNotFoundError(
-            f"no weights directory given and ${WEIGHTS_DIR_ENV} is not set: pass weights_dir= "
-            f"or set ${WEIGHTS_DIR_ENV} to a folder holding {ULTRA_LIGHT_SUBDIR}/"
-        )
-    return Path(value)
-
-
 # --- ONNX graph clean-up ---------------------------------------------------------------------
-# The published Ultra-Light ONNX files list every weight both as an initializer and as a graph
-# input. onnxruntime then treats the weights as overridable inputs and skips constant folding
-# and Conv+BatchNorm fusion, which makes the graphs 2-3x slower on a CPU (measured: RFB-640
-# 39 -> 16 ms per frame on one thread, identical outputs). The `onnx` package is not a
-# dependency, so the few protobuf fields involved are edited on the wire: ModelProto.graph
-# (field 7) -> GraphProto.input (field 11, ValueInfoProto.name = field 1) entries whose name is
-# an initializer (GraphProto.initializer = field 5, TensorProto.name = field 8) are dropped.
-
-
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return value, pos
-
-
-def _encode_varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        low = value & 0x7F
-        value >>= 7
-        out.append(low | 0x80 if value else low)
-        if not value:
-            return bytes(out)
-
-
-def _protobuf_fields(data: bytes):
-    """Yield ``(field_number, wire_type, payload | None, raw_bytes)`` of one message."""
-    pos = 0
-    while pos < len(data):
-        start = pos
-        key, pos = _read_varint(data, pos)
-        number, wire_type = key >> 3, key & 7
-        payload = None
-        if wire_type == 0:
-            _, pos = _read_varint(data, pos)
-        elif wire_type == 1:
-            pos += 8
-        elif wire_type == 5:
-            pos += 4
-        elif wire_type == 2:
-            length, pos = _read_varint(data, pos)
-            payload = data[pos : pos + length]
-            pos += length
-        else:
-            raise ValueError(f"unsupported protobuf wire type {wire_type} in ONNX model")
-        yield number, wire_type, payload, data[start:pos]
-
-
-def _string_field(message: bytes, number: int) -> bytes | None:
-    for field_number, wire_type, payload, _ in _protobuf_fields(message):
-        if field_number == number and wire_type == 2:
-            return bytes(payload)
-    return None
+# The published Ultra-Light (and FSA-Net) ONNX files list every weight both as an initializer
+# and as a graph input. onnxruntime then treats the weights as overridable inputs and skips
+# constant folding and Conv+BatchNorm fusion, which makes the graphs 2-3x slower on a CPU
+# (measured: RFB-640 39 -> 16 ms per frame on one thread, identical outputs).
 
 
 def strip_initializer_inputs(model_bytes: bytes) -> bytes:
     """Return a serialized ONNX model without graph inputs that are also initializers.
 
     The computation is unchanged; onnxruntime can then fold constants and fuse
-    BatchNorm into Conv (the fix of onnxruntime's ``remove_initializer_from_input.py``).
+    BatchNorm into Conv (the fix of onnxruntime's ``remove_initializer_from_input.py``),
+    done with the ``onnx`` library.
+
+    Raises:
+        ValueError: the bytes are not an ONNX model.
     """
-    out = bytearray()
-    for number, wire_type, payload, raw in _protobuf_fields(model_bytes):
-        if number != 7 or wire_type != 2:
-            out += raw
-            continue
-        graph_fields = list(_protobuf_fields(payload))
-        initializers = {_string_field(p, 8) for n, _, p, _ in graph_fields if n == 5}
-        graph = bytearray()
-        for n, _, p, field_raw in graph_fields:
-            if n == 11 and _string_field(p, 1) in initializers:
-                continue
-            graph += field_raw
-        out += _encode_varint((7 << 3) | 2) + _encode_varint(len(graph)) + graph
-    return bytes(out)
+    model = _load_onnx(model_bytes)
+    initializers = {init.name for init in model.graph.initializer}
+    keep = [value for value in model.graph.input if value.name not in initializers]
+    del model.graph.input[:]
+    model.graph.input.extend(keep)
+    return model.SerializeToString()
+
+
+def _load_onnx(model_bytes: bytes):
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    try:
+        return onnx.load_model_from_string(model_bytes)
+    except (DecodeError, ValueError) as err:
+        raise ValueError(f"expected a serialized ONNX model, but parsing failed ({err})") from None
 
 
 class UltraLightFaceDetector:
@@ -229,9 +154,10 @@ class UltraLightFaceDetector:
     clipped to the frame.
 
     Args:
-        model: ``"RFB-640"`` (input 640x480), ``"RFB-320"`` or ``"slim-320"`` (320x240), or a
-            path to an ``.onnx`` file of the same family (input size read from the graph).
-        weights_dir: folder holding ``ultra-light-face/``; default ``$SOCIALAV_WEIGHTS_DIR``.
+        model_path: an ``.onnx`` file of the family (``version-RFB-640.onnx``, input 640x480;
+            ``version-RFB-320.onnx`` or ``version-slim-320.onnx``, 320x240; the input size is
+            read from the graph). Registry names (``ultra-light-face-rfb-320``, ...) are
+            resolved by :func:`socialav.checkpoints.load.load_face_detector`.
         score_threshold: minimum face probability; 0.7 as the reference demo
             (``run_video_face_detect_onnx.py``: ``threshold = 0.7``).
         iou_threshold: NMS IoU threshold; 0.3 as the repository's image demos
@@ -243,7 +169,7 @@ class UltraLightFaceDetector:
 
     Raises:
         FileNotFoundError: the ONNX file is not found.
-        ValueError: unknown model name, or a threshold outside ``[0, 1]``.
+        ValueError: not an ``.onnx`` path, or a threshold outside ``[0, 1]``.
 
     The fixture ``interview_light_asd_reference.npz`` was produced with ``RFB-640``, stretch
     resize: this adapter reproduces its detector boxes to float32 precision.
@@ -251,8 +177,7 @@ class UltraLightFaceDetector:
 
     def __init__(
         self,
-        model: str | Path = "RFB-640",
-        weights_dir: str | Path | None = None,
+        model_path: str | Path,
         score_threshold: float = 0.7,
         iou_threshold: float = 0.3,
         resize_mode: ResizeMode = "stretch",
@@ -269,7 +194,7 @@ class UltraLightFaceDetector:
             raise ValueError(
                 f"resize_mode must be 'stretch' or 'letterbox', but got {resize_mode!r}"
             )
-        self.model_path = self._resolve(model, weights_dir)
+        self.model_path = self._resolve(model_path)
         self.score_threshold = float(score_threshold)
         self.iou_threshold = float(iou_threshold)
         self.resize_mode: ResizeMode = resize_mode
@@ -302,16 +227,13 @@ class UltraLightFaceDetector:
             )
 
     @staticmethod
-    def _resolve(model: str | Path, weights_dir: str | Path | None) -> Path:
-        if isinstance(model, str) and model in ULTRA_LIGHT_MODELS:
-            base = Path(weights_dir) if weights_dir is not None else default_weights_dir()
-            path = base / ULTRA_LIGHT_SUBDIR / ULTRA_LIGHT_MODELS[model][0]
-        elif str(model).endswith(".onnx"):
-            path = Path(model)
-        else:
+    def _resolve(model_path: str | Path) -> Path:
+        path = Path(model_path)
+        if path.suffix != ".onnx":
             raise ValueError(
-                f"model must be one of {sorted(ULTRA_LIGHT_MODELS)} or an .onnx path, "
-                f"but got {model!r}"
+                "model must be one of the family's .onnx files (version-RFB-640.onnx, "
+                f"version-RFB-320.onnx, version-slim-320.onnx), but got {str(model_path)!r} "
+                "(registry names are resolved by socialav.checkpoints.load.load_face_detector)"
             )
         if not path.is_file():
             raise FileNotFoundError(f"Ultra-Light face detector weights not found: {path}")

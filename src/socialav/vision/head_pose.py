@@ -37,11 +37,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from socialav import hub
 from socialav.types import FaceTrack
 from socialav.vision.detection import (
-    _encode_varint,
-    _protobuf_fields,
     check_frame_rgb,
     strip_initializer_inputs,
 )
@@ -51,7 +48,6 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "FSANET_INPUT_SIZE_PX",
     "FSANET_MARGIN",
-    "FSANET_WEIGHTS",
     "FSANetHeadPose",
     "HeadPoseTracker",
     "head_crop",
@@ -64,8 +60,6 @@ FSANET_INPUT_SIZE_PX: int = 64
 #: Crop margin ``ad`` on each side, as a fraction of the box width/height (FSA-Net
 #: ``TYY_create_db_type1.py --ad 0.6`` and ``demo_FSANET_ssd.py``).
 FSANET_MARGIN: float = 0.6
-#: Registry names of the two FSA-Net models whose outputs are averaged (the port's demo).
-FSANET_WEIGHTS: tuple[str, str] = ("fsanet-1x1", "fsanet-var")
 
 
 def head_crop(
@@ -114,84 +108,51 @@ def head_crop(
     return cv2.resize(roi, (size_px, size_px), interpolation=cv2.INTER_LINEAR)
 
 
-def _set_first_dim_param(value_info: bytes, dim_param: bytes) -> bytes:
-    """ValueInfoProto with the first dimension of its tensor shape replaced by a named one.
-
-    Wire layout: ValueInfoProto.type (2) -> TypeProto.tensor_type (1) -> .shape (2) ->
-    TensorShapeProto.dim (1, repeated) -> Dimension.dim_value (1) | dim_param (2).
-    """
-
-    def field(number: int, payload: bytes) -> bytes:
-        return _encode_varint((number << 3) | 2) + _encode_varint(len(payload)) + payload
-
-    def rewrite(message: bytes, path: tuple[int, ...]) -> bytes:
-        out = bytearray()
-        first_dim_done = False
-        for number, wire_type, payload, raw in _protobuf_fields(message):
-            if wire_type != 2 or number != path[0]:
-                out += raw
-            elif len(path) > 1:
-                out += field(number, rewrite(payload, path[1:]))
-            elif not first_dim_done:  # the first ``dim`` entry
-                out += field(number, field(2, dim_param))
-                first_dim_done = True
-            else:
-                out += raw
-        return bytes(out)
-
-    return rewrite(value_info, (2, 1, 2, 1))
-
-
 def prepare_fsanet_onnx(model_bytes: bytes, batch_dim: str = "batch") -> bytes:
     """Serialized FSA-Net ONNX graph with weights removed from its inputs and a dynamic batch.
 
     Drops graph inputs that are initializers (:func:`strip_initializer_inputs`), then names the
     first dimension of every remaining graph input and output ``batch_dim`` (the published
-    files fix it to 1). The computation is unchanged.
+    files fix it to 1), with the ``onnx`` library. The computation is unchanged.
+
+    Raises:
+        ValueError: the bytes are not an ONNX model.
     """
-    stripped = strip_initializer_inputs(model_bytes)
-    out = bytearray()
-    for number, wire_type, payload, raw in _protobuf_fields(stripped):
-        if number != 7 or wire_type != 2:  # ModelProto.graph
-            out += raw
-            continue
-        graph = bytearray()
-        for n, wt, p, field_raw in _protobuf_fields(payload):
-            if n in (11, 12) and wt == 2:  # GraphProto.input / .output
-                info = _set_first_dim_param(bytes(p), batch_dim.encode())
-                graph += _encode_varint((n << 3) | 2) + _encode_varint(len(info)) + info
-            else:
-                graph += field_raw
-        out += _encode_varint((7 << 3) | 2) + _encode_varint(len(graph)) + graph
-    return bytes(out)
+    import onnx
+
+    model = onnx.load_model_from_string(strip_initializer_inputs(model_bytes))
+    for value in [*model.graph.input, *model.graph.output]:
+        dims = value.type.tensor_type.shape.dim
+        if len(dims):
+            dims[0].dim_param = batch_dim  # replaces dim_value (a oneof)
+    return model.SerializeToString()
 
 
 class FSANetHeadPose:
     """FSA-Net head pose on onnxruntime (CPU): the mean of the 1x1 and var models.
 
     Args:
-        weights: two registry names (resolved with :func:`socialav.hub.resolve_weights`) or
-            ``.onnx`` paths; default :data:`FSANET_WEIGHTS`.
+        model_paths: the FSA-Net ``.onnx`` files to average (the registry's ``fsanet-1x1`` and
+            ``fsanet-var``: :func:`socialav.checkpoints.load.load_head_pose` resolves them).
         margin: head-crop margin (:func:`head_crop`), default :data:`FSANET_MARGIN`.
         num_threads: onnxruntime intra-op threads (explicit; 1 leaves other cores to decoding).
         max_batch: at most this many faces per onnxruntime run (bounds the memory of one run).
 
     Raises:
-        socialav.hub.WeightsError: a registry name that cannot be resolved.
         FileNotFoundError: an ``.onnx`` path that does not exist.
         ValueError: a graph without the expected ``input`` (N, 3, 64, 64) / ``output`` (N, 3).
     """
 
     def __init__(
         self,
-        weights: Sequence[str | Path] = FSANET_WEIGHTS,
+        model_paths: Sequence[str | Path],
         margin: float = FSANET_MARGIN,
         num_threads: int = 1,
         max_batch: int = 256,
     ) -> None:
         import onnxruntime as ort
 
-        if len(weights) == 0:
+        if len(model_paths) == 0:
             raise ValueError("weights must name at least one FSA-Net ONNX model, but got none")
         if margin < 0:
             raise ValueError(f"margin must be >= 0, but got {margin}")
@@ -200,7 +161,7 @@ class FSANetHeadPose:
         self.margin = float(margin)
         self.max_batch = int(max_batch)
         self.num_threads = int(num_threads)
-        self.model_paths = [self._resolve(w) for w in weights]
+        self.model_paths = [self._resolve(w) for w in model_paths]
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.num_threads
         options.inter_op_num_threads = 1
@@ -227,8 +188,6 @@ class FSANetHeadPose:
 
     @staticmethod
     def _resolve(weights: str | Path) -> Path:
-        if isinstance(weights, str) and not weights.endswith(".onnx"):
-            return hub.resolve_weights(weights)
         path = Path(weights)
         if not path.is_file():
             raise FileNotFoundError(f"FSA-Net ONNX file not found: {path}")
@@ -299,7 +258,7 @@ class HeadPoseTracker:
     Typical use inside the detect loop (``tracker`` a :class:`~socialav.vision.tracking.
     FaceTracker`; its keys are the ones ``pop_closed`` returns)::
 
-        head_pose = HeadPoseTracker(FSANetHeadPose(num_threads=n))
+        head_pose = HeadPoseTracker(load_head_pose(num_threads=n)[0])
         ...
         tracker.update(frame_index, dets)
         head_pose.update_open_tracks(frame_index, frame, tracker.open_tracks())

@@ -15,9 +15,12 @@ import pandas as pd
 import pytest
 import torch
 
-from socialav.training.checkpoint import load_model_checkpoint, load_training_state
+from socialav.checkpoints.format import load_model_checkpoint
+from socialav.training.checkpoint import load_training_state
 from socialav.training.config import TrainConfig
-from socialav.training.tasks.asd import METRICS_COLUMNS, ProgressEvent, train
+from socialav.training.engine import ProgressEvent
+from socialav.training.tasks.asd import METRICS_COLUMNS
+from socialav.training.train import train
 
 torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[2]
@@ -112,7 +115,7 @@ SCRIPT = """
 import sys, torch
 torch.set_num_threads(1)
 from socialav.training.config import load_config
-from socialav.training.tasks.asd import train
+from socialav.training.train import train
 result = train(load_config(sys.argv[1]))
 import os
 torch.save(result.model.state_dict(), sys.argv[2] + f"/rank{os.environ['RANK']}.pt")

@@ -3,7 +3,7 @@
 The interview fixture (``conftest.interview_ego4d``) is written in the baselines' layouts --
 ``av_train.json``, ``frames/<clip_uid>/img_%05d.jpg`` at 30 fps, ``audio/<clip_uid>.wav`` --
 and GazeLSTM / the QuAVF branches (debug sizes, 32-px crops, one thread) are trained on it
-through :func:`socialav.training.tasks.asd.train`: the loss falls, validation mAP is computed with
+through :func:`socialav.training.train.train`: the loss falls, validation mAP is computed with
 the official semantics, checkpoints describe themselves and load back, an interrupted run
 resumes to the same weights. Runs are deterministic (fixed seeds, CPU).
 """
@@ -23,6 +23,7 @@ from media_factory import make_video
 from scipy.io import wavfile
 from typer.testing import CliRunner
 
+from socialav.checkpoints.format import load_model_checkpoint
 from socialav.cli import app
 from socialav.data.ego4d.annotations import load_av_annotations
 from socialav.data.ego4d.media import (
@@ -34,10 +35,9 @@ from socialav.data.ego4d.media import (
 )
 from socialav.data.ego4d.samples import TtmAudioDataset, collate_ttm_audio, ttm_samples
 from socialav.evaluation.ego4d import social_map, ttm_segment_scores
-from socialav.training.checkpoint import load_model_checkpoint
 from socialav.training.config import ConfigError, TrainConfig
-from socialav.training.tasks.asd import train
 from socialav.training.tasks.ego4d import balanced_class_weights
+from socialav.training.train import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

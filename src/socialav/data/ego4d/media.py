@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import tempfile
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -28,7 +26,7 @@ import cv2
 import numpy as np
 from scipy.io import wavfile
 
-from socialav.io.atomic import atomic_write
+from socialav.io.atomic import atomic_directory, atomic_write
 from socialav.io.media import iter_frames, read_audio
 from socialav.types import AUDIO_SAMPLE_RATE, EGO4D_FPS
 
@@ -173,9 +171,8 @@ def extract_clip_media(
     uid = clip_uid or video.stem
     root = Path(frames_dir)
     root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{uid}.", dir=root))
     count = 0
-    try:
+    with atomic_directory(root / uid) as tmp:
         for index, image in iter_frames(video, fps=fps, pixel_format="bgr24"):
             ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
             if not ok:
@@ -184,13 +181,6 @@ def extract_clip_media(
             count = index + 1
             if progress is not None and count % 100 == 0:
                 progress(count)
-        final = root / uid
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     if audio_dir is not None:
         audio = read_audio(video, AUDIO_SAMPLE_RATE)
         out = Path(audio_dir)

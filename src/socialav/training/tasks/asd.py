@@ -1,4 +1,4 @@
-"""Active speaker detection training: the ASD task of the engine, and ``train`` itself.
+"""Active speaker detection training: the ASD task of the engine.
 
 One epoch (1-based ``epoch``), as in Light-ASD ``ASD.train_network`` / TalkNet
 ``talkNet.train_network``: the learning rate is ``lr * lr_decay ** (epoch - 1)`` (StepLR stepped
@@ -8,10 +8,6 @@ validation mAP on the validation split with the official AVA semantics
 (:func:`socialav.evaluation.ava.evaluate_ava`, every entity scored alone as the reference
 ``val_loader`` does). Checkpointing, resumption, best-epoch selection and the distributed
 path are the engine's (:mod:`socialav.training.engine`).
-
-:func:`train` is the entry point of ``socialav train`` for every architecture: it builds the
-task of ``model.architecture`` -- :class:`AsdTrainingTask` here, the Ego4D tasks of
-:mod:`socialav.training.tasks.ego4d` -- and runs the engine.
 """
 
 from __future__ import annotations
@@ -40,20 +36,16 @@ from socialav.io.ava_csv import GROUNDTRUTH_COLUMNS, AvaLabel
 from socialav.models.light_asd import AudioVisualASD
 from socialav.models.scene_context import SceneContextASD
 from socialav.models.talknet import TalkNet
-from socialav.training.checkpoint import MODEL_CLASSES, load_initial_model
-from socialav.training.config import EGO4D_ARCHITECTURES, ConfigError, TrainConfig
+from socialav.training.checkpoint import load_initial_model
+from socialav.training.config import ConfigError, TrainConfig
 from socialav.training.distributed import (
     DistributedContext,
-    init_distributed,
-    shutdown_distributed,
 )
 from socialav.training.engine import (
-    ProgressCallback,
-    ProgressEvent,
     StepResult,
     TrainingTask,
-    TrainResult,
-    run_training,
+    apply_trainable,
+    matches_prefix,
 )
 from socialav.training.losses import (
     CONTEXT_LOSS_WEIGHT,
@@ -67,15 +59,11 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "AsdTrainingTask",
-    "ProgressEvent",
-    "TrainResult",
     "TrainingHeads",
     "VisualEmbeddingCache",
-    "apply_trainable",
     "set_batchnorm_momentum",
     "predict_dataset",
     "validation_map",
-    "train",
     "METRICS_COLUMNS",
 ]
 
@@ -198,7 +186,7 @@ class VisualEmbeddingCache:
     ) -> None:
         import hashlib
 
-        from socialav.inference.asd import conv2d_visual_encoder
+        from socialav.inference.backends import conv2d_visual_encoder
 
         self._model = conv2d_visual_encoder(model)
         for param in self._model.parameters():
@@ -273,43 +261,14 @@ def set_batchnorm_momentum(model: nn.Module, momentum: float) -> int:
     return changed
 
 
-def _matches(name: str, prefixes: list[str]) -> bool:
-    return any(name == p or name.startswith(p + ".") for p in prefixes)
-
-
-def apply_trainable(model: nn.Module, prefixes: list[str] | None) -> list[str]:
-    """Freeze every parameter outside the module-name ``prefixes`` (``None``: train all).
-
-    Returns:
-        Names of the trainable parameters.
-
-    Raises:
-        ConfigError: a prefix matches no parameter (the message lists the top-level modules).
-    """
-    names = [n for n, _ in model.named_parameters()]
-    if prefixes is None:
-        for p in model.parameters():
-            p.requires_grad_(True)
-        return names
-    unused = [p for p in prefixes if not any(_matches(n, [p]) for n in names)]
-    if unused:
-        tops = sorted({n.split(".")[0] for n in names})
-        raise ConfigError(f"model.trainable prefixes {unused} match no parameter; modules: {tops}")
-    trainable = []
-    for name, param in model.named_parameters():
-        keep = _matches(name, prefixes)
-        param.requires_grad_(keep)
-        if keep:
-            trainable.append(name)
-    return trainable
-
-
 def _set_train_mode(model: nn.Module, prefixes: list[str] | None, freeze_bn: bool) -> None:
     model.train()
     if prefixes is None or not freeze_bn:
         return
     for name, module in model.named_modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm) and not _matches(name, prefixes):
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and not matches_prefix(
+            name, prefixes
+        ):
             module.eval()
 
 
@@ -643,42 +602,3 @@ class AsdTrainingTask(TrainingTask):
         for cache in (self.train_cache, self.val_cache):
             if cache is not None:
                 cache.save()
-
-
-def build_task(config: TrainConfig, ctx: DistributedContext) -> TrainingTask:
-    """The :class:`~socialav.training.engine.TrainingTask` of ``config.model.architecture``.
-
-    Raises:
-        ConfigError: an architecture without a training task.
-    """
-    arch = config.model.architecture
-    if arch in EGO4D_ARCHITECTURES:
-        from socialav.training.tasks.ego4d import build_ego4d_task
-
-        return build_ego4d_task(config, ctx)
-    if arch in MODEL_CLASSES or arch == "scene-context":
-        return AsdTrainingTask(config, ctx)
-    raise ConfigError(f"no training task for architecture {arch!r}")
-
-
-def train(config: TrainConfig, progress: ProgressCallback | None = None) -> TrainResult:
-    """Train (or resume training) as configured: the task of ``model.architecture`` run by
-    :func:`~socialav.training.engine.run_training` (see both module docstrings).
-
-    Under torchrun (``WORLD_SIZE > 1``) every process calls this; rank 0 validates and writes
-    the files.
-
-    Raises:
-        ConfigError: bad configuration, or a resumption whose configuration changed.
-        FileNotFoundError: missing data or weights.
-        CheckpointError: an unusable ``state_last.pt`` or initial checkpoint.
-    """
-    config.validate()
-    context = init_distributed(config.device)
-    try:
-        if config.num_threads:
-            torch.set_num_threads(config.num_threads)
-        task = build_task(config, context)
-        return run_training(config, task, context, progress)
-    finally:
-        shutdown_distributed(context)

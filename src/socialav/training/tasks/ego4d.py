@@ -48,6 +48,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from socialav.checkpoints.format import build_model, load_model_checkpoint
 from socialav.data.ego4d.annotations import Ego4dClip, load_av_annotations, read_split_list
 from socialav.data.ego4d.avhubert import AvTransformerTtmDataset, collate_av_transformer
 from socialav.data.ego4d.media import ClipAudio, JpegFolderFrames
@@ -63,7 +64,6 @@ from socialav.data.ego4d.samples import (
     ttm_samples,
 )
 from socialav.evaluation.ego4d import Ego4dMetricError, social_map, ttm_segment_scores
-from socialav.training.checkpoint import build_model, load_model_checkpoint
 from socialav.training.config import EGO4D_ARCHITECTURES, ConfigError, TrainConfig
 from socialav.training.distributed import DistributedContext
 from socialav.training.engine import StepResult, TrainingTask
@@ -417,7 +417,7 @@ def build_ego4d_task(config: TrainConfig, ctx: DistributedContext) -> Ego4dTrain
         ConfigError: missing annotations / frames / audio settings, no training sample.
         FileNotFoundError: missing files. Ego4dAnnotationError: malformed annotations.
     """
-    from socialav.training.tasks.asd import apply_trainable
+    from socialav.training.engine import apply_trainable
 
     data = config.ego4d
     arch = config.model.architecture

@@ -3,9 +3,9 @@ from the finished track's geometry (what the reference demo does offline)."""
 
 import numpy as np
 
-from socialav.pipelines.detect import _IncrementalCropper
 from socialav.types import Detections
 from socialav.vision.crops import crop_face
+from socialav.vision.streaming import StreamingFaceCropper
 from socialav.vision.tracking import FaceTracker, TrackerConfig
 
 
@@ -14,7 +14,7 @@ def _run(detect_every: int, seed: int):
     height, width, num_frames = 120, 160, 140
     frames = rng.integers(0, 256, size=(num_frames, height, width, 3), dtype=np.uint8)
     tracker = FaceTracker(TrackerConfig(detect_every=detect_every))
-    cropper = _IncrementalCropper(kernel=13, crop_scale=0.4)
+    cropper = StreamingFaceCropper(kernel=13, crop_scale=0.4)
     centres = [np.array([50.0, 60.0]), np.array([110.0, 55.0])]
     spans = [(0, 90), (30, 139)]  # second face appears later, first leaves early
     got, tracks = {}, {}

@@ -1,0 +1,144 @@
+"""What ``socialav detect`` can be told: :class:`DetectConfig` (the models to load and the
+tunable parameters), with defaults chosen by the benchmarks (README: *Choosing the defaults*)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from socialav.inference.asd import WindowConfig
+from socialav.inference.backends import BACKENDS, DEFAULT_BACKEND
+from socialav.inference.segments import SegmentConfig
+from socialav.vision.crops import DEFAULT_CROP_SCALE
+from socialav.vision.tracking import TrackerConfig
+
+__all__ = ["LOADING_FIELDS", "TASKS", "DetectConfig"]
+
+#: Questions ``detect`` can answer per face and frame.
+TASKS: tuple[str, ...] = ("asd", "lam", "ttm")
+
+#: The :class:`DetectConfig` fields that choose what is loaded and where; changing one needs
+#: a new :class:`~socialav.pipelines.detect.SpeakerDetector`.
+LOADING_FIELDS: frozenset[str] = frozenset(
+    {
+        "asd_weights",
+        "backend",
+        "face_detector",
+        "tasks",
+        "lam_weights",
+        "ttm_weights",
+        "context_weights",
+        "num_threads",
+        "device",
+    }
+)
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    """Everything ``socialav detect`` can be told; defaults chosen by the benchmarks in
+    ``benchmarks/`` (see README: *Choosing the defaults*).
+
+    Attributes:
+        asd_weights: registry name of the ASD weights (``socialav weights list``) or the path
+            of a Light-ASD / LR-ASD checkpoint (socialav or original;
+            :func:`socialav.checkpoints.load.load_pretrained`).
+        windows: window durations and visual context for scoring (see
+            :class:`socialav.inference.asd.WindowConfig`). Default: consecutive 6 s windows, each
+            scored on its own (the longest window of the Light-ASD demo; one pass over each
+            frame plus short recomputations at window edges). On the GRID benchmark the demo's
+            1-6 s average gave the same natural AP (98.55 vs 98.54 for one pass) at about half
+            the speed; a bounded window keeps long tracks within the clip lengths the models
+            were trained on.
+        backend: ``onnx`` (ONNX Runtime, CPU; the default) or ``torch`` (see
+            :mod:`socialav.inference.backends`); on a CUDA ``device`` only ``torch``.
+        face_detector: registry name of the face detector weights.
+        detector_score_threshold: minimum face detector confidence.
+        detect_every: run the face detector on every n-th frame, track in between.
+        tracker: face-tracking parameters (TalkNet/Light-ASD demo defaults).
+        shot_threshold: PySceneDetect ``ContentDetector`` threshold (its default 27).
+        crop_scale: face-crop context (the demo's ``--cropScale`` 0.40).
+        segments: probability smoothing and speaking-segment rules.
+        num_threads: CPU threads for PyTorch and onnxruntime (None: all cores).
+        score_batch_frames: score finished tracks once this many face-frames wait (bounds
+            the memory held by crops and by the scoring of one batch).
+        model_batch_frames: face-frames per visual-encoder call (its activations take about
+            2 MB per frame; 32 keeps the peak low at no measured cost in speed).
+        tasks: what to answer per face and frame: ``asd`` (is this person speaking; always
+            on), ``lam`` (looking at the camera: FSA-Net head pose, :mod:`socialav.inference.social_rules`),
+            ``ttm`` (talking to the camera wearer: speaking × looking over ±1 s; implies
+            ``lam``).
+        lam_weights: a socialav ``gaze-lstm`` checkpoint (Ego4D-trained Looking-at-Me,
+            :mod:`socialav.inference.social`) that replaces the zero-shot ``lam`` rule; implies
+            the ``lam`` task. ``None``: zero-shot.
+        ttm_weights: socialav ``quavf-visual`` and/or ``quavf-audio`` checkpoints
+            (Ego4D-trained Talking-to-Me, fused by quality when both are given) that replace
+            the zero-shot ``ttm`` rule; imply the ``ttm`` task. ``()``: zero-shot.
+        context_weights: a socialav ``scene-context`` checkpoint (file path or weights-registry
+            name) whose model replaces the ASD model of ``asd_weights`` (see the module
+            docstring); ``None``: no scene context.
+        scene_batch_frames: frames per scene-encoder call with ``context_weights``.
+        device: where the PyTorch models run (``cpu``, ``cuda``, ``cuda:1``); the ONNX models
+            (face detector, head pose, the ``onnx`` backend) run on the CPU.
+
+    The fields of :data:`LOADING_FIELDS` say what to load and where; the others are tunable
+    parameters that :meth:`socialav.pipelines.detect.SpeakerDetector.instantiate` changes
+    without reloading anything.
+    """
+
+    asd_weights: str = "lr-asd-ava"
+    windows: WindowConfig = field(default_factory=lambda: WindowConfig(durations_s=(6.0,)))
+    backend: str = DEFAULT_BACKEND
+    face_detector: str = "ultra-light-face-rfb-320"
+    detector_score_threshold: float = 0.7
+    detect_every: int = 3
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    shot_threshold: float = 27.0
+    crop_scale: float = DEFAULT_CROP_SCALE
+    segments: SegmentConfig = field(default_factory=SegmentConfig)
+    num_threads: int | None = None
+    score_batch_frames: int = 600
+    model_batch_frames: int = 32
+    tasks: tuple[str, ...] = ("asd",)
+    lam_weights: str | None = None
+    ttm_weights: tuple[str, ...] = ()
+    context_weights: str | None = None
+    scene_batch_frames: int = 32
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if not (self.device == "cpu" or self.device.startswith("cuda")):
+            raise ValueError(f"device must be 'cpu' or 'cuda[:N]', but got {self.device!r}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {list(BACKENDS)}, but got {self.backend!r}")
+        if self.device != "cpu" and self.backend != "torch":
+            raise ValueError(
+                f"backend {self.backend!r} runs on the CPU; with device {self.device!r} use "
+                "backend 'torch'"
+            )
+        if self.scene_batch_frames < 1:
+            raise ValueError(f"scene_batch_frames must be ≥ 1, but got {self.scene_batch_frames}")
+        # trained LAM/TTM checkpoints switch their task on
+        ttm = (self.ttm_weights,) if isinstance(self.ttm_weights, str | Path) else self.ttm_weights
+        object.__setattr__(self, "ttm_weights", tuple(str(p) for p in ttm))
+        if self.lam_weights is not None:
+            object.__setattr__(self, "lam_weights", str(self.lam_weights))
+        trained = ("lam",) * bool(self.lam_weights) + ("ttm",) * bool(self.ttm_weights)
+        object.__setattr__(self, "tasks", (*self.tasks, *trained))
+        unknown = set(self.tasks) - set(TASKS)
+        if unknown:
+            raise ValueError(f"unknown tasks {sorted(unknown)}; expected some of {list(TASKS)}")
+        tasks = {"asd", *self.tasks} | ({"lam"} if "ttm" in self.tasks else set())
+        object.__setattr__(self, "tasks", tuple(t for t in TASKS if t in tasks))
+        if self.detect_every < 1:
+            raise ValueError(f"detect_every must be ≥ 1, but got {self.detect_every}")
+        if self.tracker.detect_every != self.detect_every:
+            object.__setattr__(
+                self,
+                "tracker",
+                TrackerConfig(**{**asdict(self.tracker), "detect_every": self.detect_every}),
+            )
+
+    def tunable(self) -> dict[str, object]:
+        """The tunable parameters (every field outside :data:`LOADING_FIELDS`)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in LOADING_FIELDS}
