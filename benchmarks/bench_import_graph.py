@@ -3,8 +3,8 @@
 Reads the source with grimp (the graph library behind import-linter), counting every
 ``import`` statement, also those inside functions (not those under ``if TYPE_CHECKING:``, which
 never run). The layers are those of the
-``[tool.importlinter]`` contract in ``pyproject.toml`` (highest first); a module whose top-level
-subpackage is not a layer is listed as ``(outside the layers)``.
+``[tool.importlinter]`` contract in this checkout's ``pyproject.toml`` (highest first); a module
+whose top-level subpackage is not a layer is listed as ``(outside the layers)``.
 
     python benchmarks/bench_import_graph.py [--package socialav] [--src src]
 
@@ -15,24 +15,31 @@ Run it on two checkouts to compare them (``git worktree add /tmp/old <commit>`` 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections import defaultdict
 from pathlib import Path
 
 import grimp
+import tomllib
 
-#: Highest first; ``a | b`` are independent siblings of one layer (import-linter syntax).
-LAYERS: list[str] = [
-    "cli",
-    "pipelines",
-    "training | evaluation",
-    "data",
-    "diarization",
-    "inference",
-    "checkpoints",
-    "models | io | vision | audio",
-    "hub | types",
-]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def contract_layers(pyproject: Path = ROOT / "pyproject.toml") -> list[list[str]]:
+    """The layers of the import-linter ``layers`` contract, highest first, as lists of the
+    top-level subpackage names of each layer (``a | b`` and ``a : b`` are siblings)."""
+    config = tomllib.loads(pyproject.read_text())
+    for contract in config["tool"]["importlinter"]["contracts"]:
+        if contract["type"] == "layers":
+            return [
+                [name.strip().split(".")[-1] for name in re.split(r"[|:]", layer)]
+                for layer in contract["layers"]
+            ]
+    raise ValueError(f"{pyproject}: no import-linter layers contract")
+
+
+LAYERS: list[list[str]] = contract_layers()
 
 
 def layer_of(module: str, package: str) -> int | None:
@@ -42,7 +49,7 @@ def layer_of(module: str, package: str) -> int | None:
         return None
     top = parts[1]
     for i, layer in enumerate(LAYERS):
-        if top in [name.strip() for name in layer.split("|")]:
+        if top in layer:
             return i
     return None
 
@@ -119,7 +126,7 @@ def main() -> None:
     print("| layer (highest first) | modules |")
     print("|---|---|")
     for i, layer in enumerate(LAYERS):
-        print(f"| {layer} | {len(per_layer.get(i, []))} |")
+        print(f"| {' / '.join(layer)} | {len(per_layer.get(i, []))} |")
     print(f"| (outside the layers) | {len(per_layer.get(None, []))} |")
     print(f"| **total** | {len(modules)} |")
     print()

@@ -1,42 +1,6 @@
 """Torch ``Dataset`` over the entities of a prepared AVA-ActiveSpeaker / UniTalk / TalkSet split.
 
-Reads the layout of :mod:`socialav.data.layout` (face crops ``clips_videos/<split>/...`` and
-audio ``clips_audios/<split>/...``, annotations ``csv/<split>_orig.csv``) and yields training
-samples with the preprocessing of the reference loaders (TalkNet-ASD ``dataLoader.py``, reused
-unchanged by Light-ASD and LR-ASD):
-
-- faces: each JPEG is read in colour, converted with ``cv2.COLOR_BGR2GRAY`` and resized to
-  112x112 (``cv2.resize``, bilinear) -> ``(T, 112, 112)`` uint8 (``load_visual``);
-- audio: the entity's 16 kHz WAV -> ``python_speech_features.mfcc`` with ``numcep=13,
-  winlen=0.025 * 25 / fps, winstep=0.010 * 25 / fps`` (the window follows the entity's frame
-  rate so that there are 4 MFCC frames per video frame), wrap-padded or cut to exactly ``4T``
-  frames (``load_audio``);
-- labels: 1 for ``SPEAKING_AUDIBLE``, 0 for ``NOT_SPEAKING`` and ``SPEAKING_NOT_AUDIBLE``, per
-  annotated frame (the reference's ``label_id``);
-- augmentation (switchable, :class:`AugmentConfig`): per sample one of original / horizontal
-  flip / random crop of 70-100 % of the side resized back / rotation by -15..15 degrees, applied
-  to every frame alike; and with probability 1/2 the audio of another entity mixed in at an SNR
-  drawn from -5..5 dB (``overlap``).
-
-Differences from the reference, on purpose: long entities are cut into chunks of at most
-``max_chunk_frames`` frames (the reference keeps whole entities; AVA entities are short but
-TalkSet-style clips are not); faces are found from the annotated ``frame_timestamp`` values (the
-reference globs the folder and sorts the names); the noise mixture is computed in float64 and
-clipped to int16 (the reference squares int16 samples, which overflows, and casts without
-clipping); the noise entity is any other entity of the split rather than one of the same
-mini-batch. Randomness is drawn from ``numpy.random.default_rng((seed, epoch, index))``, so a
-sample depends only on the seed, the epoch and its index -- not on worker count or order.
-
-Scene-context models (:mod:`socialav.models.scene_context`) also need the full scene of every
-frame: with ``scenes=True`` each sample carries the scene images of its frames, read from
-``clips_scenes/<split>/<video_id>/<frame_timestamp>.jpg`` (:mod:`socialav.data.layout`) as
-``(T, 3, S, S)`` float32 RGB in [0, 1] (:func:`socialav.models.scene_context.scene_input`).
-The visual augmentations act on the faces only; scenes are never augmented.
-
-Mini-batches group chunks of equal or similar length as the reference ``train_loader`` does
-(:class:`LengthGroupedBatchSampler`): chunks sorted by length, longest first, and cut into
-batches of at most ``max_frames_per_batch`` frames (``--batchSize 2000`` frames in Light-ASD);
-:func:`collate_chunks` cuts every sample of a batch to the shortest one.
+Details and sources: ``docs/datasets.md`` (The training Dataset: sampling and augmentation).
 """
 
 from __future__ import annotations

@@ -1,47 +1,6 @@
 """Prepare an AVA-ActiveSpeaker / UniTalk split: face crops and entity audio from raw videos.
 
-Output: the TalkNet layout of :class:`~socialav.data.layout.DatasetLayout` (face crops
-``clips_videos/<split>/<video_id>/<entity_id>/<frame_timestamp>.jpg``, 16 kHz mono
-``clips_audios/<split>/<video_id>/<entity_id>.wav``, and the annotation CSV written to
-``csv/<split>_orig.csv`` with a header line in canonical column order, as the TalkNet and
-UniTalk ``*_orig.csv`` files, whatever the input's header or column order).
-
-Reference: ``extract_video_clips`` and ``extract_audio_clips`` of TalkNet-ASD's
-``utils/preprocess.py`` (TaoRuijie/TalkNet-ASD, used by Light-ASD and LR-ASD), which we
-match:
-
-- face crop: the frame shown at ``frame_timestamp`` (OpenCV ``CAP_PROP_POS_MSEC`` seek), cut
-  at ``x1 = int(entity_box_x1 * W)``, ``y1 = int(entity_box_y1 * H)``, ``x2``, ``y2`` alike,
-  ``frame[y1:y2, x1:x2]`` with no margin, written as BGR JPEG by ``cv2.imwrite`` (quality 95)
-  to ``"%.2f" % frame_timestamp + ".jpg"``;
-- entity audio: the video's soundtrack as 16 kHz mono int16 (``ffmpeg -ac 1 -ar 16000``),
-  samples ``int(t_first * 16000)`` to ``int(t_last * 16000)`` (end excluded), where
-  ``t_first``/``t_last`` are the entity's first and last annotated timestamps. The WAV is
-  therefore one frame shorter than the face track; the reference loaders wrap-pad the MFCC
-  (see :mod:`socialav.pipelines.score_dataset`).
-
-Differences, all deliberate: frames are decoded once per video in one streaming PyAV pass
-(after one seek to just before the first annotated timestamp) and each annotated timestamp
-gets the decoded frame whose presentation time is nearest to it (ties: the earlier frame),
-instead of one OpenCV seek per face; time 0 is the first video frame for both frames and
-audio (:func:`socialav.io.media.read_audio`), so they stay in sync when the streams start at
-different times; a box that gives an empty cut (degenerate or outside the frame, where the
-reference's ``cv2.imwrite`` fails) is clipped to the frame with at least one pixel and
-reported.
-
-Scenes (optional, ``scene_size_px``; for scene-context models,
-:mod:`socialav.models.scene_context`): the whole frame at each annotated timestamp of a video,
-resized to ``S x S`` (:func:`~socialav.models.scene_context.scene_image`), written once per
-video and timestamp to ``clips_scenes/<split>/<video_id>/<frame_timestamp>.jpg``
-(:func:`~socialav.data.layout.write_scene_image`); it is shared by the entities of the video.
-
-Resumability: an entity is *complete* when its state file
-``ROOT/.socialav-prepare/<split>/<video_id>/<entity_id>.json`` exists, records the same
-annotation fingerprint (timestamps and boxes), and every face crop and the WAV exist (with
-scenes: also the same scene size in the state file and every scene image of the entity). Each
-JPEG and WAV is written to a temporary name and renamed; the state file is written last.
-A re-run skips complete entities and redoes the others from scratch (half-written, deleted
-files, changed annotations), removing stale crops of an entity it redoes.
+Details and sources: ``docs/datasets.md`` (Preparing AVA-ActiveSpeaker / UniTalk: the details).
 """
 
 from __future__ import annotations

@@ -1,51 +1,6 @@
 """TalkSet-style training data from a folder of single-speaker talking-head clips.
 
-TalkNet (Tao et al., ACM MM 2021, Sec. "TalkSet"; ``TalkSet/README.md`` of TaoRuijie/TalkNet-ASD)
-built its in-the-wild training set from VoxCeleb2 and LRS3 face clips by pairing faces with
-audio: *TAudio* (own, synchronous speech: speaking), *FAudio* (speech of someone else: not
-speaking), *TFAudio* (one part own speech, the other part someone else's), *TSilence* (own speech
-then silence) and *FSilence* (a silent face with someone else's speech). This module applies the
-same construction to any folder of clips and adds the time-shifted negative that a synchrony-aware
-model needs:
-
-============== ================================================ ===========================
-kind           audio of the entity                              label per frame
-============== ================================================ ===========================
-``matched``    the clip's own audio                             1 where the energy VAD
-                                                                finds speech, else 0
-``swapped``    a window of another clip's audio (other group)   0
-``shifted``    the clip's own audio moved by N frames           0
-               (``shift_frames_range``, either direction)
-``silence``    digital silence or low white noise               0
-``half``       own audio in one part, swapped in the other      VAD in the own part, 0 else
-``nospeech``   a negative clip (face without speech), its own   0
-               audio or another clip's speech
-============== ================================================ ===========================
-
-Each usable clip gives its longest face track (negative clips: all tracks), found with the
-``detect`` pipeline pieces (Ultra-Light detector, IoU tracker with the demo's smoothing, the
-demo's 112x112 gray face crops, so training crops match inference crops). The track is cut into
-consecutive windows of ``window_frames_range`` frames and every window becomes one entity of one
-kind, drawn with the probabilities of :attr:`TalkSetConfig.mix`.
-
-Output: the prepared layout of :mod:`socialav.data.layout` (``csv/<split>_orig.csv`` in the
-UniTalk layout with ``label_id`` and ``instance_id``; face JPEGs named by ``frame_timestamp``;
-one 16 kHz WAV per entity) plus ``talkset_manifest.json`` describing every entity (kind, source
-clip, donor clip, shift). The entity WAV spans ``T`` frames plus the 15 ms that let the MFCC
-front-end give exactly ``4T`` frames (as :func:`socialav.audio.features.track_mfcc`).
-
-With ``TalkSetConfig.scene_size_px`` set, the full-scene images that scene-context models
-(:mod:`socialav.models.scene_context`) need are written too: ``clips_scenes/<split>/<clip>/
-<frame_timestamp>.jpg``, one per frame of every kept face track, shared by all entities of the
-clip (so a ``swapped`` or ``shifted`` entity sees its own clip's scene, as its faces).
-
-Splits are made by *group* (by default the clip; ``group_regex`` can map clips of one person to
-one group): a group is entirely in ``train`` or entirely in ``val``, and swapped audio is only
-taken from clips of the same split. Everything is deterministic for a given ``seed``.
-
-Clips whose synchrony is not guaranteed (``untrusted``, e.g. the *derived* clips of
-``videos/more/MANIFEST.md``) give no ``matched`` or ``half`` windows: their faces are used only
-for negatives.
+Details and sources: ``docs/datasets.md`` (TalkSet-style training data: how it is generated).
 """
 
 from __future__ import annotations

@@ -1,42 +1,6 @@
 """AVA-ActiveSpeaker mAP with the semantics of the official evaluator, and stricter checks.
 
-Reference: ``get_ava_active_speaker_performance.py`` (activitynet/ActivityNet,
-``Evaluation/``; the same file ships in TalkNet-ASD, Light-ASD and UniTalk's ``tool/``).
-Its metric, reproduced here with our own code:
-
-1. ground-truth and prediction rows are joined on ``(frame_timestamp, entity_id)`` --
-   the official ``uid`` is ``str(float(frame_timestamp)) + ":" + entity_id``, i.e. the
-   parsed float, without rounding and without ``video_id``;
-2. the joined rows are sorted by prediction ``score``, highest first;
-3. a row is a true positive when its ground-truth label is ``SPEAKING_AUDIBLE`` (every
-   prediction row carries that label); ``SPEAKING_NOT_AUDIBLE`` and ``NOT_SPEAKING`` are
-   negatives;
-4. precision and recall after every row, then the VOC-style average precision
-   (:func:`average_precision_voc`): precision is replaced by its running maximum from the
-   right (the monotone envelope), and summed over the recall steps;
-5. the result is reported in percent (Light-ASD/TalkNet print ``100 * AP``).
-
-Differences from the official script, all of them errors here (:class:`AvaValidationError`)
-where the official script either silently drops rows or accepts the input:
-
-- ground-truth keys without a prediction, prediction keys without ground truth (the
-  official script only compares row counts, so an equal number of mismatched keys is
-  silently dropped by its inner join);
-- timestamps that would match only after rounding (e.g. ``900.97`` vs ``900.9700001``,
-  any pair of unmatched rows of the same ``entity_id`` less than
-  :data:`TIMESTAMP_RESOLUTION_S` apart);
-- duplicate ``(frame_timestamp, entity_id)`` keys in either table;
-- NaN/infinite scores and, unless ``score_range=None``, scores outside [0, 1]: we require
-  probabilities because accuracy and F1 are computed at a probability threshold (the
-  official script ranks any real score; mAP itself is rank-based and unaffected);
-- ground-truth labels other than the three AVA labels; prediction labels other than
-  ``SPEAKING_AUDIBLE`` (the official script rejects those too);
-- prediction boxes differing from the ground truth by more than ``box_tolerance``
-  (official: 1e-9 on every coordinate) and ``video_id`` differing on a joined row.
-
-Ties in ``score``: the official script sorts with pandas' default (unstable) quicksort, so
-the order of tied rows -- and with it the AP -- depends on the NumPy build. We sort stably:
-tied rows keep ground-truth row order. Without ties both give the same value.
+Details and sources: ``docs/datasets.md`` (The AVA-ActiveSpeaker mAP: official semantics and checks).
 """
 
 from __future__ import annotations

@@ -1,47 +1,6 @@
 """Ego4D Talking-to-Me and Looking-at-Me metrics with the official semantics, strictly checked.
 
-Reference: ``common/metrics.py`` of EGO4D/social-interactions (branch ``ttm`` and branch
-``lam``; "Adapted from AVA ASD"). Its ``run_evaluation``, reproduced here with our own code:
-
-1. ground truth and predictions are joined on a key -- TTM ``segment_id:frame_id``, LAM
-   ``video_id:frame_id:track_id``; the LAM script also requires equal boxes (``eq``, 1e-9);
-2. two average precisions, each the VOC-style interpolated AP of the AVA evaluator
-   (``compute_average_precision``: precision made monotone from the right, summed over
-   recall steps -- :func:`socialav.evaluation.ava.average_precision_voc`, *not* scikit-learn's
-   ``average_precision_score``):
-
-   - AP of class 0 ("not talking to me" / "not looking at me"): labels ``1 - label``, scores
-     ``1 - score``;
-   - AP of class 1: labels and scores as they are;
-
-   **mAP = mean of the two** (the script prints it as a fraction, ``mAP: 0.789340``; the
-   baselines' READMEs report it in percent);
-3. accuracy ("TOP-1 Acc"): ``score >= threshold`` (0.5) counts as class 1;
-   ``(TP + TN) / N``.
-
-Layouts (headerless CSV, as the baselines write them; a header line is accepted too):
-
-- TTM per segment -- the baseline's validation files (``PostProcessor`` of branch ``ttm``):
-  ground truth ``clip_uid, segment_index, start_frame, end_frame, label`` (5 columns),
-  predictions ``clip_uid, segment_index, start_frame, end_frame, 1, score`` (6 columns), one
-  row per segment whose score is the softmax of the sub-clips' mean logits
-  (:func:`ttm_segment_scores`). The official ``run_evaluation`` reads these files with three
-  and four column names and crashes (the extra columns become the index and
-  ``segment_id + ":"`` adds an int to a str); we evaluate them.
-- TTM per frame -- the challenge layout: ground truth ``seg_id, frame_id, label``,
-  predictions ``seg_id, frame_id, 1, score`` (the submission format of
-  :mod:`socialav.io.ego4d_submission`).
-- LAM -- ground truth ``video_id, frame_id, x1, y1, x2, y2, track_id, label`` (8 columns),
-  predictions the same plus ``1, score`` in place of ``label`` (9 columns: ``..., track_id,
-  1, score``); or the challenge layout ground truth ``video_id, unique_id, track_id, label``
-  with predictions ``video_id, unique_id, track_id, 1, score``.
-
-Stricter than the official script (errors, :class:`Ego4dMetricError`): missing, extra or
-duplicate keys (the official script drops duplicates and only compares row counts), labels
-other than 0/1, prediction labels other than 1, NaN scores, and scores outside [0, 1] (the
-class-0 AP uses ``1 - score``, which presumes probabilities). Ties in ``score`` are ranked in
-ground-truth row order (stable sort); the official pandas quicksort leaves them in an
-unspecified order.
+Details and sources: ``docs/ego4d.md`` (The TTM and LAM metrics: official semantics and checks).
 """
 
 from __future__ import annotations

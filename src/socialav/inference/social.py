@@ -1,55 +1,6 @@
 """Ego4D-trained Looking-at-Me (GazeLSTM) and Talking-to-Me (QuAVF) models on detect's tracks.
 
-``socialav detect --lam-weights/--ttm-weights`` replaces the zero-shot rules of
-:mod:`socialav.inference.social_rules` by models trained on Ego4D (``socialav train``, saved with
-:func:`socialav.training.checkpoint.save_model_checkpoint`):
-
-- **LAM**: a ``gaze-lstm`` checkpoint (:class:`~socialav.models.gaze_lstm.GazeLSTM`, the Ego4D
-  LAM baseline): per frame ``t``, the 7 RGB face crops of frames ``t-3 .. t+3``;
-  ``lam_t = softmax(logits)[1]``.
-- **TTM**: a ``quavf-visual`` and/or a ``quavf-audio`` checkpoint (QuAVF,
-  :mod:`socialav.models.quavf`). The visual branch sees, per frame, a window of
-  ``feat_length`` crops every ``frame_stride`` frames centred on it and the window quality
-  ``q``; the audio branch a log-mel spectrogram of the track's audio and gives one logit pair
-  per video frame. With both, ``ttm = (1 - q) p_audio + q p_visual``
-  (:func:`~socialav.models.quavf.quality_aware_fusion`); with one, that branch's probability.
-
-Inputs are cut with the functions the training samples are cut with
-(:mod:`socialav.data.ego4d.samples`), so training and inference see the same pixels and
-features: :func:`~socialav.data.ego4d.samples.crop_face_box` (box corners truncated, bilinear
-resize to the checkpoint's ``face_size_px``), :func:`~socialav.data.ego4d.samples.
-crops_to_tensor` (ImageNet normalisation),
-:func:`~socialav.data.ego4d.samples.lam_window_sources` (the baseline's edge padding at track
-ends), :func:`~socialav.data.ego4d.samples.quavf_visual_windows` (evaluation mode: one window per
-face frame, zeros where the window leaves the track), :func:`~socialav.data.ego4d.samples.
-frame_quality` (on the box pixels before resizing, times the detector confidence),
-:func:`~socialav.data.ego4d.samples.ttm_audio_span` and
-:func:`~socialav.data.ego4d.samples.log_mel_spectrogram`.
-
-**Frame rates.** The models work on the Ego4D 30 fps frame timeline (``fps`` of their input
-contract); detect works on the 25 fps analysis timeline. Per face track, a 30 fps timeline is
-laid from the track's first frame: model frame ``j`` is at ``j / 30`` s after it. Track frame
-``i`` (at ``i / 25`` s) is represented by the nearest model frame, ``j(i) = floor(i * 30 / 25 +
-0.5)``, and model frame ``j`` shows the crop of the nearest track frame, ``i(j) = floor(j * 25 /
-30 + 0.5)`` (clipped to the track); the track covers model frames ``0 .. j(T - 1)``. Windows
-are built on that timeline (so a 7-frame LAM window spans 7/30 s, as in training) and their
-frames read back from the 25 fps crops: every crop is used, some twice.
-
-**Audio chunks.** The TTM baseline cuts talking segments into sub-clips of at most 150 frames
-(5 s) (:func:`~socialav.data.ego4d.samples.split_ttm_segment`), so the audio branch never saw
-longer inputs (its learned positions beyond them are untrained). A track is therefore split
-into ``ceil(T / 125)`` near-equal consecutive chunks of at most 5 s; each chunk's audio
-``ttm_audio_span(a, b, 16000, 25)`` (rows ``a .. b-1``) gives ``int(seconds * 30)`` model frames
-(as :class:`~socialav.data.ego4d.samples.TtmAudioDataset`), and row ``i`` takes model frame
-``j(i - a)``.
-
-**Compute.** Each frame's backbone features (the ResNet-18 of GazeLSTM and of the QuAVF visual
-branch) are computed once per track, in batches of ``batch_frames``, and reused by the (up to 7
-or 15) windows that contain the frame; only the temporal part (BiLSTM, temporal attention)
-runs per window (the models' ``forward_features``, the part of ``forward`` after the
-backbone). The features of a missing (all-zero, post-normalisation) frame are the backbone
-applied to zeros, as the model would compute them.
-No global torch setting (threads, grad mode) is changed.
+Details and sources: ``docs/social.md`` (Ego4D-trained LAM and TTM models in detect).
 """
 
 from __future__ import annotations
@@ -165,7 +116,7 @@ def lam_window_rows(
     Frame ``i``'s window is model frames ``j(i) - w//2 .. j(i) + w//2``
     (:func:`model_frame_of_rows`); a model frame outside the track (before 0 or after
     ``j(T - 1)``) is replaced as the baseline's ``pad_video`` does
-    (:func:`~socialav.data.ego4d.samples.lam_window_sources`); each model frame shows its
+    (:func:`~socialav.inference.ego4d_windows.lam_window_sources`); each model frame shows its
     nearest track frame (:func:`row_of_model_frames`).
 
     Returns:
@@ -194,13 +145,13 @@ def quavf_window_rows(
 
     On the track's model-frame timeline (every model frame ``0 .. j(T - 1)`` has the face of
     its nearest track frame and that frame's quality), the windows are those of
-    :func:`~socialav.data.ego4d.samples.quavf_visual_windows` in evaluation mode
+    :func:`~socialav.inference.ego4d_windows.quavf_visual_windows` in evaluation mode
     (``score_threshold=None``: one per face frame, padded with missing frames beyond the
     track); track frame ``i`` takes the window centred on ``j(i)``.
 
     Args:
         quality: ``(T,)`` per-frame quality of the track in [0, 1]
-            (:func:`~socialav.data.ego4d.samples.frame_quality`).
+            (:func:`~socialav.vision.quality.frame_quality`).
 
     Returns:
         ``(rows (T, W) int64 -- the track frame per window slot, -1 for a missing frame --,
@@ -474,7 +425,7 @@ class TrainedSocialModel:
 
         Args:
             face_crops_rgb: ``(T, S, S, 3)`` uint8 crops of the track's frames
-                (:func:`~socialav.data.ego4d.samples.crop_face_box` at ``face_size_px``).
+                (:func:`~socialav.vision.crops.crop_face_box` at ``face_size_px``).
             fps: the track's frame rate.
 
         Returns:
@@ -503,7 +454,7 @@ class TrainedSocialModel:
 
         Args:
             face_crops_rgb: ``(T, S, S, 3)`` uint8 crops at the checkpoint's ``face_size_px``.
-            quality: ``(T,)`` per-frame :func:`~socialav.data.ego4d.samples.frame_quality`.
+            quality: ``(T,)`` per-frame :func:`~socialav.vision.quality.frame_quality`.
 
         Returns:
             ``(p_visual (T,) float32, q (T,) float32)``, both in [0, 1].
@@ -595,13 +546,13 @@ class TrainedSocialModel:
         Args:
             track: the face track (``T`` frames on the ``fps`` timeline).
             face_crops_rgb: ``(T, S, S, 3)`` uint8 RGB crops
-                (:func:`~socialav.data.ego4d.samples.crop_face_box` of the track's boxes),
+                (:func:`~socialav.vision.crops.crop_face_box` of the track's boxes),
                 or ``{S: crops}`` when the checkpoints use several sizes
                 (:attr:`face_sizes_px`); ``None`` for an audio-only model.
             audio_s16: ``(N,)`` int16 16 kHz audio of the track's span (``None`` without
                 a TTM audio checkpoint).
             fps: the track's frame rate.
-            frame_quality_values: ``(T,)`` :func:`~socialav.data.ego4d.samples.frame_quality`
+            frame_quality_values: ``(T,)`` :func:`~socialav.vision.quality.frame_quality`
                 per frame (box pixels before resizing, times the detector confidence), as
                 the pipeline computes while cutting crops; ``None`` computes it from the
                 resized crops and ``track.confidence`` (close to, not equal to, the

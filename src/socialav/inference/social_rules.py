@@ -1,64 +1,6 @@
 """Zero-shot Looking-at-Me (LAM) and Talking-to-Me (TTM) on any video, from head pose and ASD.
 
-The Ego4D Social benchmark (Grauman et al., "Ego4D: Around the World in 3,000 Hours of
-Egocentric Video", CVPR 2022) defines, per face track and frame, *Looking at Me* (the person
-looks at the camera wearer) and *Talking to Me* (the person speaks to the camera wearer).
-Its baselines are trained on Ego4D; this module gives untrained (zero-shot) estimates for
-ordinary video, where "me" is the camera, from two signals the detect pipeline already has:
-FSA-Net head pose (:mod:`socialav.vision.head_pose`) and the ASD speaking probability.
-
-Looking at Me (:func:`looking_probability`). A person looks at the camera when their line of
-sight meets it; we only see the head, so we map the head's deviation from the camera line to
-a probability with a logistic in the normalised elliptical deviation
-
-    d = sqrt((yaw / yaw_half_deg)^2 + (pitch / pitch_half_deg)^2),
-    p = 1 / (1 + exp((d - 1) / slope)),
-
-so ``p = 0.5`` at ``yaw = +-20`` degrees (pitch 0) or ``pitch = +-25`` degrees (yaw 0). The
-numbers, and what they rest on:
-
-* Half-width 20 degrees in yaw: gaze shifts up to about 15-20 degrees are made mostly by the
-  eyes with little head movement (eye-head coordination: Freedman & Sparks, J. Neurophysiol.
-  77, 1997; Stahl, Exp. Brain Res. 126, 1999, the "eye-only range"), so a head turned up to
-  ~20 degrees from the camera can still look at it, while beyond ~30 degrees looking would
-  need the eyes near the limit of their comfortable range. Head orientation alone identifies
-  whom a person looks at in about 89 % of frames in meetings (Stiefelhagen & Zhu, "Head
-  orientation and gaze direction in meetings", CHI 2002), which is what makes a head-pose
-  proxy for gaze usable.
-* Half-width 25 degrees in pitch: wider than yaw because cameras sit above or below eye level
-  (a head-mounted camera is at forehead height, a webcam below the face) and FSA-Net's pitch
-  error is larger than its yaw error (AFLW2000 MAE 6.1 vs 4.6 degrees, omasaht port README).
-* ``slope = 0.15``: a transition about +-3 degrees wide at the half-width (p = 0.88 at 14
-  degrees yaw, 0.12 at 26 degrees), comparable to FSA-Net's ~5 degree error, so one noisy
-  estimate does not flip the decision.
-* The crop is taken around the face, so the appearance-based pose is relative to the line of
-  sight from the camera to the face, not to the optical axis: no correction for where the
-  face is in the frame.
-
-The per-frame probabilities are smoothed with a centred moving average over
-``smooth_frames = 7`` frames, the temporal context of the Ego4D LAM baseline (a Gaze360-style
-LSTM over 7 frames, ``ego4d/social`` GazeLSTM).
-
-Talking to Me (:func:`talking_to_me_probability`). A person talks to the camera wearer while
-they speak and address them; the main cue of addressing in face-to-face conversation is the
-speaker's gaze (Kendon, Acta Psychologica 26, 1967; in group conversation the person a
-speaker looks at is the addressee 77 % of the time, Vertegaal et al., CHI 2001). Speakers
-look at their listener only part of the time they talk, about 40 % (Argyle & Ingham,
-Semiotica 6, 1972: 41 % while speaking, 75 % while listening), and away at the start of
-turns. So looking is averaged over a window around each frame and a speaker who looks at
-the camera ``gaze_share = 0.4`` of that window counts as fully addressing it:
-
-    ttm_t = speak_t * min(1, mean_{|tau - t| <= window_s / 2} lam_tau / gaze_share),
-
-with ``speak_t`` the (smoothed) ASD probability and ``window_s = 2`` s (+-1 s). Someone who
-does not speak gets ``ttm ~ 0`` whatever their gaze; someone who speaks without ever looking
-at the camera gets ``ttm ~ 0`` too.
-
-Trained models. When Ego4D-trained LAM/TTM checkpoints are given (``socialav detect
---lam-weights/--ttm-weights``), the pipeline uses them instead of these rules:
-:func:`socialav.inference.social.make_social_scorer` loads them
-(:mod:`socialav.inference.social`: GazeLSTM for LAM, QuAVF for TTM). With a trained LAM but no
-trained TTM, the TTM rule above runs on the trained LAM.
+Details and sources: ``docs/social.md`` (Zero-shot Looking-at-Me and Talking-to-Me).
 """
 
 from __future__ import annotations

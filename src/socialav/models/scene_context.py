@@ -1,42 +1,7 @@
 """Scene context for active speaker detection: a small ViT/DeiT over the full frame, fused
 into an ASD model's back-end (TalkNet+DeiT, architecture only).
 
-Clarke, Gotoh and Goetze, "Improving Audiovisual Active Speaker Detection in Egocentric
-Recordings with the Data-Efficient Image Transformer", ASRU 2023 (``jclarke98/TalkNet-DeiT``,
-seed 002): a DeiT encodes the full-scene image of each frame and its embedding is injected
-into TalkNet's back-end, with an auxiliary context loss (``--contextLossContribution``, 0.3
-in ``trainTalkNetDeiT.py``), to compensate for the noise of egocentric recordings. The
-repository's model file is published only as bytecode (``model/__pycache__``), so the fusion
-below follows the paper's description, not its code.
-
-Scene encoder (:class:`SceneViT`): a ViT (Dosovitskiy et al., ICLR 2021) in the DeiT
-configuration (Touvron et al., ICML 2021, ``deit_tiny_patch16_224``: 192-d, 12 blocks,
-3 heads, MLP ratio 4, pre-norm blocks, class token, learned position embeddings, LayerNorm
-eps 1e-6), written in plain torch (timm needs torchvision, which is unusable here). Input:
-``(B, T, 3, S, S)`` RGB in ``[0, 1]``, normalised inside with the ImageNet statistics DeiT
-uses; output: the class token per frame, ``(B, T, embed_dim)``. The default image side is
-112 px (49 patches) to keep it affordable on a CPU; ``SceneViTConfig.deit_tiny()`` gives the
-224-px DeiT-Tiny.
-
-Fusion (:class:`SceneContextASD`): the scene embedding is projected to the ASD embedding
-width (128) and added to the visual embedding before the base model's back-end
-(``decode(audio, visual + W c)``); ``W`` starts at zero, so an untrained context branch leaves a
-pretrained Light-ASD/TalkNet exactly as it was and fine-tuning starts from it. The auxiliary
-context head predicts speaking from the scene embedding alone (its BCE is the context loss).
-
-Registry and checkpoints: architecture ``scene-context`` of :mod:`socialav.models.registry`,
-built by :func:`build_scene_context_asd` (``base``: ``light-asd`` / ``lr-asd`` / ``talknet``,
-``scene``: :class:`SceneViTConfig` fields); :meth:`SceneContextASD.architecture_config` is what
-``save_model_checkpoint(..., architecture_config=...)`` must store to rebuild it.
-:func:`scene_context_from_asd` wraps a loaded pretrained ASD model (e.g. ``light-asd-ava``)
-with a fresh, zero-fused context branch, the starting point of fine-tuning.
-
-Scene images: :func:`scene_image` turns one full RGB frame into the ``S x S`` uint8 image the
-encoder sees (what ``clips_scenes/`` stores as JPEG), :func:`scene_input` stacks such images
-into the encoder's float input, :func:`scene_frames` does both. Inference that encodes every
-video frame once (``socialav detect --context``) calls :meth:`SceneContextASD.encode_scene` on
-batches of frames and later :meth:`SceneContextASD.forward_context` /
-:meth:`SceneContextASD.context_term` with the stored ``(T, D_scene)`` embeddings.
+Details and sources: ``docs/models.md`` (Scene context (TalkNet+DeiT)).
 """
 
 from __future__ import annotations

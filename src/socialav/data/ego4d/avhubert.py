@@ -9,11 +9,11 @@ both on AV-HuBERT's 25 fps timeline (:mod:`socialav.models.av_transformer`):
   the sub-clip has ``T = floor(num_frames * 25 / 30)`` steps (at least 1);
 - lips: AV-HuBERT crops 88x88 mouth regions found with facial landmarks; Ego4D gives face
   boxes only, so the lip region here is the lower half of the face box
-  ``(x1, y1 + h / 2, x2, y2)``, cut with the baselines' :func:`~socialav.data.
-  ego4d_samples.crop_face_box` (corners clamped at 0, bilinear resize), converted to gray;
+  ``(x1, y1 + h / 2, x2, y2)``, cut with the baselines' :func:`~socialav.vision.crops.
+  crop_face_box` (corners clamped at 0, bilinear resize), converted to gray;
   steps without a face box are zeros (as seed 000 feeds ``is_empty`` frames);
-- audio: :func:`~socialav.models.av_transformer.av_hubert_audio_features` of the span's audio
-  (:func:`~socialav.data.ego4d.samples.ttm_audio_span`), cut or padded to ``T`` steps.
+- audio: :func:`~socialav.audio.features.av_hubert_audio_features` of the span's audio
+  (:func:`~socialav.audio.features.ttm_audio_span`), cut or padded to ``T`` steps.
 """
 
 from __future__ import annotations

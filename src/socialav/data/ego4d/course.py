@@ -12,7 +12,7 @@ Their preprocessing turns each segment into one sample ``<hash>_<person_id>_<sta
 (zeros where there is no face), the segment's audio and a per-frame ``is_empty`` mask. The
 project's code is not among the stored sources; the layout above is the one its README
 describes, and the sample is built with the same crop and audio rules as the Ego4D baseline
-(:func:`socialav.data.ego4d.samples.crop_face_box`, :func:`~socialav.data.ego4d.samples.
+(:func:`socialav.vision.crops.crop_face_box`, :func:`~socialav.audio.features.
 ttm_audio_span`).
 
 :func:`read_course_video` validates both files and raises :class:`CourseFormatError` naming
