@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from socialav import hub
+from socialav.types import ANALYSIS_FPS, FaceTrack
 from socialav.vision.detection import check_frame_rgb
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ __all__ = [
     "DlibFaceEmbedder",
     "FaceEmbedding",
     "FaceEmbeddingSampler",
+    "embed_face_tracks",
     "face_quality",
 ]
 
@@ -359,3 +361,53 @@ def _thumbnail(candidate: _Candidate) -> bytes | None:
     small = cv2.resize(face, size, interpolation=cv2.INTER_AREA)
     ok, data = cv2.imencode(".jpg", small[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
     return bytes(data) if ok else None
+
+
+def embed_face_tracks(
+    video_path: str | Path,
+    tracks: Sequence[FaceTrack],
+    sampler: FaceEmbeddingSampler,
+    fps: float = ANALYSIS_FPS,
+) -> dict[int, FaceEmbedding]:
+    """Face embeddings of finished tracks, by decoding the video once more.
+
+    For callers that only have the tracks (e.g. a :class:`~socialav.types.FaceTrack` list
+    from a JSON, or a pipeline without the streaming hook): every frame where some track was
+    *detected* offers that face (its box and detector confidence) to ``sampler``; each track
+    is finished as soon as the decoder passes its last frame. The decode stops after the last
+    track ends.
+
+    Returns:
+        ``track_id -> FaceEmbedding`` (tracks that could not be described are absent).
+    """
+    from socialav.io.media import iter_frames
+
+    by_frame: dict[int, list[tuple[int, np.ndarray, float]]] = {}
+    ends: dict[int, list[int]] = {}
+    for track in tracks:
+        assert track.detected is not None and track.confidence is not None
+        for row in np.flatnonzero(track.detected):
+            frame = int(track.frame_indices[row])
+            by_frame.setdefault(frame, []).append(
+                (track.track_id, track.boxes_xyxy_px[row], float(track.confidence[row]))
+            )
+        ends.setdefault(track.end_frame, []).append(track.track_id)
+    out: dict[int, FaceEmbedding] = {}
+    last = max(ends, default=-1)
+    if last < 0:
+        return out
+    for frame_index, frame in iter_frames(video_path, fps=fps):
+        faces = by_frame.get(frame_index)
+        if faces:
+            sampler.update(frame_index, frame, faces)
+        for track_id in ends.get(frame_index, []):
+            emb = sampler.finish(track_id)
+            if emb is not None:
+                out[track_id] = emb
+        if frame_index >= last:
+            break
+    for track_id in [t for f, ids in ends.items() if f > frame_index for t in ids]:
+        emb = sampler.finish(track_id)  # the video ended early (short last frames)
+        if emb is not None:
+            out[track_id] = emb
+    return out
