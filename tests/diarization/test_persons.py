@@ -201,3 +201,24 @@ def test_records_refuse_bad_values():
     vid, tracks, sc, emb, regions, w = scene()
     with pytest.raises(ValueError, match="only 1 regions"):
         diarize(vid, tracks, sc, emb, regions[:1], w)
+
+
+def test_person_timeline_png(tmp_path):
+    import cv2
+
+    from socialav.diarization.outputs import write_person_timeline
+
+    vid, tracks, sc, emb, regions, w = scene()
+    _, jpeg = cv2.imencode(".jpg", np.full((40, 40, 3), 128, np.uint8))
+    result = diarize(vid, tracks, sc, emb, regions, w, DiarizationConfig(min_voice_cluster_s=0))
+    persons = [
+        Person(p.person_id, p.on_screen, p.track_ids, p.speaking_segments, bytes(jpeg))
+        if p.on_screen
+        else p
+        for p in result.persons
+    ]
+    png = tmp_path / "t.png"
+    assert write_person_timeline(png, vid, persons) == 3
+    image = cv2.imread(str(png))
+    assert image is not None and image.shape[1] == 1200
+    assert write_person_timeline(png, vid, []) == 0

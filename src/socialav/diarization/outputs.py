@@ -25,6 +25,7 @@ from typing import Any
 
 from socialav.diarization.records import DiarizationResult, Person
 from socialav.io.atomic import atomic_write
+from socialav.io.person_timeline import PersonRow, plot_person_timeline
 from socialav.io.writers import RttmTurn, format_rttm_line, rttm_safe, write_ava_csv
 from socialav.types import FaceTrack, TrackScores, VideoInfo
 
@@ -34,6 +35,7 @@ __all__ = [
     "persons_json",
     "add_persons_to_record",
     "write_ava_csv_with_persons",
+    "write_person_timeline",
 ]
 
 
@@ -138,3 +140,21 @@ def write_ava_csv_with_persons(
         for row in body:
             writer.writerow([*row, by_entity[row[column]]])
     return len(body)
+
+
+def write_person_timeline(
+    path: str | os.PathLike[str], video: VideoInfo, persons: Sequence[Person]
+):
+    """Timeline PNG with one row per person and its face thumbnail
+    (:func:`socialav.io.person_timeline.plot_person_timeline`). Returns the rows drawn."""
+    rows = [
+        PersonRow(
+            p.person_id,
+            p.on_screen,
+            [(s.start_s, s.end_s) for s in p.speaking_segments],
+            p.thumbnail_jpeg,
+        )
+        for p in persons
+    ]
+    duration_s = max([video.duration_s] + [s.end_s for p in persons for s in p.speaking_segments])
+    return plot_person_timeline(path, f"{video.video_id}: who spoke when", duration_s, rows)
