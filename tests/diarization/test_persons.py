@@ -166,7 +166,10 @@ def test_fusion_finds_three_people_with_their_speech():
     assert [(s.start_s, s.end_s) for s in b.speaking_segments] == [(4.0, 6.0)]
     assert [(s.start_s, s.end_s) for s in c.speaking_segments] == [(12.0, 15.0)]
     assert a.speaking_time_s == pytest.approx(6.0) and a.num_turns == 2
-    assert result.info["voice_to_face"] == {"0": 0, "1": 1, "2": None}
+    # A and B speak clearly in their own windows: both get voice profiles; the narrator's
+    # windows are unclaimed, form one cluster, linked to no face
+    assert result.info["faces_with_voice_profile"] == [0, 1]
+    assert result.info["unclaimed_voice_to_face"] == {"0": None}
 
 
 def test_one_modality_baselines():

@@ -3,10 +3,13 @@
 1. **Faces**: face tracks are clustered on their dlib embeddings
    (:func:`~socialav.diarization.clustering.cluster_embeddings`, ``face_threshold``); two tracks
    that share a frame cannot be one person. Each face cluster is an on-screen person.
-2. **Voices**: voice windows (GE2E, 1.6 s) are clustered on their embeddings
-   (``voice_threshold``); clusters with less than ``min_voice_cluster_s`` of speech join the
-   nearest larger one.
-3. **Links**: for each voice cluster ``v`` and face cluster ``f``, ``score(v, f)`` is the mean,
+2. **Voices**: a voice window is *anchored* to the face cluster that clearly speaks during it
+   (mean probability >= ``anchor_min_probability``, ``anchor_margin`` above any other face);
+   each face cluster with anchors gets a voice profile (their mean GE2E embedding), and every
+   other window goes to the nearest profile within ``voice_assign_threshold``. The windows
+   left are clustered on their embeddings (``voice_threshold``; clusters with less than
+   ``min_voice_cluster_s`` of speech join the nearest one).
+3. **Links**: for each cluster ``v`` of the windows left and each face cluster ``f``, ``score(v, f)`` is the mean,
    over the windows of ``v``, of ``f``'s speaking probability during the window (its highest
    track probability in each frame, 0 where ``f`` is not on screen), and ``lift(v, f)`` that
    score minus the same mean over the other voices' windows. ``v`` is linked to the ``f`` of
@@ -95,22 +98,31 @@ def cluster_face_tracks(
 
 
 def cluster_voice_windows(windows: VoiceWindows, config: DiarizationConfig) -> np.ndarray:
-    """``(n,)`` voice cluster per window; clusters under ``min_voice_cluster_s`` are merged
-    into the nearest (centroid cosine) cluster that has enough speech."""
+    """``(n,)`` voice cluster per window (0, 1, ... by first occurrence).
+
+    After the agglomerative clustering (``voice_threshold``), the cluster with the least
+    speech is merged into the cluster of nearest centroid (cosine) while it has less than
+    ``min_voice_cluster_s`` of speech and more than one cluster is left: one stray window is
+    not a person. Each window stands for ``min(its length, voice_step_s)`` of speech.
+    """
     if len(windows) == 0:
         return np.zeros(0, dtype=np.int64)
     labels = cluster_embeddings(windows.embeddings, config.voice_threshold)
-    # speech per cluster: each window stands for one hop of speech (its own span if shorter)
     hop = np.minimum(windows.end_s - windows.start_s, config.voice_step_s)
-    amount = np.bincount(labels, weights=hop)
-    big = np.flatnonzero(amount >= config.min_voice_cluster_s)
-    if len(big) == 0 or len(big) == len(amount):
-        return labels
-    centroids = np.stack([windows.embeddings[labels == c].mean(axis=0) for c in range(len(amount))])
-    nearest_big = big[np.argmin(cosine_distances(centroids, centroids[big]), axis=1)]
-    merged = np.where(np.isin(labels, big), labels, nearest_big[labels])
+    while True:
+        present = np.unique(labels)
+        if len(present) < 2:
+            break
+        amount = np.array([hop[labels == c].sum() for c in present])
+        smallest = int(np.argmin(amount))
+        if amount[smallest] >= config.min_voice_cluster_s:
+            break
+        centroids = np.stack([windows.embeddings[labels == c].mean(axis=0) for c in present])
+        dist = cosine_distances(centroids[smallest : smallest + 1], centroids)[0]
+        dist[smallest] = np.inf
+        labels[labels == present[smallest]] = present[int(np.argmin(dist))]
     mapping: dict[int, int] = {}
-    return np.array([mapping.setdefault(int(c), len(mapping)) for c in merged], dtype=np.int64)
+    return np.array([mapping.setdefault(int(c), len(mapping)) for c in labels], dtype=np.int64)
 
 
 def _speaking_matrix(
@@ -344,45 +356,98 @@ def diarize(
     num_faces = max(clusters.values(), default=-1) + 1
     num_frames = _num_frames(video, tracks, regions)
     speaking = _speaking_matrix(tracks, scores, clusters, num_faces, num_frames)
-    voice_labels = cluster_voice_windows(windows, config)
-    links, link_scores, link_lift = link_voices_to_faces(
-        windows, voice_labels, speaking, fps, config.link_min_score
-    )
-    frame_voice = _frame_voice_labels(regions, windows, voice_labels, fps, num_frames)
-    num_voices = len(links)
-    # owner of each frame: face clusters 0..F-1, off-screen voices F.. (-1: nobody)
-    offscreen = [v for v in range(num_voices) if links[v] is None]
-    owner_of_voice = np.array(
-        [links[v] if links[v] is not None else num_faces + offscreen.index(v) for v in links]
-        + [-1],
-        dtype=np.int64,
-    )
-    owner = owner_of_voice[frame_voice]  # frame_voice == -1 picks the trailing -1
-    if config.asd_override and num_faces:
-        linked = sorted({f for f in links.values() if f is not None})
-        if linked:
-            sub = speaking[linked]
-            best = np.argmax(sub, axis=0)
-            strong = sub[best, np.arange(num_frames)] >= config.asd_threshold
-            override = strong & (owner >= 0)
-            owner[override] = np.asarray(linked)[best[override]]
+    n = len(windows)
+    # 1. windows a face clearly speaks in -> that face; its voice profile from them
+    per_window = np.zeros((n, num_faces))
+    if n and num_faces:
+        per_window = np.stack(
+            [speaking[:, f].mean(axis=1) for f in _window_frames(windows, fps, num_frames)]
+        )
+    anchors = _anchors(per_window, config)
+    profiles = {
+        f: windows.embeddings[anchors == f].mean(axis=0) for f in np.unique(anchors[anchors >= 0])
+    }
+    profile_faces = sorted(int(f) for f in profiles)
+    label = anchors.copy()  # face cluster per window, or -1
+    distance = np.full((n, len(profile_faces)), np.inf)
+    if profile_faces and n:
+        distance = cosine_distances(
+            windows.embeddings, np.stack([profiles[f] for f in profile_faces])
+        )
+        nearest = np.argmin(distance, axis=1)
+        close = (distance[np.arange(n), nearest] < config.voice_assign_threshold) & (label < 0)
+        label[close] = np.asarray(profile_faces)[nearest[close]]
+    # 2. unclaimed windows: cluster; link each cluster by lift or make it an off-screen person
+    free = np.flatnonzero(label < 0)
+    offscreen_of_window = np.full(n, -1, dtype=np.int64)
+    links: dict[int, int | None] = {}
+    link_scores = link_lift = np.zeros((0, num_faces))
+    if len(free):
+        sub = VoiceWindows(
+            windows.start_s[free], windows.end_s[free], windows.region_index[free],
+            windows.embeddings[free],
+        )  # fmt: skip
+        sub_labels = cluster_voice_windows(sub, config)
+        links, link_scores, link_lift = link_voices_to_faces(
+            sub, sub_labels, speaking, fps, config.link_min_score
+        )
+        unlinked = [v for v in sorted(links) if links[v] is None]
+        for i, v in zip(free, sub_labels, strict=True):
+            if links[int(v)] is not None:
+                label[i] = links[int(v)]
+            else:
+                offscreen_of_window[i] = unlinked.index(int(v))
+        num_offscreen = len(unlinked)
+    else:
+        num_offscreen = 0
+    # owner per window: face clusters 0..F-1, off-screen persons F..
+    owner_of_window = np.where(label >= 0, label, num_faces + offscreen_of_window)
+    owner = _frame_voice_labels(regions, windows, owner_of_window, fps, num_frames)
+    nearest_window = _frame_voice_labels(regions, windows, np.arange(n), fps, num_frames)
+    # 3. frame-accurate ASD where a face with a compatible voice profile clearly speaks
+    if config.asd_override and profile_faces:
+        sub = speaking[profile_faces]
+        order = np.sort(sub, axis=0)
+        best = np.argmax(sub, axis=0)
+        second = order[-2] if len(profile_faces) > 1 else np.zeros(num_frames)
+        top = order[-1]
+        clear = (top >= config.asd_threshold) & (top - second >= config.anchor_margin)
+        clear &= owner >= 0
+        frames = np.flatnonzero(clear)
+        compatible = distance[nearest_window[frames], best[frames]] < config.voice_assign_threshold
+        frames = frames[compatible]
+        owner[frames] = np.asarray(profile_faces)[best[frames]]
     groups = []
     for f in range(num_faces):
         tids = sorted(t for t, k in clusters.items() if k == f)
         first = min(t.start_frame for t in tracks if t.track_id in tids) / fps
         groups.append((tids, owner == f, _thumbnail(tids, face_embeddings), first))
-    for i, _ in enumerate(offscreen):
+    for i in range(num_offscreen):
         groups.append(((), owner == num_faces + i, None, np.inf))
     result = _build_persons(groups, fps, config)
     result.info = {
         "method": "audio_visual",
         "config": asdict(config),
         "num_face_clusters": num_faces,
-        "num_voice_clusters": num_voices,
-        "voice_to_face": {str(v): f for v, f in links.items()},
+        "faces_with_voice_profile": profile_faces,
+        "num_anchored_windows": int((anchors >= 0).sum()),
+        "num_unclaimed_windows": int(len(free)),
+        "unclaimed_voice_to_face": {str(v): f for v, f in links.items()},
         "link_scores": np.round(link_scores, 4).tolist(),
         "link_lift": np.round(link_lift, 4).tolist(),
         "num_speech_regions": len(regions),
-        "num_voice_windows": len(windows),
+        "num_voice_windows": n,
     }
     return result
+
+
+def _anchors(per_window: np.ndarray, config: DiarizationConfig) -> np.ndarray:
+    """``(n,)`` face cluster that clearly speaks in each window (-1: none or ambiguous)."""
+    n, num_faces = per_window.shape
+    if n == 0 or num_faces == 0:
+        return np.full(n, -1, dtype=np.int64)
+    order = np.sort(per_window, axis=1)
+    top = order[:, -1]
+    second = order[:, -2] if num_faces > 1 else np.zeros(n)
+    ok = (top >= config.anchor_min_probability) & (top - second >= config.anchor_margin)
+    return np.where(ok, np.argmax(per_window, axis=1), -1).astype(np.int64)

@@ -80,22 +80,35 @@ class Person:
 
 @dataclass(frozen=True)
 class DiarizationConfig:
-    """Thresholds of the person logic (chosen on the tuning edits of
-    ``benchmarks/bench_diarization.py``; see the README table).
+    """Thresholds of the person logic.
+
+    ``face_threshold``, ``voice_assign_threshold``, ``voice_threshold`` and
+    ``link_min_score`` were chosen by the grid search on the tuning edits of
+    ``benchmarks/bench_diarization.py --tune`` (ties broken toward the middle of the grid);
+    the anchor rule and the segment rules were set by hand before it. See the README table.
 
     Attributes:
         face_threshold: two face clusters merge while their average cosine distance
             (``1 - cos`` of L2-normalised dlib descriptors) is below this. Measured on the
             shared clips: the same person 0.02-0.04 across clips, different people >= 0.10.
-        voice_threshold: the same for voice windows (GE2E embeddings).
-        link_min_score: a voice cluster is linked to the face cluster with the highest mean
-            speaking probability over the voice's windows when that mean is at least this;
-            otherwise the voice is an off-screen person.
+        voice_threshold: average-linkage cosine-distance threshold for voice windows (GE2E
+            embeddings) that no face claims (and for the audio-only baseline).
+        anchor_min_probability: a voice window is *anchored* to a face cluster whose mean
+            speaking probability over the window is at least this ...
+        anchor_margin: ... and exceeds every other face cluster's by at least this (a
+            two-shot where both faces move their lips anchors nothing).
+        voice_assign_threshold: a window goes to the face person whose voice profile (mean
+            embedding of its anchored windows) is nearest, if nearer than this cosine
+            distance; farther windows are clustered among themselves.
+        link_min_score: a cluster of unclaimed windows is linked to the face cluster of
+            highest lift whose mean speaking probability over its windows is at least this;
+            otherwise it is an off-screen person.
         asd_threshold: a face speaks in a frame where its smoothed probability is >= this
             (the detect default 0.5).
-        asd_override: inside speech, a frame where a linked face speaks (``>= asd_threshold``)
-            is given to that face's person even if the voice window says otherwise (the
-            frame-accurate ASD corrects the 1.6 s voice windows at turn changes).
+        asd_override: inside speech, a frame where one face person clearly speaks
+            (``>= asd_threshold``, ``anchor_margin`` above the others) and whose voice
+            profile is within ``voice_assign_threshold`` of the covering window goes to that
+            person (the frame-accurate ASD corrects the 1.6 s windows at turn changes).
         min_voice_cluster_s: voice clusters with less speech than this are merged into the
             nearest larger cluster (one stray window does not make a person).
         max_gap_s: a person's segments closer than this are joined.
@@ -104,8 +117,11 @@ class DiarizationConfig:
     """
 
     face_threshold: float = 0.07
-    voice_threshold: float = 0.25
-    link_min_score: float = 0.3
+    voice_threshold: float = 0.3
+    anchor_min_probability: float = 0.7
+    anchor_margin: float = 0.5
+    voice_assign_threshold: float = 0.3
+    link_min_score: float = 0.4
     asd_threshold: float = 0.5
     asd_override: bool = True
     min_voice_cluster_s: float = 2.0
@@ -114,11 +130,11 @@ class DiarizationConfig:
     voice_step_s: float = 0.5
 
     def __post_init__(self) -> None:
-        for name in ("face_threshold", "voice_threshold"):
+        for name in ("face_threshold", "voice_threshold", "voice_assign_threshold"):
             value = getattr(self, name)
             if not 0 < value < 2:
                 raise ValueError(f"{name} must be a cosine distance in (0, 2), but got {value}")
-        for name in ("link_min_score", "asd_threshold"):
+        for name in ("link_min_score", "asd_threshold", "anchor_min_probability", "anchor_margin"):
             value = getattr(self, name)
             if not 0 <= value <= 1:
                 raise ValueError(f"{name} must be in [0, 1], but got {value}")
