@@ -225,3 +225,32 @@ def test_person_timeline_png(tmp_path):
     image = cv2.imread(str(png))
     assert image is not None and image.shape[1] == 1200
     assert write_person_timeline(png, vid, []) == 0
+
+
+def test_two_shot_with_one_voice_goes_to_the_voice_owner():
+    """A and B side by side, both lips move (ASD 0.95 for both), only A's voice: A's solo shot
+    gives A a voice profile; the ambiguous two-shot windows anchor nothing and join A."""
+    tracks = [track(0, 0, 99), track(1, 0, 99), track(2, 100, 199)]
+    sc = [scores(tracks[0], [(0, 99)]), scores(tracks[1], [(0, 99)])]
+    sc.append(scores(tracks[2], [(100, 199)]))
+    emb = {0: face(0, unit(1, 0)), 1: face(1, unit(0, 1)), 2: face(2, unit(1, 0.02))}
+    regions = [SpeechRegion(0.0, 8.0)]
+    spans = [(a, a + 1.6) for a in np.arange(0.0, 6.5, 0.5)]
+    rng = np.random.default_rng(1)
+    vecs = [unit(0, 0, 1, *(0.05 * rng.normal(size=5))) for _ in spans]
+    w = windows(spans, vecs, regions)
+    result = diarize(video(8.0), tracks, sc, emb, regions, w)
+    a, b = result.persons
+    assert a.track_ids == (0, 2) and b.track_ids == (1,)
+    assert result.info["faces_with_voice_profile"] == [0]
+    assert b.speaking_segments == ()
+    assert [(s.start_s, s.end_s) for s in a.speaking_segments] == [(0.0, 8.0)]
+
+
+def test_diarize_video_needs_embeddings_or_a_path():
+    from socialav.diarization.models import DiarizationModels, diarize_video
+
+    vid, tracks, sc, _, _, _ = scene()
+    models = DiarizationModels(vad=None, voice=None, faces=None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="video_path"):
+        diarize_video(models, np.zeros(16000, np.int16), vid, tracks, sc)
