@@ -52,7 +52,7 @@ def track_embeddings(path, detector, embedder, max_frames=100, **kwargs):
         dets = detector.detect(frame) if frame_index % 3 == 0 else None
         tracker.update(frame_index, dets)
         if dets is not None:
-            sampler.update_open_tracks(frame_index, frame, tracker.open_tracks())
+            sampler.update_open_tracks(frame_index, frame, tracker.open_tracks(), dets)
         closed()
     tracker.finish()
     closed()
@@ -129,3 +129,16 @@ def test_never_sampled_and_bad_input(embedder):
         DlibFaceEmbedder("/nonexistent/model.dat")
     with pytest.raises((TypeError, ValueError)):
         sampler.update(0, np.zeros((10, 10), np.uint8), [])
+
+
+def test_detector_confidence_enters_the_quality(videos_dir, embedder):
+    from socialav.types import Detections
+
+    frame = next(iter_frames(videos_dir / "grid_bbaf2n.mpg"))[1]
+    box = np.array([130.0, 40.0, 230.0, 160.0], np.float32)
+    dets = Detections(np.stack([box + 50, box]), np.array([0.9, 0.5]))
+    with_conf, without = FaceEmbeddingSampler(embedder), FaceEmbeddingSampler(embedder)
+    with_conf.update_open_tracks(0, frame, [(7, [0], [box])], dets)
+    without.update_open_tracks(0, frame, [(7, [0], [box])])
+    q_conf = with_conf.finish(7).quality[0]
+    assert q_conf == pytest.approx(0.5 * without.finish(7).quality[0], rel=1e-5)

@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from socialav import hub
-from socialav.types import ANALYSIS_FPS, FaceTrack
+from socialav.types import ANALYSIS_FPS, Detections, FaceTrack
 from socialav.vision.detection import check_frame_rgb
 
 logger = logging.getLogger(__name__)
@@ -201,13 +201,15 @@ class FaceEmbeddingSampler:
         ...
         tracker.update(frame_index, dets)
         if dets is not None:
-            faces.update_open_tracks(frame_index, frame, tracker.open_tracks())
+            faces.update_open_tracks(frame_index, frame, tracker.open_tracks(), dets)
         for key, track in tracker.pop_closed():
             if track is None:
                 faces.discard(key)
-            else:
-                embedding = faces.finish(key)   # FaceEmbedding or None
-                # embedding.key is the tracker key; the caller relabels it with track_id
+            elif (embedding := faces.finish(key)) is not None:
+                # the tracker key is not the track_id: relabel
+                face_embeddings[track.track_id] = dataclasses.replace(
+                    embedding, key=track.track_id
+                )
 
     Only a few small face crops per open track are kept (``max_candidates``), never frames.
 
@@ -268,13 +270,25 @@ class FaceEmbeddingSampler:
         frame_index: int,
         frame_rgb: np.ndarray,
         open_tracks: Iterable[tuple[int, Sequence[int], Sequence[np.ndarray]]],
+        detections: Detections | None = None,
     ) -> None:
-        """:meth:`update` with the tracks detected in this frame (``FaceTracker.open_tracks()``)."""
-        faces = [
-            (key, boxes[-1])
-            for key, frames, boxes in open_tracks
-            if frames and frames[-1] == frame_index
-        ]
+        """:meth:`update` with the tracks detected in this frame (``FaceTracker.open_tracks()``).
+
+        Args:
+            detections: this frame's detections; when given, each face's detector confidence
+                is taken from the detection whose box the tracker stored (else 1).
+        """
+        faces = []
+        for key, frames, boxes in open_tracks:
+            if not frames or frames[-1] != frame_index:
+                continue
+            box = np.asarray(boxes[-1], dtype=np.float32).reshape(4)
+            confidence = 1.0
+            if detections is not None and len(detections):
+                same = np.all(np.abs(detections.xyxy_px - box) < 1e-3, axis=1)
+                if same.any():
+                    confidence = float(detections.confidence[np.argmax(same)])
+            faces.append((key, box, confidence))
         self.update(frame_index, frame_rgb, faces)
 
     @staticmethod
