@@ -9,20 +9,22 @@
    other window goes to the nearest profile within ``voice_assign_threshold``. The windows
    left are clustered on their embeddings (``voice_threshold``; clusters with less than
    ``min_voice_cluster_s`` of speech join the nearest one).
-3. **Links**: for each cluster ``v`` of the windows left and each face cluster ``f``, ``score(v, f)`` is the mean,
-   over the windows of ``v``, of ``f``'s speaking probability during the window (its highest
-   track probability in each frame, 0 where ``f`` is not on screen), and ``lift(v, f)`` that
-   score minus the same mean over the other voices' windows. ``v`` is linked to the ``f`` of
+3. **Links**: for each cluster ``v`` of the windows left and each face cluster ``f``,
+   ``score(v, f)`` is the mean, over the windows of ``v``, of ``f``'s speaking probability
+   during the window (its highest track probability in each frame, 0 where ``f`` is not on
+   screen), and ``lift(v, f)`` that score minus the same mean over the other clusters'
+   windows. ``v`` is linked to the ``f`` of
    highest lift among those whose score reaches ``link_min_score`` (co-occurrence over the
    whole video: a two-shot where the local ASD hesitates is settled by the other shots of the
    same voice); an unlinked voice is an off-screen person.
 4. **Speech**: every 25 fps frame inside a speech region belongs to the person of the voice
-   window centred nearest to it; with ``asd_override`` a frame where a linked face speaks
-   (probability ``>= asd_threshold``) goes to that face's person instead. Runs of frames
-   become speaking segments (gaps ``< max_gap_s`` joined, segments ``< min_segment_s``
-   dropped).
+   window centred nearest to it; with ``asd_override`` a frame where one face person clearly
+   speaks (``>= asd_threshold``, ``anchor_margin`` above the others) and whose voice profile
+   is within ``voice_assign_threshold`` of that window goes to that person instead (so a muted
+   face whose lips move never takes another person's voice). Runs of frames become speaking
+   segments (gaps ``< max_gap_s`` joined, segments ``< min_segment_s`` dropped).
 
-:func:`audio_only` (steps 2 and 4 without faces) and :func:`faces_only` (step 1 and the
+:func:`audio_only` (voice clustering and step 4 without faces) and :func:`faces_only` (step 1 and the
 tracks' own ASD segments) are the two one-modality baselines of the benchmark.
 """
 
