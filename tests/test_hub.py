@@ -11,7 +11,9 @@ def test_registry_matches_shared_files(weights_dir, monkeypatch):
     monkeypatch.setenv("SOCIALAV_WEIGHTS_DIR", str(weights_dir))
     for name, entry in hub.REGISTRY.items():
         path = hub.resolve_weights(name, download=False)
-        if entry.url is None:  # trained by socialav, shipped inside the package
+        if entry.package_file:  # shipped inside another installed wheel
+            assert path == hub.installed_package_file(entry.package_file)
+        elif entry.url is None:  # trained by socialav, shipped inside the package
             assert path == hub.PACKAGE_WEIGHTS_DIR / entry.relative_path
         else:
             assert path == weights_dir / entry.relative_path
@@ -80,3 +82,24 @@ def test_cli_list_and_verify(weights_dir, monkeypatch):
     result = runner.invoke(app, ["weights", "verify"])
     assert result.exit_code == 0, result.output
     assert result.output.count("ok ") == len(hub.REGISTRY)
+
+
+def test_package_file_is_found_without_import_and_missing_one_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("SOCIALAV_WEIGHTS_DIR", str(tmp_path))
+    path = hub.resolve_weights("silero-vad", download=False)
+    assert path.name == "silero_vad.onnx" and path.parent.name == "data"
+    assert hub.installed_package_file("no_such_package_xyz:a.bin") is None
+    entry = hub.WeightsEntry(
+        "x",
+        "vad",
+        "x",
+        "x/x.onnx",
+        None,
+        "0" * 64,
+        "MIT",
+        "s",
+        package_file="no_such_package_xyz:x.onnx",
+    )
+    monkeypatch.setitem(hub.REGISTRY, "x", entry)
+    with pytest.raises(hub.WeightsError, match="no_such_package_xyz"):
+        hub.resolve_weights("x", download=False)

@@ -5,7 +5,9 @@ Resolution order for a weights name:
 1. ``SOCIALAV_WEIGHTS_DIR`` (if set): a folder laid out like the registry's ``relative_path``
    entries (``light-asd/pretrain_AVA_CVPR.model`` ...). Nothing is downloaded; a missing file
    is an error. Tests and CI point it at ``../shared/weights``.
-2. Files shipped inside the package (``socialav/weights/``), for weights socialav trained itself.
+2. Files shipped inside the package (``socialav/weights/``), for weights socialav trained itself,
+   and files shipped inside another installed wheel (``WeightsEntry.package_file``, e.g. the
+   Silero VAD ONNX model in ``silero-vad``), found without importing that package.
 3. The user cache (``$SOCIALAV_CACHE_DIR`` or ``$XDG_CACHE_HOME/socialav`` or
    ``~/.cache/socialav``) under ``weights/``; a missing file is downloaded from its URL to a
    temporary file, verified, and renamed into place.
@@ -16,6 +18,7 @@ Every file is checked against its sha256 before use; a mismatch is refused with 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import os
 import urllib.request
@@ -73,6 +76,10 @@ class WeightsEntry:
         source: paper / repository it comes from.
         contract: input contract in words.
         notes: anything else a user should know (training data, reported accuracy).
+        package_file: ``"<top-level package>:<path inside it>"`` for a file shipped inside
+            another installed wheel (``"silero_vad:data/silero_vad.onnx"``); it is looked for
+            there (located with :func:`importlib.util.find_spec`, the package is not imported)
+            after ``SOCIALAV_WEIGHTS_DIR`` / the socialav package and before the cache.
     """
 
     name: str
@@ -86,6 +93,7 @@ class WeightsEntry:
     contract: str = ""
     notes: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    package_file: str | None = None
 
 
 REGISTRY: dict[str, WeightsEntry] = {
@@ -218,6 +226,61 @@ REGISTRY: dict[str, WeightsEntry] = {
             "FSA-Net head pose (Yang et al., CVPR 2019), ONNX port omasaht/headpose-fsanet-pytorch",
             "1x3x64x64 BGR face crop (x-127.5)/128 → yaw, pitch, roll in degrees",
         ),
+        WeightsEntry(
+            "silero-vad",
+            "vad",
+            "silero-vad",
+            "silero-vad/silero_vad.onnx",
+            None,
+            "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3",
+            "MIT",
+            "Silero VAD v6 (github.com/snakers4/silero-vad), shipped in the silero-vad 6.2 wheel",
+            "512-sample chunks of 16 kHz mono float32 with 64 samples of left context, "
+            "state (2, 1, 128) → speech probability",
+            package_file="silero_vad:data/silero_vad.onnx",
+        ),
+        WeightsEntry(
+            "resemblyzer-ge2e",
+            "voice-embedding",
+            "ge2e",
+            "resemblyzer/pretrained.pt",
+            None,
+            "39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f134e",
+            "Apache-2.0",
+            "GE2E speaker encoder (Wan et al., ICASSP 2018) trained by Resemble AI, shipped in "
+            "the resemblyzer 0.1.4 wheel (github.com/resemble-ai/Resemblyzer)",
+            "40-channel power mel (25 ms / 10 ms, 16 kHz), 160-frame partials → 256-d, L2-normed",
+            "install the weights without resemblyzer's dependencies: pip install --no-deps "
+            "resemblyzer==0.1.4",
+            package_file="resemblyzer:pretrained.pt",
+        ),
+        WeightsEntry(
+            "dlib-face-resnet",
+            "face-embedding",
+            "dlib-resnet",
+            "dlib/dlib_face_recognition_resnet_model_v1.dat",
+            None,
+            "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+            "CC0-1.0",
+            "dlib ResNet face descriptor (dlib.net, King 2017), shipped in the "
+            "face-recognition-models 0.3.0 wheel",
+            "150x150 RGB face chip aligned by the 5-point landmarks (dlib.get_face_chip, "
+            "padding 0.25) → 128-d; same person below 0.6 Euclidean distance (dlib's LFW rule)",
+            package_file="face_recognition_models:models/dlib_face_recognition_resnet_model_v1.dat",
+        ),
+        WeightsEntry(
+            "dlib-shape-5",
+            "face-landmarks",
+            "dlib-shape-predictor",
+            "dlib/shape_predictor_5_face_landmarks.dat",
+            None,
+            "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888",
+            "CC0-1.0 (trained by Davis King on his own 5-point dataset)",
+            "dlib 5-point face landmarks (eye corners, nose), shipped in the "
+            "face-recognition-models 0.3.0 wheel",
+            "RGB image + face rectangle → 5 points",
+            package_file="face_recognition_models:models/shape_predictor_5_face_landmarks.dat",
+        ),
     ]
 }
 
@@ -280,18 +343,38 @@ def _download(url: str, dest: Path, expected_sha256: str, timeout_s: float = 60.
             )
 
 
+def installed_package_file(package_file: str) -> Path | None:
+    """Path of ``"<package>:<relative path>"`` inside an installed package, or None.
+
+    The package is located with :func:`importlib.util.find_spec` and never imported (some
+    wheels that ship weights import heavy or broken code at import time).
+    """
+    package, _, relative = package_file.partition(":")
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / relative
+
+
 def candidate_paths(entry: WeightsEntry) -> list[Path]:
     """Local places where ``entry`` is looked for, in order (see the module docstring).
 
     With ``SOCIALAV_WEIGHTS_DIR`` set, that folder is the only place, except for weights
-    shipped inside the package (``url`` is ``None``), which are also looked for there.
+    shipped inside the package (``url`` is ``None``) or inside another installed wheel
+    (``package_file``), which are also looked for there.
     """
     env_dir = os.environ.get("SOCIALAV_WEIGHTS_DIR")
+    wheel = installed_package_file(entry.package_file) if entry.package_file else None
+    in_wheel = [wheel] if wheel is not None else []
     if env_dir:
         shipped = [PACKAGE_WEIGHTS_DIR / entry.relative_path] if entry.url is None else []
-        return [Path(env_dir) / entry.relative_path, *shipped]
+        return [Path(env_dir) / entry.relative_path, *shipped, *in_wheel]
     return [
         PACKAGE_WEIGHTS_DIR / entry.relative_path,
+        *in_wheel,
         cache_dir() / "weights" / entry.relative_path,
     ]
 
@@ -318,6 +401,14 @@ def resolve_weights(
         if path.is_file():
             return _verify(entry, path)
     env_dir = os.environ.get("SOCIALAV_WEIGHTS_DIR")
+    if entry.package_file:
+        package = entry.package_file.partition(":")[0]
+        hint = f" ({entry.notes})" if entry.notes else ""
+        raise WeightsError(
+            f"weights {name!r}: expected {entry.package_file} inside the installed Python "
+            f"package {package!r}{hint}, or {entry.relative_path} under SOCIALAV_WEIGHTS_DIR; "
+            f"found neither (looked in {[str(c) for c in candidates]})"
+        )
     if env_dir:
         raise WeightsError(
             f"weights {name!r}: SOCIALAV_WEIGHTS_DIR={env_dir} is set but {candidates[0]} does "

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,10 @@ __all__ = [
     "WeightsInfo",
     "load_asd_model",
     "load_face_detector",
+    "load_face_embedder",
     "load_head_pose",
+    "load_vad",
+    "load_voice_encoder",
     "load_pretrained",
     "resolve_weights_file",
 ]
@@ -309,3 +312,62 @@ def load_head_pose(names: Sequence[str] = FSANET_WEIGHTS, *, num_threads: int = 
         if info.task != "head-pose":
             raise ValueError(f"weights {info.name!r} are a {info.task} model, not head pose")
     return FSANetHeadPose([i.path for i in infos], num_threads=num_threads, **kwargs), infos
+
+
+def _entry_info(name: str, kind: str) -> WeightsInfo:
+    info = _onnx_info(name)
+    if info.task != kind:
+        raise ValueError(f"weights {name!r} are a {info.task} model, not a {kind} model")
+    return replace(info, format="onnx" if info.path.suffix == ".onnx" else "reference")
+
+
+def load_vad(name: str = "silero-vad", *, num_threads: int = 1, **kwargs: Any):
+    """Silero VAD (ONNX) of a registry entry (kind ``vad``; the file ships in the
+    ``silero-vad`` wheel).
+
+    Returns:
+        ``(vad, info)`` (:class:`~socialav.audio.vad.SileroVAD`).
+
+    Raises:
+        socialav.hub.WeightsError: missing or corrupt file (the message names the wheel).
+    """
+    from socialav.audio.vad import SileroVAD
+
+    info = _entry_info(name, "vad")
+    return SileroVAD(info.path, num_threads=num_threads, **kwargs), info
+
+
+def load_voice_encoder(name: str = "resemblyzer-ge2e", *, num_threads: int | None = 1):
+    """The GE2E voice encoder of a registry entry (kind ``voice-embedding``; Resemblyzer's
+    ``pretrained.pt`` in the ``resemblyzer`` wheel), wrapped with its mel front-end.
+
+    Returns:
+        ``(encoder, info)`` (:class:`~socialav.audio.voice.GE2EVoiceEncoder`).
+
+    Raises:
+        socialav.hub.WeightsError, CheckpointError, CheckpointMismatchError: missing,
+            corrupt or mismatching weights.
+    """
+    from socialav.audio.voice import GE2EVoiceEncoder
+    from socialav.checkpoints.ge2e_reference import load_ge2e
+
+    info = _entry_info(name, "voice-embedding")
+    return GE2EVoiceEncoder(load_ge2e(info.path), num_threads=num_threads), info
+
+
+def load_face_embedder(descriptor: str = "dlib-face-resnet", landmarks: str = "dlib-shape-5"):
+    """dlib's face descriptor with its 5-point alignment, from registry entries (kinds
+    ``face-embedding`` and ``face-landmarks``; both ship in the ``face-recognition-models``
+    wheel).
+
+    Returns:
+        ``(embedder, [descriptor info, landmarks info])``
+        (:class:`~socialav.vision.face_embedding.DlibFaceEmbedder`).
+
+    Raises:
+        socialav.hub.WeightsError: missing or corrupt files.
+    """
+    from socialav.vision.face_embedding import DlibFaceEmbedder
+
+    infos = [_entry_info(descriptor, "face-embedding"), _entry_info(landmarks, "face-landmarks")]
+    return DlibFaceEmbedder(infos[0].path, infos[1].path), infos
