@@ -252,6 +252,42 @@ def _check_rows(name: str, value: np.ndarray, n: int, shape_tail: tuple[int, ...
 
 
 @dataclass
+class FaceEmbedding:
+    """The face descriptor of one face track.
+
+    Attributes:
+        key: the track's key (the ``FaceTracker`` key; ``track_id`` once the track is built).
+        embedding: ``(128,)`` float32, L2-normalised weighted mean of the sampled descriptors.
+        frame_indices: ``(n,)`` int64 frames whose faces were described.
+        quality: ``(n,)`` float32 their qualities (the averaging weights).
+        thumbnail_jpeg: a small JPEG of the best face (RGB, at most 96 px), or None.
+    """
+
+    key: int
+    embedding: np.ndarray
+    frame_indices: np.ndarray
+    quality: np.ndarray
+    thumbnail_jpeg: bytes | None = None
+
+    def __post_init__(self) -> None:
+        self.embedding = np.asarray(self.embedding, dtype=np.float32).reshape(-1)
+        self.frame_indices = np.asarray(self.frame_indices, dtype=np.int64).reshape(-1)
+        self.quality = np.asarray(self.quality, dtype=np.float32).reshape(-1)
+        if not np.all(np.isfinite(self.embedding)) or self.embedding.size == 0:
+            raise ValueError("a face embedding must be a non-empty finite vector")
+        if abs(float(np.linalg.norm(self.embedding)) - 1.0) > 1e-3:
+            raise ValueError(
+                f"a face embedding must be L2-normalised, but its norm is "
+                f"{float(np.linalg.norm(self.embedding)):.4f}"
+            )
+        if len(self.quality) != len(self.frame_indices):
+            raise ValueError(
+                f"quality must have one value per sampled frame ({len(self.frame_indices)}), "
+                f"but got {len(self.quality)}"
+            )
+
+
+@dataclass
 class AnalysedTrack:
     """One finished face track from the streaming analysis pass, with what was cut for it.
 
@@ -263,6 +299,8 @@ class AnalysedTrack:
         rgb_crops: ``{S: (T, S, S, 3) uint8}`` RGB face crops at the trained LAM/TTM models'
             sides, or ``None`` without trained visual LAM/TTM models.
         frame_quality: ``(T,)`` float64 visual quality in [0, 1] (QuAVF), or ``None``.
+        face_embedding: the track's face descriptor (for who-is-who across the video), or
+            ``None`` when not asked for or no face could be described.
     """
 
     track: FaceTrack
@@ -270,6 +308,7 @@ class AnalysedTrack:
     head_pose_deg: np.ndarray | None = None
     rgb_crops: dict[int, np.ndarray] | None = None
     frame_quality: np.ndarray | None = None
+    face_embedding: FaceEmbedding | None = None
 
     def __post_init__(self) -> None:
         n = len(self.track)

@@ -23,8 +23,7 @@ from socialav.diarization.persons import (
     frames_to_segments,
     link_voices_to_faces,
 )
-from socialav.types import FaceTrack, TrackScores, VideoInfo
-from socialav.vision.face_embedding import FaceEmbedding
+from socialav.types import FaceEmbedding, FaceTrack, TrackScores, VideoInfo
 
 FPS = 25.0
 

@@ -10,13 +10,9 @@ import pytest
 
 from socialav.checkpoints.load import load_face_detector, load_face_embedder
 from socialav.io.media import iter_frames
+from socialav.types import FaceEmbedding
 from socialav.vision.detection import UltraLightFaceDetector
-from socialav.vision.face_embedding import (
-    DlibFaceEmbedder,
-    FaceEmbedding,
-    FaceEmbeddingSampler,
-    face_quality,
-)
+from socialav.vision.face_embedding import DlibFaceEmbedder, FaceEmbeddingSampler, face_quality
 from socialav.vision.tracking import FaceTracker, TrackerConfig
 
 pytest.importorskip("dlib")

@@ -16,12 +16,8 @@ from socialav.checkpoints.load import load_face_embedder, load_vad, load_voice_e
 from socialav.diarization.persons import diarize
 from socialav.diarization.records import DiarizationConfig, DiarizationResult
 from socialav.io.media import iter_frames
-from socialav.types import ANALYSIS_FPS, FaceTrack, TrackScores, VideoInfo
-from socialav.vision.face_embedding import (
-    DlibFaceEmbedder,
-    FaceEmbedding,
-    FaceEmbeddingSampler,
-)
+from socialav.types import ANALYSIS_FPS, FaceEmbedding, FaceTrack, TrackScores, VideoInfo
+from socialav.vision.face_embedding import DlibFaceEmbedder, FaceEmbeddingSampler
 
 __all__ = ["DiarizationModels", "diarize_video"]
 

@@ -40,8 +40,7 @@ from socialav.audio.vad import SpeechRegion
 from socialav.audio.voice import VoiceWindows
 from socialav.diarization.clustering import cluster_embeddings, cosine_distances
 from socialav.diarization.records import DiarizationConfig, DiarizationResult, Person, TimeSpan
-from socialav.types import FaceTrack, TrackScores, VideoInfo
-from socialav.vision.face_embedding import FaceEmbedding
+from socialav.types import FaceEmbedding, FaceTrack, TrackScores, VideoInfo
 
 logger = logging.getLogger(__name__)
 

@@ -555,9 +555,18 @@ def write_json(
         ValueError: see :func:`write_ava_csv`.
     """
     record = detection_record(video, tracks, scores, run_info)
+    write_record(path, record, indent=indent)
+    return record
+
+
+def write_record(
+    path: str | os.PathLike[str], record: Mapping[str, Any], *, indent: int = 1
+) -> None:
+    """Write a ready detect record -- :func:`detection_record`'s output, possibly with more
+    top-level entries such as ``persons``, all of plain JSON types -- as :func:`write_json`
+    formats it, atomically."""
     buffer = io.StringIO()
     _dump_compact(record, buffer, indent, 0)
     buffer.write("\n")
     with atomic_write(path) as handle:
         handle.write(buffer.getvalue())
-    return record

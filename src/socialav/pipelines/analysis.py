@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ import numpy as np
 from socialav.io.media import iter_frames
 from socialav.types import AnalysedTrack, VideoInfo
 from socialav.vision.detection import FaceDetector
+from socialav.vision.face_embedding import FaceEmbeddingSampler
 from socialav.vision.head_pose import FSANetHeadPose, HeadPoseTracker
 from socialav.vision.shots import ShotBoundaryDetector
 from socialav.vision.streaming import StreamingFaceCropper, StreamingRgbCropper
@@ -85,6 +86,9 @@ class VideoAnalysis:
         progress: called as ``progress("analyse", frames_done, num_frames)``.
         on_frame: if given, called as ``on_frame(frame_index, frame_rgb)`` for every decoded
             frame, in order (e.g. :meth:`socialav.inference.context.SceneEmbeddingStream.add`).
+        face_sampler: if given, a few faces of every track are described on its detection
+            frames (:class:`~socialav.vision.face_embedding.FaceEmbeddingSampler`; timed as
+            ``face_embedding``) and handed on in ``AnalysedTrack.face_embedding``.
 
     Iterating yields :class:`~socialav.types.AnalysedTrack` records, in the order tracks end
     (not by ``track_id``), and raises :class:`socialav.io.media.MediaError` when the video
@@ -104,8 +108,10 @@ class VideoAnalysis:
         timer: StageTimer | None = None,
         progress: Progress | None = None,
         on_frame: Callable[[int, np.ndarray], None] | None = None,
+        face_sampler: FaceEmbeddingSampler | None = None,
     ) -> None:
         self.path, self.video, self.detector, self.settings = path, video, detector, settings
+        self.face_sampler = face_sampler
         self.head_pose, self.progress, self.on_frame = head_pose, progress, on_frame
         self.timer = timer or StageTimer()
         self.num_shot_cuts = 0
@@ -125,6 +131,7 @@ class VideoAnalysis:
         if settings.rgb_sizes_px or settings.rgb_quality:
             rgb = StreamingRgbCropper(settings.rgb_sizes_px, settings.rgb_quality)
         poses = HeadPoseTracker(head_pose) if head_pose is not None else None
+        faces = self.face_sampler
         self.num_shot_cuts = 0
         last_detect = -settings.detect_every
 
@@ -145,9 +152,16 @@ class VideoAnalysis:
                         poses.discard(key)
                     else:
                         angles = poses.finish(key, track.frame_indices)
-                    timer.add("head_pose", t0)
+                    t0 = timer.add("head_pose", t0)
+                embedding = None
+                if faces is not None:
+                    if track is None:
+                        faces.discard(key)
+                    elif (found := faces.finish(key)) is not None:  # tracker key -> track_id
+                        embedding = replace(found, key=track.track_id)
+                    timer.add("face_embedding", t0)
                 if track is not None and crops is not None:
-                    yield AnalysedTrack(track, crops, angles, rgb_crops or None, quality)
+                    yield AnalysedTrack(track, crops, angles, rgb_crops or None, quality, embedding)
 
         t = time.perf_counter()
         for frame_index, frame in iter_frames(path, fps=video.fps):
@@ -169,6 +183,9 @@ class VideoAnalysis:
             if poses is not None and dets is not None:
                 poses.update_open_tracks(frame_index, frame, tracker.open_tracks())
                 t = timer.add("head_pose", t)
+            if faces is not None and dets is not None:
+                faces.update_open_tracks(frame_index, frame, tracker.open_tracks(), dets)
+                t = timer.add("face_embedding", t)
             cropper.add_frame(frame_index, frame)
             if rgb is not None:
                 rgb.add_frame(frame_index, frame)

@@ -30,6 +30,7 @@ LOADING_FIELDS: frozenset[str] = frozenset(
         "context_weights",
         "num_threads",
         "device",
+        "diarize",
     }
 )
 
@@ -80,6 +81,8 @@ class DetectConfig:
         scene_batch_frames: frames per scene-encoder call with ``context_weights``.
         device: where the PyTorch models run (``cpu``, ``cuda``, ``cuda:1``); the ONNX models
             (face detector, head pose, the ``onnx`` backend) run on the CPU.
+        diarize: also answer *who spoke when* as persons (:mod:`socialav.diarization`: face
+            tracks clustered into people, voices matched to faces, speech from off screen).
 
     The fields of :data:`LOADING_FIELDS` say what to load and where; the others are tunable
     parameters that :meth:`socialav.pipelines.detect.SpeakerDetector.instantiate` changes
@@ -105,6 +108,7 @@ class DetectConfig:
     context_weights: str | None = None
     scene_batch_frames: int = 32
     device: str = "cpu"
+    diarize: bool = True
 
     def __post_init__(self) -> None:
         if not (self.device == "cpu" or self.device.startswith("cuda")):

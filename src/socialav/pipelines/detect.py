@@ -33,6 +33,8 @@ from socialav.checkpoints.load import (
     load_head_pose,
     load_pretrained,
 )
+from socialav.diarization.models import DiarizationModels, diarize_video
+from socialav.diarization.records import DiarizationResult
 from socialav.inference.asd import score_track_inputs
 from socialav.inference.backends import configure_threads, make_runner
 from socialav.inference.context import SceneEmbeddingStream, context_weights_record
@@ -43,7 +45,14 @@ from socialav.models.scene_context import SceneContextASD
 from socialav.pipelines.analysis import AnalysisSettings, StageTimer, VideoAnalysis
 from socialav.pipelines.config import LOADING_FIELDS, DetectConfig
 from socialav.pipelines.result import DetectResult, RunInfo
-from socialav.types import AnalysedTrack, FaceTrack, TrackInputs, TrackScores, VideoInfo
+from socialav.types import (
+    AnalysedTrack,
+    FaceEmbedding,
+    FaceTrack,
+    TrackInputs,
+    TrackScores,
+    VideoInfo,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +158,11 @@ class SpeakerDetector:
             weights["head_pose"] = [{"name": i.name, "sha256": i.sha256} for i in pose_infos]
         if self.social is not None:
             weights.update(self.social.weights_record())
+        #: VAD, voice and face embedding models of the diarization (None when off).
+        self.diarization: DiarizationModels | None = None
+        if config.diarize:
+            self.diarization = DiarizationModels.load(num_threads=self.num_threads)
+            weights["diarization"] = self.diarization.weights_record()
         self.weights_info = weights
 
     @classmethod
@@ -216,6 +230,7 @@ class SpeakerDetector:
         timer: StageTimer,
         progress: Progress | None,
         on_frame=None,
+        face_sampler=None,
     ) -> VideoAnalysis:
         cfg, social = self.config, self.social
         settings = AnalysisSettings(
@@ -227,7 +242,15 @@ class SpeakerDetector:
             rgb_quality=social.needs_quality if social is not None else False,
         )
         return VideoAnalysis(
-            path, video, self.detector, settings, self.head_pose, timer, progress, on_frame
+            path,
+            video,
+            self.detector,
+            settings,
+            self.head_pose,
+            timer,
+            progress,
+            on_frame,
+            face_sampler,
         )
 
     def face_tracks(
@@ -266,9 +289,16 @@ class SpeakerDetector:
             scene_stream = SceneEmbeddingStream(
                 self.context_model, cfg.scene_batch_frames, device=cfg.device
             )
+        sampler = self.diarization.sampler() if self.diarization is not None else None
         analysis = self._analysis(
-            path, video, timer, progress, scene_stream.add if scene_stream is not None else None
+            path,
+            video,
+            timer,
+            progress,
+            scene_stream.add if scene_stream is not None else None,
+            sampler,
         )
+        face_embeddings: dict[int, FaceEmbedding] = {}
         tracks: list[FaceTrack] = []
         logits: dict[int, np.ndarray] = {}
         observed: dict[int, dict[str, np.ndarray]] = {}
@@ -292,6 +322,8 @@ class SpeakerDetector:
 
         for analysed in analysis:
             track = analysed.track
+            if analysed.face_embedding is not None:
+                face_embeddings[track.track_id] = analysed.face_embedding
             if self.social is not None:  # trained LAM/TTM score now: the RGB crops are freed
                 t0 = time.perf_counter()
                 span = None
@@ -312,10 +344,22 @@ class SpeakerDetector:
         tracks.sort(key=lambda tr: tr.track_id)
         scores = [self._track_scores(tr, logits[tr.track_id], observed, video.fps) for tr in tracks]
         timer.add("postprocess", t)
+        persons = None
+        if self.diarization is not None:
+            if progress:
+                progress("persons", 0, 1)
+            persons = diarize_video(
+                self.diarization,
+                audio,
+                video,
+                tracks,
+                scores,
+                face_embeddings=face_embeddings,
+                timings_s=timer.seconds,
+            )
         timer.seconds["total"] = time.perf_counter() - t_start
-        return DetectResult(
-            video, tracks, scores, dict(timer.seconds), self._run_info(analysis, timer)
-        )
+        run_info = self._run_info(analysis, timer, persons)
+        return DetectResult(video, tracks, scores, dict(timer.seconds), run_info, persons)
 
     def _with_context(
         self, stream: SceneEmbeddingStream, x: TrackInputs, tracks: list[FaceTrack]
@@ -350,7 +394,9 @@ class SpeakerDetector:
             extra=extra,
         )
 
-    def _run_info(self, analysis: VideoAnalysis, timer: StageTimer) -> RunInfo:
+    def _run_info(
+        self, analysis: VideoAnalysis, timer: StageTimer, persons: DiarizationResult | None
+    ) -> RunInfo:
         cfg = self.config
         notes = self.social.notes() if self.social is not None else {"lam": None, "ttm": None}
         return RunInfo(
@@ -373,6 +419,7 @@ class SpeakerDetector:
             num_shot_cuts=analysis.num_shot_cuts,
             num_threads=self.num_threads,
             device=cfg.device,
+            diarization=dict(persons.info) if persons is not None else None,
             versions=_versions(),
         ).with_timings(timer.seconds)
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from socialav.diarization.records import DiarizationResult
 from socialav.types import FaceTrack, TrackScores, VideoInfo
 
 __all__ = ["DetectResult", "RunInfo"]
@@ -35,6 +36,7 @@ class RunInfo(Mapping[str, Any]):
         num_shot_cuts: shot cuts found.
         num_threads: CPU threads used.
         device: where the PyTorch models ran.
+        diarization: how the persons were found (thresholds, cluster counts), or ``None``.
         timings_s: wall-clock seconds per stage, rounded to ms.
         versions: library versions.
     """
@@ -55,6 +57,7 @@ class RunInfo(Mapping[str, Any]):
     num_shot_cuts: int
     num_threads: int
     device: str
+    diarization: dict[str, Any] | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
 
@@ -89,6 +92,8 @@ class DetectResult:
         timings_s: wall-clock seconds per stage (``decode``, ``shots``, ``detect``, ``crop``,
             ``audio``, ``model``, ``total``; the outputs add ``write`` and ``video``).
         run_info: how it was produced (:class:`RunInfo`).
+        persons: who spoke when (:class:`~socialav.diarization.records.DiarizationResult`), or
+            ``None`` without diarization.
     """
 
     video: VideoInfo
@@ -96,6 +101,7 @@ class DetectResult:
     scores: list[TrackScores]
     timings_s: dict[str, float]
     run_info: RunInfo
+    persons: DiarizationResult | None = None
 
     def __post_init__(self) -> None:
         ids = [t.track_id for t in self.tracks]

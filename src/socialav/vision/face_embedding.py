@@ -30,7 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from socialav.types import Detections
+from socialav.types import Detections, FaceEmbedding
 from socialav.vision.detection import check_frame_rgb
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,6 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "FACE_EMBEDDING_DIM",
     "DlibFaceEmbedder",
-    "FaceEmbedding",
     "FaceEmbeddingSampler",
     "face_quality",
 ]
@@ -67,42 +66,6 @@ def face_quality(face_rgb: np.ndarray, box_height_px: float, confidence: float =
     sharpness = float(cv2.Laplacian(gray, cv2.CV_64F).var())
     size = min(1.0, box_height_px / 100.0)
     return float(np.clip(confidence, 0.0, 1.0)) * size * sharpness / (sharpness + 50.0)
-
-
-@dataclass
-class FaceEmbedding:
-    """The face descriptor of one face track.
-
-    Attributes:
-        key: the track's key (the ``FaceTracker`` key; ``track_id`` once the track is built).
-        embedding: ``(128,)`` float32, L2-normalised weighted mean of the sampled descriptors.
-        frame_indices: ``(n,)`` int64 frames whose faces were described.
-        quality: ``(n,)`` float32 their qualities (the averaging weights).
-        thumbnail_jpeg: a small JPEG of the best face (RGB, at most 96 px), or None.
-    """
-
-    key: int
-    embedding: np.ndarray
-    frame_indices: np.ndarray
-    quality: np.ndarray
-    thumbnail_jpeg: bytes | None = None
-
-    def __post_init__(self) -> None:
-        self.embedding = np.asarray(self.embedding, dtype=np.float32).reshape(-1)
-        self.frame_indices = np.asarray(self.frame_indices, dtype=np.int64).reshape(-1)
-        self.quality = np.asarray(self.quality, dtype=np.float32).reshape(-1)
-        if not np.all(np.isfinite(self.embedding)) or self.embedding.size == 0:
-            raise ValueError("a face embedding must be a non-empty finite vector")
-        if abs(float(np.linalg.norm(self.embedding)) - 1.0) > 1e-3:
-            raise ValueError(
-                f"a face embedding must be L2-normalised, but its norm is "
-                f"{float(np.linalg.norm(self.embedding)):.4f}"
-            )
-        if len(self.quality) != len(self.frame_indices):
-            raise ValueError(
-                f"quality must have one value per sampled frame ({len(self.frame_indices)}), "
-                f"but got {len(self.quality)}"
-            )
 
 
 class DlibFaceEmbedder:
