@@ -12,9 +12,10 @@ starts earlier or later than the video stream.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -32,6 +33,8 @@ __all__ = [
     "probe_video",
     "iter_frames",
     "read_audio",
+    "keyframe_times_s",
+    "read_frames_at",
 ]
 
 
@@ -303,3 +306,173 @@ def read_audio(
 def expected_num_frames(duration_s: float, fps: float = ANALYSIS_FPS) -> int:
     """Frames of a ``fps`` timeline covering ``duration_s`` seconds (``ceil`` with tolerance)."""
     return int(math.ceil(duration_s * fps - 1e-6))
+
+
+def _first_frame_time_s(path: Path) -> float:
+    """Presentation time of the first decoded video frame (time 0 of the analysis timeline)."""
+    with _open(path) as container:
+        if not container.streams.video:
+            raise MediaError(f"{path}: expected a video stream, found none")
+        for frame in container.decode(container.streams.video[0]):
+            if frame.time is not None:
+                return float(frame.time)
+    raise MediaError(f"{path}: the video stream has no decodable frame")
+
+
+def keyframe_times_s(path: str | Path) -> np.ndarray:
+    """Times of the video stream's keyframes on the analysis timeline, from the demuxer.
+
+    Only the first frame is decoded (for time 0): a decoder can start at these times, so
+    reading a frame costs one decoded frame per frame between it and the keyframe before it.
+
+    Returns:
+        ``(K,)`` float64 seconds, sorted, relative to the first decoded video frame.
+
+    Raises:
+        MediaError: the file cannot be opened, has no video stream or no decodable frame.
+    """
+    path = Path(path)
+    origin_s = _first_frame_time_s(path)
+    with _open(path) as container:
+        vstream = container.streams.video[0]
+        times = [
+            float(packet.pts * packet.time_base) - origin_s
+            for packet in container.demux(vstream)
+            if packet.is_keyframe and packet.pts is not None and packet.time_base is not None
+        ]
+    return np.unique(np.asarray(times, dtype=np.float64))
+
+
+class _SeekingDecoder:
+    """Decoded video frames from a chosen time on, with FFmpeg seeks checked.
+
+    Some containers (MPEG program streams such as GRID's ``.mpg``) land *after* the requested
+    time even for a backward seek; then an earlier time is tried, and at last the file is
+    decoded from its start.
+    """
+
+    _BACK_OFF_S = (0.0, 1.0, 4.0, 16.0)
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.container = _open(path)
+        self.stream = self.container.streams.video[0]
+        self.stream.thread_type = "AUTO"
+        self.frames: Iterator[av.VideoFrame] = self._timed(self.container.decode(self.stream))
+
+    @staticmethod
+    def _timed(frames: Iterator[av.VideoFrame]) -> Iterator[av.VideoFrame]:
+        return (f for f in frames if f.time is not None)
+
+    def restart(self) -> None:
+        self.container.close()
+        self.container = _open(self.path)
+        self.stream = self.container.streams.video[0]
+        self.stream.thread_type = "AUTO"
+        self.frames = self._timed(self.container.decode(self.stream))
+
+    def seek_before(self, source_time_s: float) -> None:
+        """Position the decoder at a frame at or before ``source_time_s`` (container time)."""
+        time_base = self.stream.time_base
+        for back_s in self._BACK_OFF_S:
+            at_s = max(source_time_s - back_s, 0.0)
+            self.container.seek(
+                int(at_s / time_base) if time_base else 0,
+                stream=self.stream,
+                backward=True,
+                any_frame=False,
+            )
+            frames = self._timed(self.container.decode(self.stream))
+            first = next(frames, None)
+            if first is not None and float(first.time) <= source_time_s + 1e-6:
+                self.frames = itertools.chain([first], frames)
+                return
+            if at_s == 0.0:
+                break
+        self.restart()
+
+    def close(self) -> None:
+        self.container.close()
+
+
+def read_frames_at(
+    path: str | Path, times_s: Iterable[float], pixel_format: str = "rgb24"
+) -> list[np.ndarray]:
+    """Decode the frames shown at given times, seeking instead of decoding the whole video.
+
+    For each time ``t`` (seconds on the analysis timeline: 0 = first decoded video frame) the
+    result is the source frame whose presentation time is nearest to ``t`` (ties: the earlier),
+    the frame :func:`iter_frames` yields for ``t = k / fps``. Times are visited in increasing
+    order: the decoder seeks to the keyframe before ``t`` unless ``t`` lies ahead in the group
+    of pictures it is decoding already, where it decodes on.
+
+    Args:
+        path: video file.
+        times_s: times in seconds (any order; results follow the given order).
+        pixel_format: as in :func:`iter_frames` (``rgb24``, ``bgr24``, ``gray``).
+
+    Returns:
+        One upright image per time (``(H, W, 3)`` or ``(H, W)`` uint8). A time past the end
+        gives the last frame.
+
+    Raises:
+        MediaError: the file cannot be opened, has no video stream or no decodable frame, or
+            decoding fails.
+    """
+    path = Path(path)
+    wanted = np.asarray(list(times_s), dtype=np.float64)
+    if wanted.size == 0:
+        return []
+    origin_s = _first_frame_time_s(path)
+    keyframes_s = keyframe_times_s(path) + origin_s
+    out: list[np.ndarray] = [np.zeros(0, np.uint8)] * len(wanted)
+    decoder = _SeekingDecoder(path)
+    try:
+        prev: av.VideoFrame | None = None  # last decoded frame (at or before the last target)
+        ahead: av.VideoFrame | None = None  # a decoded frame not used yet (after a target)
+        fresh = True  # the decoder is at the start of the stream
+        for i in np.argsort(wanted, kind="stable"):
+            target_s = origin_s + float(wanted[i])
+            k = int(np.searchsorted(keyframes_s, target_s, "right")) - 1
+            key_s = float(keyframes_s[k]) if k >= 0 else -math.inf
+            last = ahead if ahead is not None else prev
+            decode_on = (fresh and k <= 0) or (
+                last is not None and key_s <= float(last.time) <= target_s
+            )
+            if not decode_on:
+                decoder.seek_before(target_s)
+                prev = ahead = None
+            fresh = False
+            chosen = None
+            try:
+                while chosen is None:
+                    if ahead is not None:
+                        frame, ahead = ahead, None
+                    else:
+                        frame = next(decoder.frames, None)
+                    if frame is None:  # end of stream: the last frame
+                        chosen = prev
+                        if chosen is None:
+                            break
+                        continue
+                    if float(frame.time) <= target_s:
+                        prev = frame
+                        continue
+                    # first frame after the target: the nearer of it and the one before
+                    if (
+                        prev is not None
+                        and target_s - float(prev.time) <= float(frame.time) - target_s
+                    ):
+                        chosen, ahead = prev, frame
+                    else:
+                        chosen = prev = frame
+            except av.error.FFmpegError as exc:
+                raise MediaError(f"{path}: decoding failed near {wanted[i]:.2f} s ({exc})") from exc
+            if chosen is None:
+                raise MediaError(f"{path}: no decodable video frame near {wanted[i]:.2f} s")
+            img = chosen.to_ndarray(format=pixel_format)
+            rot = _rotation_k(chosen)
+            out[i] = np.ascontiguousarray(np.rot90(img, rot)) if rot else img
+    finally:
+        decoder.close()
+    return out
