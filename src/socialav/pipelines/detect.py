@@ -809,7 +809,7 @@ class SpeakerDetector:
         video: VideoInfo,
         timer: _Timer | None = None,
         progress: Progress | None = None,
-        stats: dict[str, int] | None = None,
+        stats: dict[str, Any] | None = None,
         on_frame: Callable[[int, np.ndarray], None] | None = None,
         social_cropper: _SocialInputCropper | None = None,
     ) -> Iterator[AnalysedTrack]:
@@ -821,7 +821,8 @@ class SpeakerDetector:
             timer: accumulates seconds per stage (``decode``, ``shots``, ``detect``, ``crop``,
                 and ``scene`` for ``on_frame``).
             progress: called as ``progress("analyse", frames_done, num_frames)``.
-            stats: if given, receives ``num_shot_cuts``.
+            stats: if given, receives ``num_shot_cuts`` and ``shot_cut_frames`` (the first
+                frame index of every new shot).
             on_frame: if given, called as ``on_frame(frame_index, frame_rgb)`` for every
                 decoded frame, in order (e.g. :meth:`SceneEmbeddingStream.add`).
             social_cropper: if given, also cuts the RGB crops and quality the trained LAM/TTM
@@ -837,6 +838,7 @@ class SpeakerDetector:
         tracker = FaceTracker(cfg.tracker)
         cropper = _IncrementalCropper(cfg.tracker.smoothing_kernel, cfg.crop_scale)
         num_cuts = 0
+        cut_frames: list[int] = []
         last_detect = -cfg.detect_every
 
         head_pose = self._head_pose_tracker()
@@ -868,6 +870,7 @@ class SpeakerDetector:
             cut = shots.update(frame_index, frame)
             if cut:
                 num_cuts += 1
+                cut_frames.append(frame_index)
                 tracker.end_shot()
             t = timer.add("shots", t)
             # detect on the first frame of every shot, then on every detect_every-th frame
@@ -899,6 +902,7 @@ class SpeakerDetector:
         yield from closed()
         if stats is not None:
             stats["num_shot_cuts"] = num_cuts
+            stats["shot_cut_frames"] = cut_frames
 
     def _context_logits(
         self,
@@ -945,7 +949,7 @@ class SpeakerDetector:
         done_logits: dict[int, np.ndarray] = {}
         pending: list[tuple[FaceTrack, np.ndarray, np.ndarray]] = []
         head_poses: dict[int, np.ndarray] = {}
-        stats: dict[str, int] = {}
+        stats: dict[str, Any] = {}
         scene_stream = None
         if self.context_model is not None:
             scene_stream = SceneEmbeddingStream(self.context_model, cfg.scene_batch_frames)
@@ -1037,6 +1041,7 @@ class SpeakerDetector:
             else None,
             "detect_every": cfg.detect_every,
             "num_shot_cuts": num_cuts,
+            "shot_cut_frames": list(stats.get("shot_cut_frames", [])),
             "num_threads": self.num_threads,
             "timings_s": {k: round(v, 3) for k, v in timer.seconds.items()},
             "versions": _versions(),
