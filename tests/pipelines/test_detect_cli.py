@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from socialav.cli import app
 from socialav.io.writers import read_rttm
 
-SUFFIXES = [".ava.csv", ".rttm", ".json", ".timeline.png", ".annotated.mp4"]
+SUFFIXES = [".ava.csv", ".rttm", ".json", ".timeline.png", ".report.html", ".annotated.mp4"]
 
 
 def _run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -78,7 +78,7 @@ def test_folder_batch_and_overwrite(tmp_path, videos_dir):
     result = runner.invoke(app, ["detect", str(folder), "-o", str(out), "--no-video"])
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in out.iterdir())
-    assert names == sorted(f"{s}{x}" for s in ("grid_bbaf2n", "grid_sbia1a") for x in SUFFIXES[:4])
+    assert names == sorted(f"{s}{x}" for s in ("grid_bbaf2n", "grid_sbia1a") for x in SUFFIXES[:5])
     old = (out / "grid_bbaf2n.json").stat().st_mtime_ns
     result = runner.invoke(app, ["detect", str(folder / "grid_bbaf2n.mpg"), "-o", str(out),
                                  "--no-video", "--overwrite"])  # fmt: skip

@@ -29,8 +29,8 @@ as a frame's box is final (:class:`_SocialInputCropper`), and each track is scor
 models when it ends (with its audio span), after which its RGB crops are freed. FSA-Net head
 pose then runs only for a zero-shot LAM.
 
-Then :func:`write_outputs` writes the AVA CSV, RTTM, JSON, timeline and annotated video
-(a second decoding pass) into a temporary folder and moves them into place.
+Then :func:`write_outputs` writes the AVA CSV, RTTM, JSON, timeline, annotated video
+(a second decoding pass) and HTML report into a temporary folder and moves them into place.
 """
 
 from __future__ import annotations
@@ -110,6 +110,7 @@ OUTPUT_SUFFIXES: dict[str, str] = {
     "json": ".json",
     "timeline": ".timeline.png",
     "video": ".annotated.mp4",
+    "report": ".report.html",
 }
 
 
@@ -1074,11 +1075,14 @@ def write_outputs(
     kinds: Iterable[str] = tuple(OUTPUT_SUFFIXES),
     threshold: float | None = None,
     progress: Progress | None = None,
+    report_embed: bool = False,
 ) -> dict[str, Path]:
     """Write the requested outputs of one video, all or nothing.
 
     Everything is written into a temporary folder inside ``output_dir`` and then renamed into
     place, so an error (or Ctrl-C) leaves no partial file, and a rerun replaces old outputs.
+    The report is written last and links the others; ``report_embed`` inlines its video
+    (:func:`socialav.io.report.write_report`).
 
     Returns:
         kind → final path, for the kinds written.
@@ -1088,7 +1092,8 @@ def write_outputs(
     """
     from socialav.io.annotate import write_annotated_video
     from socialav.io.plots import plot_timeline
-    from socialav.io.writers import write_ava_csv, write_json, write_rttm
+    from socialav.io.report import browser_playable, video_href, write_report
+    from socialav.io.writers import detection_record, write_ava_csv, write_json, write_rttm
 
     kinds = list(kinds)
     unknown = set(kinds) - set(OUTPUT_SUFFIXES)
@@ -1119,10 +1124,28 @@ def write_outputs(
                 tmp["video"], video.path, video, tracks, scores, threshold=threshold, progress=cb
             )
             result.timings_s["video"] = time.perf_counter() - t
-        if "json" in tmp:  # last, so that it records the output timings too
-            info = dict(result.run_info)
-            info["timings_s"] = {k: round(v, 3) for k, v in result.timings_s.items()}
-            write_json(tmp["json"], video, tracks, scores, info)
+        info = dict(result.run_info)
+        info["timings_s"] = {k: round(v, 3) for k, v in result.timings_s.items()}
+        record = None
+        if "json" in tmp:  # after the others, so that it records the output timings too
+            record = write_json(tmp["json"], video, tracks, scores, info)
+        if "report" in tmp:  # last: it links the other outputs
+            t = time.perf_counter()
+            links = {k: video_href(final[k], output_dir) for k in tmp if k != "report"}
+            embed = None
+            if report_embed:
+                playable = browser_playable(video.video_codec, video.path)
+                embed = video.path if playable else tmp.get("video")
+            write_report(
+                tmp["report"],
+                record or detection_record(video, tracks, scores, info),
+                video_href=video_href(video.path, output_dir),
+                fallback_video_href=links.get("video"),
+                output_links=links,
+                embed_video=embed,
+                thumbnail_video=video.path,
+            )
+            result.timings_s["report"] = time.perf_counter() - t
         for kind, path in tmp.items():
             os.replace(path, final[kind])
         return {k: final[k] for k in kinds}
