@@ -33,6 +33,7 @@ __all__ = [
     "probe_video",
     "iter_frames",
     "read_audio",
+    "first_frame_time_s",
     "keyframe_times_s",
     "read_frames_at",
 ]
@@ -308,8 +309,17 @@ def expected_num_frames(duration_s: float, fps: float = ANALYSIS_FPS) -> int:
     return int(math.ceil(duration_s * fps - 1e-6))
 
 
-def _first_frame_time_s(path: Path) -> float:
-    """Presentation time of the first decoded video frame (time 0 of the analysis timeline)."""
+def first_frame_time_s(path: str | Path) -> float:
+    """Presentation time (s) of the first decoded video frame: time 0 of the analysis timeline.
+
+    Players (and browsers) show the file on its own timeline, where analysis time ``t`` is at
+    ``first_frame_time_s(path) + t`` (0.852 s later in the Hamilton clip, whose video starts
+    after its audio).
+
+    Raises:
+        MediaError: the file cannot be opened, or has no video stream or no decodable frame.
+    """
+    path = Path(path)
     with _open(path) as container:
         if not container.streams.video:
             raise MediaError(f"{path}: expected a video stream, found none")
@@ -332,7 +342,7 @@ def keyframe_times_s(path: str | Path) -> np.ndarray:
         MediaError: the file cannot be opened, has no video stream or no decodable frame.
     """
     path = Path(path)
-    origin_s = _first_frame_time_s(path)
+    origin_s = first_frame_time_s(path)
     with _open(path) as container:
         vstream = container.streams.video[0]
         times = [
@@ -423,7 +433,7 @@ def read_frames_at(
     wanted = np.asarray(list(times_s), dtype=np.float64)
     if wanted.size == 0:
         return []
-    origin_s = _first_frame_time_s(path)
+    origin_s = first_frame_time_s(path)
     keyframes_s = keyframe_times_s(path) + origin_s
     out: list[np.ndarray] = [np.zeros(0, np.uint8)] * len(wanted)
     decoder = _SeekingDecoder(path)

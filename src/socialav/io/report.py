@@ -584,7 +584,7 @@ def write_report(
     fallback_video_href: str | None = None,
     output_links: Mapping[str, str] | None = None,
     embed_video: str | os.PathLike[str] | None = None,
-    thumbnail_video: str | os.PathLike[str] | None = None,
+    source_video: str | os.PathLike[str] | None = None,
     thumbnails: Mapping[int, bytes] | None = None,
     max_embed_bytes: int = EMBED_LIMIT_BYTES,
     max_face_frames: int = MAX_FULL_RATE_FACE_FRAMES,
@@ -610,8 +610,11 @@ def write_report(
         embed_video: a video file to inline instead of linking (at most ``max_embed_bytes``;
             a larger one is linked and a warning logged). Pass the file the page should play:
             the source if playable, else the annotated copy.
-        thumbnail_video: the analysed video, to cut a face thumbnail per track (one seek
-            each, :func:`track_thumbnails`); None: only the thumbnails given.
+        source_video: the analysed video file: a face thumbnail per track is cut from it
+            (one seek each, :func:`track_thumbnails`), and the time of its first frame
+            (:func:`socialav.io.media.first_frame_time_s`) aligns the page with the player's
+            clock, which counts from the file's own time 0 (the annotated copy keeps it).
+            None: only the thumbnails given, and a clock offset of 0.
         thumbnails: track id → JPEG bytes, used instead of cutting them.
         max_embed_bytes: see ``embed_video``.
         max_face_frames: size budget of the per-frame series
@@ -642,11 +645,14 @@ def write_report(
             wanted[row.key] = max(row.track_ids, key=lambda tid: (spans[tid], -tid))
     jpegs: dict[int, bytes] = dict(thumbnails or {})
     missing = sorted({tid for tid in wanted.values() if tid not in jpegs})
-    if missing and thumbnail_video is not None:
-        from socialav.io.media import MediaError
+    start_s = 0.0
+    if source_video is not None:
+        from socialav.io.media import MediaError, first_frame_time_s
 
         try:
-            jpegs.update(track_thumbnails(thumbnail_video, record, missing))
+            start_s = first_frame_time_s(source_video)
+            if missing:
+                jpegs.update(track_thumbnails(source_video, record, missing))
         except MediaError as exc:
             logger.warning("no face thumbnails in the report: %s", exc)
     thumbs: dict[str, str | None] = {}
@@ -697,7 +703,7 @@ def write_report(
         else:
             embedded_b64 = base64.b64encode(Path(embed_video).read_bytes()).decode("ascii")
             embedded_mime = _MIME.get(Path(embed_video).suffix.lower(), "video/mp4")
-    payload = report_payload(record, rows, max_face_frames=max_face_frames)  # thumbs: in the table
+    payload = report_payload(record, rows, start_s=start_s, max_face_frames=max_face_frames)
     payload["media"] = {
         "src": None if embedded_b64 is not None else primary,
         "fallback": None if embedded_b64 is not None else secondary,

@@ -373,6 +373,7 @@ def report_payload(
     rows: Sequence[ReportRow],
     *,
     thumbnails: Mapping[str, str | None] | None = None,
+    start_s: float = 0.0,
     max_face_frames: int = MAX_FULL_RATE_FACE_FRAMES,
 ) -> dict[str, Any]:
     """The JSON object the page's script reads (see the module docstring for the encoding).
@@ -381,10 +382,13 @@ def report_payload(
         record: the detect record (checked by :func:`report_rows`).
         rows: its rows (:func:`report_rows`).
         thumbnails: row key → ``data:`` URI of a JPEG (or None).
+        start_s: time of the video's first frame on the player's clock (analysis time ``t``
+            plays at ``start_s + t``; :func:`socialav.io.media.first_frame_time_s`).
         max_face_frames: budget of :func:`series_step`.
 
     Returns:
-        ``{"video", "threshold", "step_frames", "series", "tracks", "rows", "cuts_s"}``:
+        ``{"video", "threshold", "step_frames", "series", "tracks", "rows", "cuts_s"}``
+        (row thumbnails are ``rows[i]["thumb"]``):
         ``tracks[i]`` has ``id``, ``row`` (index into ``rows``), ``label``, ``start`` and
         ``end`` (inclusive frame indices), ``kf`` (int32 keyframe indices), ``box`` (int16
         ``x1, y1, x2, y2`` per keyframe, rounded px) and ``s`` (series key → uint8 values, one
@@ -439,6 +443,7 @@ def report_payload(
             "fps": fps,
             "duration_s": max(float(video["duration_s"]), int(video["num_frames"]) / fps),
             "num_frames": int(video["num_frames"]),
+            "start_s": float(start_s),
         },
         "threshold": threshold,
         "step_frames": step,

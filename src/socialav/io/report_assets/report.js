@@ -12,6 +12,8 @@
   var VW = D.video.width_px;
   var VH = D.video.height_px;
   var STEP = D.step_frames;
+  // analysis time t is at T0 + t on the player's clock (the file's own timeline)
+  var T0 = D.video.start_s || 0;
   var THR = D.threshold;
   var MISSING = 255;
   var LEVELS = 254;
@@ -113,14 +115,14 @@
   }
 
   var videoClock = {
-    time: function () { return video.currentTime || 0; },
+    time: function () { return Math.max(0, (video.currentTime || 0) - T0); },
     paused: function () { return video.paused; },
     play: function () {
       var p = video.play();
       if (p && p.catch) p.catch(function () {});
     },
     pause: function () { video.pause(); },
-    seek: function (t) { video.currentTime = t; },
+    seek: function (t) { video.currentTime = t + T0; },
   };
   function virtualClock() {
     var t = 0, base = null;
@@ -199,7 +201,10 @@
   var useFrameCallback = "requestVideoFrameCallback" in HTMLVideoElement.prototype;
   if (useFrameCallback) {
     var onVideoFrame = function (now, meta) {
-      if (clock === videoClock) setFrame(Math.round(meta.mediaTime * FPS));
+      if (clock === videoClock) {
+        overlay.setAttribute("data-media-time", String(meta.mediaTime));
+        setFrame(Math.round((meta.mediaTime - T0) * FPS));
+      }
       video.requestVideoFrameCallback(onVideoFrame);
     };
     video.requestVideoFrameCallback(onVideoFrame);
@@ -224,11 +229,13 @@
     }
   }
   video.addEventListener("play", startTicking);
-  video.addEventListener("seeked", function () {
-    setFrame(frameOfTime(video.currentTime));
+  var showCurrent = function () {
+    if (clock !== videoClock) return;
+    setFrame(frameOfTime(video.currentTime - T0));
     onTime();
-  });
-  video.addEventListener("loadeddata", onTime);
+  };
+  video.addEventListener("seeked", showCurrent);
+  video.addEventListener("loadeddata", showCurrent);
   video.addEventListener("pause", onTime);
 
   function seekTime(t) {
@@ -276,7 +283,7 @@
     overlay.setAttribute("data-frame", String(frame));
     if (!showBoxes.checked) return;
     var s = g.w / VW;
-    var lw = Math.max(2, Math.round(Math.min(g.w, g.h) / 180));
+    var lw = Math.max(3, Math.round(Math.min(g.w, g.h) / 150));
     var size = Math.max(11, Math.round(Math.min(g.w, g.h) / 34));
     tracks.forEach(function (t) {
       var b = boxAt(t, frame);
