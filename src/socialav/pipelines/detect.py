@@ -1143,7 +1143,7 @@ def write_outputs(
                 fallback_video_href=links.get("video"),
                 output_links=links,
                 embed_video=embed,
-                thumbnail_video=video.path,
+                source_video=video.path,
             )
             result.timings_s["report"] = time.perf_counter() - t
         for kind, path in tmp.items():
