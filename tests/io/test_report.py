@@ -148,16 +148,16 @@ def test_thumbnail_is_a_big_face_near_a_keyframe(tmp_path):
     path = make_video(tmp_path / "v.mp4", num_frames=40, size_wh=(128, 96))
     track, score = make_track(0, 0, 40, box=(10, 10, 40, 40), drift_px_per_frame=0.0)
     track.detected[:] = False
-    track.detected[[0, 10, 20, 30]] = True
+    track.detected[[0, 4, 8, 12]] = True
     boxes = track.boxes_xyxy_px
-    boxes[10] = (10, 10, 50, 50)
-    boxes[20] = (10, 10, 70, 70)  # largest within 25 frames of the keyframe
-    boxes[30] = (0, 0, 100, 90)  # larger, but 30 frames to decode
+    boxes[4] = (10, 10, 50, 50)
+    boxes[8] = (10, 10, 70, 70)  # largest within 8 frames of the keyframe
+    boxes[12] = (0, 0, 100, 90)  # larger, but 12 frames to decode
     record = make_record(40, [(track, score)], width_px=128, height_px=96)
     jpegs = track_thumbnails(path, record, [0])
     img = cv2.imdecode(np.frombuffer(jpegs[0], np.uint8), cv2.IMREAD_GRAYSCALE)
     assert img.shape[0] == 96
-    assert abs(float(img.mean()) - 8 * 20) < 4  # frame 20
+    assert abs(float(img.mean()) - 8 * 8) < 4  # frame 8
 
 
 def test_report_of_a_ten_minute_video_stays_small(tmp_path):

@@ -203,7 +203,9 @@
     var onVideoFrame = function (now, meta) {
       if (clock === videoClock) {
         overlay.setAttribute("data-media-time", String(meta.mediaTime));
-        setFrame(Math.round((meta.mediaTime - T0) * FPS));
+        // playing: the nearest analysis frame to the frame on screen; paused (after a seek)
+        // the seek target, as Firefox reports that as mediaTime rather than the frame's time
+        setFrame(video.paused ? frameOfTime(video.currentTime - T0) : Math.round((meta.mediaTime - T0) * FPS));
       }
       video.requestVideoFrameCallback(onVideoFrame);
     };
