@@ -13,7 +13,8 @@ folder outside the repository. Records: the interview and the 3-minute video go 
 loop's length: new track ids, as the cut at each loop would give) instead of a 10-minute
 detect run, and so is a 3-minute tiled record for comparison. Every report is written from
 the record with ``source_video`` = the looped file, so the face thumbnails are cut from it
-(one seek per track). Write time = wall-clock seconds of ``write_report`` (one thread).
+(one seek per track). Write time = wall-clock seconds of ``write_report`` (one thread),
+after one warm-up write (imports, first decoder start).
 """
 
 from __future__ import annotations
@@ -124,6 +125,7 @@ def main() -> None:
         video_3 = loop_video(INTERVIEW, tmp / "interview_3min.mp4", 180)
         video_10 = loop_video(INTERVIEW, tmp / "interview_10min.mp4", 600)
         base = detect_record(INTERVIEW, args.threads)
+        measure(base, INTERVIEW, tmp)  # warm-up: imports (OpenCV), first decoder start
         rows.append(("interview 17.5 s", "detect", measure(base, INTERVIEW, tmp)))
         rows.append(
             (

@@ -281,6 +281,34 @@ def test_screenshot(driver, reports, artifacts_dir, name, at_s):
     _wait(driver, "document.getElementById('video').readyState >= 2")
     frame = int(at_s * 25)
     _show_frame(driver, report, frame)
+    _wait(driver, "document.getElementById('video').readyState >= 3")
+    time.sleep(0.8)  # the player's own loading spinner fades out
     path = artifacts_dir / f"{name}.report.png"
     driver.save_screenshot(str(path))
     assert path.stat().st_size > 50_000
+
+
+def test_without_a_playable_video_the_boxes_and_timeline_still_run(driver, tmp_path):
+    from report_records import make_record
+    from selenium.webdriver.common.keys import Keys
+
+    from socialav.io.report import write_report
+
+    record = make_record(codec="mpeg1video", path="clip.mpg")  # no annotated copy either
+    html = tmp_path / "clip.report.html"
+    write_report(html, record, video_href="clip.mpg")
+    report = {"html": html}
+    _open(driver, report)
+    notice = driver.find_element("id", "notice")
+    assert notice.is_displayed() and "no annotated copy" in notice.text
+    assert not [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    driver.find_element("tag name", "body").send_keys(" ")  # plays on the page's own clock
+    _wait(driver, "window.socialavReport.frame() > 10", what="the clock to run")
+    driver.find_element("tag name", "body").send_keys(" ")
+    driver.find_element("tag name", "body").send_keys(Keys.ARROW_RIGHT)
+    frame = int(driver.execute_script("return window.socialavReport.frame()"))
+    track = record["tracks"][0]
+    x1, y1, x2, y2 = track["boxes_xyxy_px"][frame - track["start_frame"]]
+    p = track["probabilities"][frame - track["start_frame"]]
+    expected = [0, 230, 0, 255] if p >= 0.5 else [230, 0, 0, 255]
+    assert _pixel(driver, x1, (y1 + y2) / 2, 640, search_px=2) == expected

@@ -20,7 +20,6 @@ import base64
 import html
 import json
 import logging
-import math
 import os
 import time
 import urllib.parse
@@ -30,8 +29,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from socialav.io.atomic import atomic_write
 from socialav.io.report_data import (
     MAX_FULL_RATE_FACE_FRAMES,
@@ -39,6 +36,13 @@ from socialav.io.report_data import (
     report_payload,
     report_rows,
     speech_totals,
+)
+from socialav.io.report_media import (
+    PLAYABLE_CONTAINERS,
+    browser_playable,
+    codec_name,
+    track_thumbnails,
+    video_href,
 )
 
 logger = logging.getLogger(__name__)
@@ -55,29 +59,8 @@ __all__ = [
 #: Largest video ``embed_video`` inlines (base64 makes the page 4/3 of it): 25 MiB, a few
 #: minutes of 720p H.264; browsers hold the whole page and a decoded copy in memory.
 EMBED_LIMIT_BYTES = 25 * 1024 * 1024
-#: Video codecs (FFmpeg decoder names) that Chromium and Firefox both decode in ``<video>``.
-#: HEVC is left out: Firefox and Chromium without hardware decoding cannot play it.
-PLAYABLE_VIDEO_CODECS = frozenset({"h264", "vp8", "vp9", "av1", "theora"})
-#: Containers both browsers open (MPEG-PS/TS, AVI, FLV, Matroska/MKV are not reliable).
-PLAYABLE_CONTAINERS = frozenset({".mp4", ".m4v", ".mov", ".webm", ".ogv", ".ogg"})
 _MIME = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/mp4", ".webm": "video/webm"}
 _MIME.update({".ogv": "video/ogg", ".ogg": "video/ogg"})
-CODEC_NAMES = {
-    "h264": "H.264",
-    "hevc": "HEVC (H.265)",
-    "mpeg1video": "MPEG-1 video",
-    "mpeg2video": "MPEG-2 video",
-    "mpeg4": "MPEG-4 Part 2",
-    "msmpeg4v3": "MS MPEG-4 v3",
-    "vp8": "VP8",
-    "vp9": "VP9",
-    "av1": "AV1",
-    "prores": "Apple ProRes",
-    "mjpeg": "Motion JPEG",
-    "wmv3": "WMV 9",
-    "vc1": "VC-1",
-    "theora": "Theora",
-}
 #: What each other output of ``socialav detect`` is, for the download list.
 OUTPUT_DESCRIPTIONS = {
     "csv": "per frame and face: box and speaking probability (AVA-ActiveSpeaker CSV)",
@@ -86,10 +69,6 @@ OUTPUT_DESCRIPTIONS = {
     "timeline": "the timeline as an image (PNG)",
     "video": "the video with the boxes drawn into it (MP4, H.264)",
 }
-THUMBNAIL_HEIGHT_PX = 96
-#: Extra decoding allowed when choosing a thumbnail frame: 8 frames (a third of a second) more
-#: than the track's cheapest detection frame (see :func:`track_thumbnails`).
-THUMBNAIL_EXTRA_DECODE_FRAMES = 8
 
 
 @dataclass(frozen=True)
@@ -117,120 +96,6 @@ class ReportResult:
     timings_s: dict[str, float]
 
 
-def browser_playable(video_codec: str | None, path_or_href: str | os.PathLike[str] | None) -> bool:
-    """Whether Chromium and Firefox can play a file with this codec and file suffix.
-
-    ``video_codec`` is the FFmpeg decoder name of the JSON's ``video.video_codec``. An
-    unknown (empty) codec counts as playable: the page then tries it and falls back at run
-    time. HEVC, MPEG-1/2 (GRID ``.mpg``), MPEG-4 Part 2 and others are not playable.
-    """
-    if path_or_href is None:
-        return False
-    suffix = Path(urllib.parse.unquote(os.fspath(path_or_href))).suffix.lower()
-    if suffix not in PLAYABLE_CONTAINERS:
-        return False
-    return not video_codec or video_codec in PLAYABLE_VIDEO_CODECS
-
-
-def video_href(video_path: str | os.PathLike[str], report_dir: str | os.PathLike[str]) -> str:
-    """URL of a video relative to the folder of the report (percent-encoded, ``/``-separated).
-
-    Where no relative path exists (another drive on Windows) it is an absolute ``file://``
-    URI.
-    """
-    target = Path(os.path.abspath(video_path))
-    try:
-        rel = os.path.relpath(target, os.path.abspath(report_dir))
-    except ValueError:
-        return target.as_uri()
-    return urllib.parse.quote(rel.replace(os.sep, "/"))
-
-
-def _thumbnail_row(track: Mapping[str, Any], keyframes_s: np.ndarray, fps: float) -> int:
-    """Row of a track to show as its thumbnail: a big face that is cheap to decode.
-
-    Candidates are the detection frames (all frames if none). Decoding a frame costs the
-    frames from the keyframe before it; among the candidates within
-    :data:`THUMBNAIL_EXTRA_DECODE_FRAMES` of the cheapest, the one with the largest box wins.
-    """
-    boxes = np.asarray(track["boxes_xyxy_px"], dtype=np.float64)
-    detected = np.asarray(track.get("detected") or [True] * len(boxes), dtype=bool)
-    rows = np.flatnonzero(detected) if detected.any() else np.arange(len(boxes))
-    times = (int(track["start_frame"]) + rows) / fps
-    if len(keyframes_s):
-        before = np.searchsorted(keyframes_s, times + 1e-6, side="right") - 1
-        key = np.where(before >= 0, keyframes_s[np.maximum(before, 0)], 0.0)
-        cost = np.round((times - key) * fps)
-    else:
-        cost = times * fps
-    cheap = rows[cost <= cost.min() + THUMBNAIL_EXTRA_DECODE_FRAMES]
-    area = (boxes[cheap, 2] - boxes[cheap, 0]) * (boxes[cheap, 3] - boxes[cheap, 1])
-    return int(cheap[int(np.argmax(area))])
-
-
-def track_thumbnails(
-    video_path: str | os.PathLike[str],
-    record: Mapping[str, Any],
-    track_ids: Sequence[int],
-    *,
-    height_px: int = THUMBNAIL_HEIGHT_PX,
-    margin: float = 0.25,
-    jpeg_quality: int = 80,
-) -> dict[int, bytes]:
-    """A small JPEG of the face of each face track, cut from the video with one seek each.
-
-    The frame is chosen by :func:`_thumbnail_row` (a large detected face near a keyframe);
-    the crop is the box grown by ``margin`` of its size on every side, clipped to the frame,
-    scaled to ``height_px`` high (OpenCV ``INTER_AREA``) and JPEG-encoded.
-
-    Args:
-        video_path: the analysed video (frames on the analysis timeline of the record).
-        record: the detect record.
-        track_ids: tracks to cut.
-
-    Returns:
-        track id → JPEG bytes.
-
-    Raises:
-        socialav.io.media.MediaError: the video cannot be decoded.
-        KeyError: a track id that is not in the record.
-    """
-    import cv2
-
-    from socialav.io.media import keyframe_times_s, read_frames_at
-
-    if not track_ids:
-        return {}
-    fps = float(record["video"]["fps"])
-    by_id = {int(t["track_id"]): t for t in record["tracks"]}
-    keyframes = keyframe_times_s(video_path)
-    picks = []
-    for tid in track_ids:
-        track = by_id[int(tid)]
-        row = _thumbnail_row(track, keyframes, fps)
-        picks.append(
-            (int(tid), (int(track["start_frame"]) + row) / fps, track["boxes_xyxy_px"][row])
-        )
-    frames = read_frames_at(video_path, [t for _, t, _ in picks], pixel_format="bgr24")
-    out = {}
-    for (tid, _, box), frame in zip(picks, frames, strict=True):
-        x1, y1, x2, y2 = (float(v) for v in box)
-        mx, my = margin * (x2 - x1), margin * (y2 - y1)
-        h, w = frame.shape[:2]
-        xa, xb = int(max(0, math.floor(x1 - mx))), int(min(w, math.ceil(x2 + mx)))
-        ya, yb = int(max(0, math.floor(y1 - my))), int(min(h, math.ceil(y2 + my)))
-        if xb - xa < 2 or yb - ya < 2:
-            continue
-        crop = frame[ya:yb, xa:xb]
-        scale = height_px / crop.shape[0]
-        size = (max(1, round(crop.shape[1] * scale)), height_px)
-        crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
-        ok, jpeg = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
-        if ok:
-            out[tid] = jpeg.tobytes()
-    return out
-
-
 # --------------------------------------------------------------------------------------
 # Formatting
 # --------------------------------------------------------------------------------------
@@ -246,10 +111,6 @@ def _fmt_s(seconds: float) -> str:
         return f"{seconds:.1f} s"
     minutes, rest = divmod(seconds, 60)
     return f"{int(minutes)} min {rest:04.1f} s"
-
-
-def _codec_name(codec: str | None) -> str:
-    return CODEC_NAMES.get(codec or "", codec or "unknown codec")
 
 
 def _script_json(value: Any) -> str:
@@ -379,7 +240,7 @@ def _video_facts(record: Mapping[str, Any]) -> list[tuple[str, str]]:
         (
             "picture",
             _esc(
-                f"{v['width_px']}×{v['height_px']}, {_codec_name(v.get('video_codec'))}, {float(v.get('source_fps') or v['fps']):.3g} fps (analysed at {float(v['fps']):g} fps)"
+                f"{v['width_px']}×{v['height_px']}, {codec_name(v.get('video_codec'))}, {float(v.get('source_fps') or v['fps']):.3g} fps (analysed at {float(v['fps']):g} fps)"
             ),
         ),
         ("sound", _esc(audio)),
@@ -676,12 +537,12 @@ def write_report(
     source_ok = browser_playable(codec, video_href)
     primary, secondary, shows_annotated = video_href, fallback_video_href, False
     if not source_ok:
-        why = f"Browsers cannot play this video's {_codec_name(codec)}"
+        why = f"Browsers cannot play this video's {codec_name(codec)}"
         if (
             video_href is not None
             and Path(urllib.parse.unquote(video_href)).suffix.lower() not in PLAYABLE_CONTAINERS
         ):
-            why = f"Browsers cannot play {Path(urllib.parse.unquote(video_href)).suffix} files ({_codec_name(codec)})"
+            why = f"Browsers cannot play {Path(urllib.parse.unquote(video_href)).suffix} files ({codec_name(codec)})"
         if fallback_video_href is not None:
             name = urllib.parse.unquote(fallback_video_href.rsplit("/", 1)[-1])
             notice = (
