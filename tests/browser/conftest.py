@@ -37,8 +37,8 @@ def _missing(reason: str) -> None:
 
 
 def _binary(env: str, names: tuple[str, ...]) -> str | None:
-    if os.environ.get(env):
-        return os.environ[env]
+    if os.environ.get(env):  # an explicit path: missing if it is not there
+        return os.environ[env] if Path(os.environ[env]).exists() else None
     for name in names:
         found = shutil.which(name) or (
             f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None
