@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from socialav.cli import app
 from socialav.io.writers import read_rttm
 
-SUFFIXES = [".ava.csv", ".rttm", ".json", ".timeline.png", ".annotated.mp4"]
+SUFFIXES = [".ava.csv", ".rttm", ".json", ".timeline.png", ".report.html", ".annotated.mp4"]
 
 
 def _run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -54,7 +54,11 @@ def test_interview_writes_five_outputs_for_two_people(interview_outputs):
     assert info["num_tracks"] == 2
     assert len(info["run_info"]["weights"]["asd"]["sha256"]) == 64
     turns = read_rttm(out / "visualvoice_interview.rttm")
-    assert {t.speaker for t in turns} <= set(csv.entity_id) and len(turns) >= 2
+    # the RTTM names persons (diarization, on by default); the CSV maps tracks to them
+    assert list(csv.columns[9:]) == ["person_id"]
+    assert set(csv.groupby("entity_id").person_id.nunique()) == {1}
+    assert {t.speaker for t in turns} == set(csv.person_id) and len(turns) >= 2
+    assert {p["person_id"] for p in info["persons"]} == set(csv.person_id)
     # both people talk in this clip (often over each other)
     for entity in csv.entity_id.unique():
         assert (csv[csv.entity_id == entity].score > 0.5).mean() > 0.3
@@ -78,7 +82,7 @@ def test_folder_batch_and_overwrite(tmp_path, videos_dir):
     result = runner.invoke(app, ["detect", str(folder), "-o", str(out), "--no-video"])
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in out.iterdir())
-    assert names == sorted(f"{s}{x}" for s in ("grid_bbaf2n", "grid_sbia1a") for x in SUFFIXES[:4])
+    assert names == sorted(f"{s}{x}" for s in ("grid_bbaf2n", "grid_sbia1a") for x in SUFFIXES[:5])
     old = (out / "grid_bbaf2n.json").stat().st_mtime_ns
     result = runner.invoke(app, ["detect", str(folder / "grid_bbaf2n.mpg"), "-o", str(out),
                                  "--no-video", "--overwrite"])  # fmt: skip

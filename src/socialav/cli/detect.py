@@ -126,9 +126,24 @@ def detect(
         ),
     ] = None,
     outputs: Annotated[
-        str, typer.Option(help="Comma-separated subset of csv,rttm,json,timeline,video.")
-    ] = "csv,rttm,json,timeline,video",
+        str, typer.Option(help="Comma-separated subset of csv,rttm,json,timeline,video,report.")
+    ] = "csv,rttm,json,timeline,video,report",
     no_video: Annotated[bool, typer.Option("--no-video", help="Skip the annotated video.")] = False,
+    report_embed: Annotated[
+        bool,
+        typer.Option(
+            "--report-embed",
+            help="Inline the video in the HTML report (up to 25 MiB; a larger one is linked).",
+        ),
+    ] = False,
+    diarize: Annotated[
+        bool,
+        typer.Option(
+            "--diarize/--no-diarize",
+            help="Who spoke when as persons: face tracks clustered into people, voices matched "
+            "to faces, speech from off screen (the RTTM names persons).",
+        ),
+    ] = True,
     threads: Annotated[int | None, typer.Option(help="CPU threads (default: all cores).")] = None,
     debug: Annotated[bool, typer.Option(help="Show tracebacks and debug logs.")] = False,
     context: Annotated[
@@ -143,8 +158,8 @@ def detect(
 ) -> None:
     """Detect faces and, for each face and frame, the probability that it is speaking.
 
-    Writes <stem>.ava.csv, <stem>.rttm, <stem>.json, <stem>.timeline.png and
-    <stem>.annotated.mp4 per video into the output folder.
+    Writes <stem>.ava.csv, <stem>.rttm, <stem>.json, <stem>.timeline.png,
+    <stem>.annotated.mp4 and <stem>.report.html per video into the output folder.
     """
     from dataclasses import replace
 
@@ -188,6 +203,7 @@ def detect(
     if context:
         changes["context_weights"] = context
     changes["tasks"] = tuple(t.strip() for t in tasks.split(",") if t.strip())
+    changes["diarize"] = diarize
     if lam_weights is not None:
         changes["lam_weights"] = str(lam_weights)
     if ttm_weights:
@@ -237,7 +253,9 @@ def detect(
                 result = detector.run(path, progress)
                 if not result.tracks:
                     typer.echo(f"warning: {path}: no face found; writing empty outputs", err=True)
-                write_outputs(result, output_dir, kinds, progress=progress)
+                write_outputs(
+                    result, output_dir, kinds, progress=progress, report_embed=report_embed
+                )
         except (MediaError, OSError, ValueError, RuntimeError) as exc:
             if debug:
                 raise

@@ -12,9 +12,10 @@ starts earlier or later than the video stream.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -36,6 +37,9 @@ __all__ = [
     "open_container",
     "probe_video",
     "read_audio",
+    "first_frame_time_s",
+    "keyframe_times_s",
+    "read_frames_at",
 ]
 
 
@@ -193,6 +197,10 @@ class _NearestFrames:
             yield self.index, self._image(), self.prev_t
             self.index += 1
 
+    def forget_previous(self) -> None:
+        """After a seek: the next frame pushed starts a new run (no midpoint with the old)."""
+        self.prev, self._prev_img = None, None
+
     @property
     def done(self) -> bool:
         """Every target has been yielded."""
@@ -301,9 +309,10 @@ def iter_frames_at_times(
 
     Time 0 is the presentation time of the first video frame (as :func:`iter_frames` and
     :func:`read_audio`); the nearest-frame rule is :func:`iter_frames`'s. The stream is decoded
-    once, forward, after one seek to :data:`SEEK_MARGIN_S` before the first requested time when
-    that is at least :data:`SEEK_MIN_S` in; only frames that are requested are converted to
-    arrays and only the previous frame is kept.
+    forward; before a requested time that lies :data:`SEEK_MIN_S` or more beyond the frames
+    decoded so far, the decoder seeks to :data:`SEEK_MARGIN_S` before it (checked: a seek that
+    lands after the time backs off further, or decodes from the start). Only frames that are
+    picked are converted to arrays; only the previous frame is kept.
 
     Args:
         path: video file.
@@ -326,67 +335,68 @@ def iter_frames_at_times(
     if len(times) == 0:
         return
     path = Path(path)
-    container = open_container(path)
+    decoder = _SeekingDecoder(path)
     try:
-        vstream = _video_stream(container, path)
         sampler = _NearestFrames(
             lambda i: float(times[i]) if i < len(times) else None, _upright(pixel_format)
         )
-        for frame, t in _timed_frames(container, vstream, float(times[0]), path):
-            yield from sampler.push(frame, t)
-            if sampler.done:
-                return
+        try:
+            first = next(decoder.frames, None)
+            if first is None:
+                raise MediaError(f"{path}: the video stream has no decodable frame")
+            origin_s = float(first.time)
+            frames: Iterator[av.VideoFrame] = itertools.chain([first], decoder.frames)
+            decoded_to_s, sought = 0.0, -1
+            while not sampler.done:
+                target = float(times[sampler.index])
+                if target - decoded_to_s >= SEEK_MIN_S and sought < sampler.index:
+                    sought = sampler.index  # once per target: a seek may land at the start
+                    decoder.seek_before(origin_s + target - SEEK_MARGIN_S)
+                    frames = decoder.frames
+                    sampler.forget_previous()
+                frame = next(frames, None)
+                if frame is None:
+                    break
+                decoded_to_s = float(frame.time) - origin_s
+                yield from sampler.push(frame, decoded_to_s)
+        except av.error.FFmpegError as exc:
+            raise MediaError(
+                f"{path}: decoding failed ({exc}); the file is truncated or corrupt"
+            ) from exc
         if sampler.prev is None:
             raise MediaError(f"{path}: the video stream has no decodable frame")
         yield from sampler.rest()
     finally:
-        container.close()
+        decoder.close()
 
 
-def _timed_frames(
-    container: av.container.InputContainer,
-    vstream: av.stream.Stream,
-    first_time_s: float,
-    path: Path,
-) -> Iterator[tuple[av.VideoFrame, float]]:
-    """Decoded frames with their time since the first video frame, starting at or before
-    ``first_time_s``: decoding continues from the first frame, or restarts after a seek to
-    :data:`SEEK_MARGIN_S` before ``first_time_s`` when that is far into the video (if the
-    seek lands after ``first_time_s``, decoding starts over from the beginning)."""
-    try:
-        decoder = container.decode(vstream)
-        first = next((f for f in decoder if f.time is not None), None)
-        if first is None:
-            raise MediaError(f"{path}: the video stream has no decodable frame")
-        origin_s = float(first.time)
-        if first_time_s >= SEEK_MIN_S and vstream.time_base is not None:
-            target = int((origin_s + first_time_s - SEEK_MARGIN_S) / vstream.time_base)
-            container.seek(target, stream=vstream, backward=True, any_frame=False)
-            landed = False
-            for frame in container.decode(vstream):
-                if frame.time is None:
-                    continue
-                t = float(frame.time) - origin_s
-                if not landed:
-                    landed = True
-                    if t > first_time_s:  # too late: decode from the start instead
-                        break
-                yield frame, t
-            else:
-                return
-            container.seek(0)
-            decoder = container.decode(vstream)
-            first = next((f for f in decoder if f.time is not None), None)
-            if first is None:
-                raise MediaError(f"{path}: no frame after seeking back to the start")
-        yield first, float(first.time) - origin_s
-        for frame in decoder:
-            if frame.time is not None:
-                yield frame, float(frame.time) - origin_s
-    except av.error.FFmpegError as exc:
-        raise MediaError(
-            f"{path}: decoding failed ({exc}); the file is truncated or corrupt"
-        ) from exc
+def read_frames_at(
+    path: str | Path, times_s: Iterable[float], pixel_format: str = "rgb24"
+) -> list[np.ndarray]:
+    """The frames shown at given times, in the given order (:func:`iter_frames_at_times` on
+    the sorted times: the same nearest-frame rule, seeking over long gaps).
+
+    Args:
+        path: video file.
+        times_s: times in seconds on the analysis timeline (any order).
+        pixel_format: as in :func:`iter_frames` (``rgb24``, ``bgr24``, ``gray``).
+
+    Returns:
+        One upright image per time (``(H, W, 3)`` or ``(H, W)`` uint8). A time past the end
+        gives the last frame.
+
+    Raises:
+        MediaError: the file cannot be opened, has no video stream or no decodable frame, or
+            decoding fails.
+    """
+    wanted = np.asarray(list(times_s), dtype=np.float64)
+    if wanted.size == 0:
+        return []
+    order = np.argsort(wanted, kind="stable")
+    out: list[np.ndarray] = [np.zeros(0, np.uint8)] * len(wanted)
+    for i, image, _ in iter_frames_at_times(path, wanted[order], pixel_format):
+        out[int(order[i])] = image
+    return out
 
 
 def read_audio(
@@ -457,3 +467,99 @@ def read_audio(
 def expected_num_frames(duration_s: float, fps: float = ANALYSIS_FPS) -> int:
     """Frames of a ``fps`` timeline covering ``duration_s`` seconds (``ceil`` with tolerance)."""
     return int(math.ceil(duration_s * fps - 1e-6))
+
+
+def first_frame_time_s(path: str | Path) -> float:
+    """Presentation time (s) of the first decoded video frame: time 0 of the analysis timeline.
+
+    Players (and browsers) show the file on its own timeline, where analysis time ``t`` is at
+    ``first_frame_time_s(path) + t`` (0.852 s later in the Hamilton clip, whose video starts
+    after its audio).
+
+    Raises:
+        MediaError: the file cannot be opened, or has no video stream or no decodable frame.
+    """
+    path = Path(path)
+    with open_container(path) as container:
+        if not container.streams.video:
+            raise MediaError(f"{path}: expected a video stream, found none")
+        for frame in container.decode(container.streams.video[0]):
+            if frame.time is not None:
+                return float(frame.time)
+    raise MediaError(f"{path}: the video stream has no decodable frame")
+
+
+def keyframe_times_s(path: str | Path) -> np.ndarray:
+    """Times of the video stream's keyframes on the analysis timeline, from the demuxer.
+
+    Only the first frame is decoded (for time 0): a decoder can start at these times, so
+    reading a frame costs one decoded frame per frame between it and the keyframe before it.
+
+    Returns:
+        ``(K,)`` float64 seconds, sorted, relative to the first decoded video frame.
+
+    Raises:
+        MediaError: the file cannot be opened, has no video stream or no decodable frame.
+    """
+    path = Path(path)
+    origin_s = first_frame_time_s(path)
+    with open_container(path) as container:
+        vstream = container.streams.video[0]
+        times = [
+            float(packet.pts * packet.time_base) - origin_s
+            for packet in container.demux(vstream)
+            if packet.is_keyframe and packet.pts is not None and packet.time_base is not None
+        ]
+    return np.unique(np.asarray(times, dtype=np.float64))
+
+
+class _SeekingDecoder:
+    """Decoded video frames from a chosen time on, with FFmpeg seeks checked.
+
+    Some containers (MPEG program streams such as GRID's ``.mpg``) land *after* the requested
+    time even for a backward seek; then an earlier time is tried, and at last the file is
+    decoded from its start.
+    """
+
+    _BACK_OFF_S = (0.0, 1.0, 4.0, 16.0)
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.container = open_container(path)
+        self.stream = self.container.streams.video[0]
+        self.stream.thread_type = "AUTO"
+        self.frames: Iterator[av.VideoFrame] = self._timed(self.container.decode(self.stream))
+
+    @staticmethod
+    def _timed(frames: Iterator[av.VideoFrame]) -> Iterator[av.VideoFrame]:
+        return (f for f in frames if f.time is not None)
+
+    def restart(self) -> None:
+        self.container.close()
+        self.container = open_container(self.path)
+        self.stream = self.container.streams.video[0]
+        self.stream.thread_type = "AUTO"
+        self.frames = self._timed(self.container.decode(self.stream))
+
+    def seek_before(self, source_time_s: float) -> None:
+        """Position the decoder at a frame at or before ``source_time_s`` (container time)."""
+        time_base = self.stream.time_base
+        for back_s in self._BACK_OFF_S:
+            at_s = max(source_time_s - back_s, 0.0)
+            self.container.seek(
+                int(at_s / time_base) if time_base else 0,
+                stream=self.stream,
+                backward=True,
+                any_frame=False,
+            )
+            frames = self._timed(self.container.decode(self.stream))
+            first = next(frames, None)
+            if first is not None and float(first.time) <= source_time_s + 1e-6:
+                self.frames = itertools.chain([first], frames)
+                return
+            if at_s == 0.0:
+                break
+        self.restart()
+
+    def close(self) -> None:
+        self.container.close()

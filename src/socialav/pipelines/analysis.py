@@ -95,7 +95,8 @@ class VideoAnalysis:
     cannot be decoded.
 
     Attributes:
-        num_shot_cuts: shot cuts found so far (all of them once the iteration ends).
+        shot_cut_frames: the first frame of every new shot found so far (all of them once the
+            iteration ends).
     """
 
     def __init__(
@@ -114,7 +115,12 @@ class VideoAnalysis:
         self.face_sampler = face_sampler
         self.head_pose, self.progress, self.on_frame = head_pose, progress, on_frame
         self.timer = timer or StageTimer()
-        self.num_shot_cuts = 0
+        self.shot_cut_frames: list[int] = []
+
+    @property
+    def num_shot_cuts(self) -> int:
+        """Shot cuts found so far."""
+        return len(self.shot_cut_frames)
 
     def __iter__(self) -> Iterator[AnalysedTrack]:
         path, video, detector, settings = self.path, self.video, self.detector, self.settings
@@ -132,7 +138,7 @@ class VideoAnalysis:
             rgb = StreamingRgbCropper(settings.rgb_sizes_px, settings.rgb_quality)
         poses = HeadPoseTracker(head_pose) if head_pose is not None else None
         faces = self.face_sampler
-        self.num_shot_cuts = 0
+        self.shot_cut_frames = []
         last_detect = -settings.detect_every
 
         def closed() -> Iterator[AnalysedTrack]:
@@ -171,7 +177,7 @@ class VideoAnalysis:
                 t = timer.add("scene", t)
             cut = shots.update(frame_index, frame)
             if cut:
-                self.num_shot_cuts += 1
+                self.shot_cut_frames.append(frame_index)
                 tracker.end_shot()
             t = timer.add("shots", t)
             dets = None

@@ -417,6 +417,7 @@ class SpeakerDetector:
             else None,
             detect_every=cfg.detect_every,
             num_shot_cuts=analysis.num_shot_cuts,
+            shot_cut_frames=list(analysis.shot_cut_frames),
             num_threads=self.num_threads,
             device=cfg.device,
             diarization=dict(persons.info) if persons is not None else None,

@@ -1,5 +1,5 @@
 """The output files of one detect result -- AVA CSV, RTTM, JSON, timeline PNG, annotated
-video -- written all or nothing (a temporary folder, then renames)."""
+video, HTML report -- written all or nothing (a temporary folder, then renames)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ OUTPUT_SUFFIXES: dict[str, str] = {
     "json": ".json",
     "timeline": ".timeline.png",
     "video": ".annotated.mp4",
+    "report": ".report.html",
 }
 
 
@@ -47,21 +48,35 @@ def write_outputs(
     kinds: Iterable[str] = tuple(OUTPUT_SUFFIXES),
     threshold: float | None = None,
     progress: Progress | None = None,
+    report_embed: bool = False,
 ) -> dict[str, Path]:
     """Write the requested outputs of one video, all or nothing.
 
     Everything is written into a temporary folder inside ``output_dir`` and then renamed into
     place, so an error (or Ctrl-C) leaves no partial file, and a rerun replaces old outputs.
+    With persons (``result.persons``, the diarization), the RTTM names persons, the CSV gains a
+    ``person_id`` column, the JSON a ``persons`` list and a ``person_id`` per track, and the
+    timeline has one row per person. The JSON is written after the others (it records their
+    timings); the report last (it links them; ``report_embed`` inlines its video, see
+    :func:`socialav.io.report.write_report`).
 
     Returns:
-        kind → final path, for the kinds written.
+        kind -> final path, for the kinds written.
 
     Raises:
+        ValueError: an unknown output kind.
         OSError: the output folder cannot be created or written.
     """
+    from socialav.diarization.outputs import (
+        add_persons_to_record,
+        write_ava_csv_with_persons,
+        write_person_rttm,
+        write_person_timeline,
+    )
     from socialav.io.annotate import write_annotated_video
     from socialav.io.plots import plot_timeline
-    from socialav.io.writers import write_ava_csv, write_json, write_rttm
+    from socialav.io.report import browser_playable, video_href, write_report
+    from socialav.io.writers import detection_record, write_ava_csv, write_record, write_rttm
 
     kinds = list(kinds)
     unknown = set(kinds) - set(OUTPUT_SUFFIXES)
@@ -73,17 +88,28 @@ def write_outputs(
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     final = output_paths(result.video.path, output_dir)
-    video, tracks, scores = result.video, result.tracks, result.scores
+    video, tracks, scores, persons = result.video, result.tracks, result.scores, result.persons
     tmp_dir = Path(tempfile.mkdtemp(prefix=".socialav-", dir=output_dir))
     try:
         tmp = {k: tmp_dir / final[k].name for k in kinds}
         t = time.perf_counter()
         if "csv" in tmp:
-            write_ava_csv(tmp["csv"], video, tracks, scores)
+            if persons is not None:
+                write_ava_csv_with_persons(
+                    tmp["csv"], video, tracks, scores, persons.track_to_person
+                )
+            else:
+                write_ava_csv(tmp["csv"], video, tracks, scores)
         if "rttm" in tmp:
-            write_rttm(tmp["rttm"], video, scores)
+            if persons is not None:
+                write_person_rttm(tmp["rttm"], video.video_id, persons.persons)
+            else:
+                write_rttm(tmp["rttm"], video, scores)
         if "timeline" in tmp:
-            plot_timeline(tmp["timeline"], video, scores, threshold=threshold)
+            if persons is not None and persons.persons:
+                write_person_timeline(tmp["timeline"], video, persons.persons)
+            else:
+                plot_timeline(tmp["timeline"], video, scores, threshold=threshold)
         result.timings_s["write"] = time.perf_counter() - t
         if "video" in tmp:
             t = time.perf_counter()
@@ -92,9 +118,31 @@ def write_outputs(
                 tmp["video"], video.path, video, tracks, scores, threshold=threshold, progress=cb
             )
             result.timings_s["video"] = time.perf_counter() - t
-        if "json" in tmp:  # last, so that it records the output timings too
+        record = None
+        if "json" in tmp or "report" in tmp:
             info = result.run_info.with_timings(result.timings_s)
-            write_json(tmp["json"], video, tracks, scores, dict(info))
+            record = detection_record(video, tracks, scores, dict(info))
+            if persons is not None:
+                record = add_persons_to_record(record, persons, info=False)
+        if "json" in tmp:
+            write_record(tmp["json"], record)
+        if "report" in tmp:  # last: it links the other outputs
+            t = time.perf_counter()
+            links = {k: video_href(final[k], output_dir) for k in tmp if k != "report"}
+            embed = None
+            if report_embed:
+                playable = browser_playable(video.video_codec, video.path)
+                embed = video.path if playable else tmp.get("video")
+            write_report(
+                tmp["report"],
+                record,
+                video_href=video_href(video.path, output_dir),
+                fallback_video_href=links.get("video"),
+                output_links=links,
+                embed_video=embed,
+                source_video=video.path,
+            )
+            result.timings_s["report"] = time.perf_counter() - t
         for kind, path in tmp.items():
             os.replace(path, final[kind])
         return {k: final[k] for k in kinds}

@@ -34,6 +34,7 @@ class RunInfo(Mapping[str, Any]):
         scene_context: what the scene context is, or ``None``.
         detect_every: face detector stride in frames.
         num_shot_cuts: shot cuts found.
+        shot_cut_frames: the first frame of every new shot (on the analysis timeline).
         num_threads: CPU threads used.
         device: where the PyTorch models ran.
         diarization: how the persons were found (thresholds, cluster counts), or ``None``.
@@ -55,6 +56,7 @@ class RunInfo(Mapping[str, Any]):
     scene_context: str | None
     detect_every: int
     num_shot_cuts: int
+    shot_cut_frames: list[int]
     num_threads: int
     device: str
     diarization: dict[str, Any] | None = None
@@ -123,10 +125,11 @@ class DetectResult:
         kinds: Iterable[str] | None = None,
         threshold: float | None = None,
         progress=None,
+        report_embed: bool = False,
     ) -> dict[str, Path]:
         """Write the outputs of :func:`socialav.pipelines.outputs.write_outputs` (all kinds by
         default: the same files as ``socialav detect``); returns kind -> path."""
         from socialav.pipelines import outputs
 
         kinds = tuple(outputs.OUTPUT_SUFFIXES) if kinds is None else tuple(kinds)
-        return outputs.write_outputs(self, output_dir, kinds, threshold, progress)
+        return outputs.write_outputs(self, output_dir, kinds, threshold, progress, report_embed)
