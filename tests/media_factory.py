@@ -59,3 +59,57 @@ def make_video(
             for packet in astream.encode():
                 out.mux(packet)
     return path
+
+
+def cut_clip(
+    source: Path,
+    path: Path,
+    num_frames: int,
+    size_wh: tuple[int, int] | None = None,
+    crop_xywh: tuple[int, int, int, int] | None = None,
+    start_frame: int = 0,
+) -> Path:
+    """Re-encode ``num_frames`` frames of a real clip from ``start_frame`` (optionally cropped
+    to ``crop_xywh`` and resized to ``size_wh``) with the matching span of its audio (16 kHz
+    mono AAC)."""
+    from socialav.io.media import iter_frames, read_audio
+
+    frames = []
+    for i, image in iter_frames(source):
+        if i < start_frame:
+            continue
+        if len(frames) == num_frames:
+            break
+        if crop_xywh is not None:
+            x, y, w, h = crop_xywh
+            image = image[y : y + h, x : x + w]
+        if size_wh is not None:
+            import cv2
+
+            image = cv2.resize(image, size_wh, interpolation=cv2.INTER_AREA)
+        frames.append(np.ascontiguousarray(image))
+    height, width = frames[0].shape[:2]
+    audio = read_audio(source)[start_frame * 640 : (start_frame + len(frames)) * 640]
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = width - width % 2, height - height % 2, "yuv420p"
+        vs.options = {"preset": "ultrafast"}
+        astream = out.add_stream("aac", rate=16000, layout="mono")
+        for i, img in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(img[: vs.height, : vs.width], format="rgb24")
+            frame.pts = i
+            for packet in vs.encode(frame):
+                out.mux(packet)
+        for packet in vs.encode():
+            out.mux(packet)
+        chunk = 1024
+        for i in range(0, len(audio), chunk):
+            samples = audio[i : i + chunk].reshape(1, -1)
+            aframe = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
+            aframe.sample_rate = 16000
+            aframe.pts = i
+            for packet in astream.encode(aframe):
+                out.mux(packet)
+        for packet in astream.encode():
+            out.mux(packet)
+    return path

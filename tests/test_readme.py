@@ -31,5 +31,12 @@ def test_the_python_api_example_runs(tmp_path, videos_dir, weights_dir):
     written = sorted(p.name for p in tmp_path.iterdir())
     assert written == sorted(
         f"grid_bbaf2n{suffix}"
-        for suffix in (".ava.csv", ".rttm", ".json", ".timeline.png", ".annotated.mp4")
+        for suffix in (
+            ".ava.csv",
+            ".rttm",
+            ".json",
+            ".timeline.png",
+            ".annotated.mp4",
+            ".report.html",
+        )
     )

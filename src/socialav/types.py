@@ -16,6 +16,11 @@ import numpy as np
 #: trained on 25 fps video (AVA-ActiveSpeaker is annotated at 25 fps after resampling,
 #: see the Light-ASD demo ``Columbia_test.py`` which runs ``ffmpeg -r 25``).
 ANALYSIS_FPS: float = 25.0
+#: The questions ``socialav detect`` answers per face and frame: speaking (active speaker
+#: detection), looking at the camera wearer (Looking-at-Me), talking to them (Talking-to-Me).
+DETECT_TASKS: tuple[str, ...] = ("asd", "lam", "ttm")
+#: The runtimes the ASD models run on (:mod:`socialav.inference.backends`).
+ASD_BACKENDS: tuple[str, ...] = ("torch", "onnx")
 #: Audio sample rate expected by the MFCC front-end of the ASD models (Hz).
 AUDIO_SAMPLE_RATE: int = 16000
 #: MFCC frames per second (10 ms hop) and per video frame at 25 fps.

@@ -99,3 +99,26 @@ def test_bad_arguments_and_backend_untouched(tmp_path: Path) -> None:
         plot_timeline(tmp_path / "x.png", make_video(), [], max_tracks=0)
     assert not (tmp_path / "x.png").exists()
     assert matplotlib.rcParams._get_backend_or_none() == BACKEND_BEFORE  # noqa: SLF001
+
+
+def test_title_in_a_script_the_default_font_lacks_draws_without_glyph_warnings(
+    tmp_path: Path,
+) -> None:
+    """A CJK file name: drawn with an installed fallback font, or with '?' where no font
+    has the characters -- never a 'Glyph ... missing' warning per character."""
+    import dataclasses
+    import warnings
+
+    from socialav.io.plots import drawable_title
+
+    text, families = drawable_title("会议 interview")
+    if families is None:
+        assert text == "?? interview"
+    else:
+        assert text == "会议 interview" and families[0] == "DejaVu Sans"
+    video = dataclasses.replace(make_video(), video_id="会议_interview")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plot_timeline(tmp_path / "t.png", video, [make_scores(0, 0, 100, True)], threshold=0.5)
+    assert png_size(tmp_path / "t.png")[0] > 0
+    assert drawable_title("plain ascii") == ("plain ascii", None)

@@ -120,16 +120,51 @@ def read_torch_file(path: str | Path, what: str = "checkpoint") -> Any:
     except Exception as err:  # torch raises RuntimeError, UnpicklingError, EOFError, ...
         size = path.stat().st_size
         detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        if "weights_only" in str(err) or "Unsupported global" in str(err):
+        looks = _not_a_torch_file(path) if size else "the file is empty"
+        if looks is not None:
+            reason = looks
+        elif "weights_only" in str(err) or "Unsupported global" in str(err):
             reason = "it holds Python objects other than tensors and plain containers"
-        elif size == 0:
-            reason = "the file is empty"
         else:
             reason = f"it is not a readable PyTorch zip/pickle file ({detail[:160]})"
         raise CheckpointError(
             f"{path}: expected a {what} (a PyTorch file loadable with weights_only=True), but "
             f"{reason}; is the file complete and the right one?"
         ) from None
+
+
+def _not_a_torch_file(path: Path) -> str | None:
+    """What a file that ``torch.load`` refused looks like, from its bytes; ``None`` when it
+    looks like an intact PyTorch zip or pickle (the refusal is about its contents)."""
+    import zipfile
+
+    with open(path, "rb") as fh:
+        head = fh.read(512)
+    if head.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                damaged = archive.testzip() is not None
+        except (zipfile.BadZipFile, OSError, EOFError):
+            damaged = True
+        return (
+            "it is a damaged or truncated zip archive (an incomplete download?)"
+            if damaged
+            else None
+        )
+    if head[4:8] == b"ftyp":
+        return "it is an MP4/MOV video"
+    if head.startswith(b"\x1aE\xdf\xa3"):
+        return "it is a Matroska/WebM video"
+    if head.startswith(b"\x80"):
+        return None
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "its first bytes are neither a zip archive nor a pickle"
+    if all(c.isprintable() or c.isspace() for c in text):
+        first = text.strip().splitlines()[0][:60] if text.strip() else ""
+        return f"it is a text file (starting {first!r})"
+    return "its first bytes are neither a zip archive nor a pickle"
 
 
 def save_atomic(obj: Any, path: Path) -> None:

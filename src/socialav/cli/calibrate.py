@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from socialav.cli.app import app
+from socialav.cli.app import app, bounded
 
 
 @app.command("calibrate")
@@ -33,10 +33,14 @@ def calibrate(
     recall: Annotated[
         float | None,
         typer.Option(
-            "--recall", min=0.0, max=1.0, help="Recall to reach instead of the reference's."
+            "--recall",
+            callback=bounded(0.0, 1.0),
+            help="Recall to reach instead of the reference's.",
         ),
     ] = None,
-    threads: Annotated[int, typer.Option("--threads", min=1, help="Torch CPU threads.")] = 1,
+    threads: Annotated[
+        int, typer.Option("--threads", callback=bounded(1), help="Torch CPU threads.")
+    ] = 1,
 ) -> None:
     """Shift the speaking-logit margin of CHECKPOINT so that, on the held-out frames where a
     face speaks, it has the recall at P(speaking) = 0.5 that REFERENCE has (or --recall;

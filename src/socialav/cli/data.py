@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from socialav.cli.app import app
+from socialav.cli.app import app, bounded
 
 data_app = typer.Typer(
     name="data",
@@ -59,7 +59,10 @@ def prepare(
     split: Annotated[str, typer.Option("--split", help="Split name: train, val, test ...")],
     out: Annotated[Path, typer.Option("--out", help="Dataset root to write.")],
     workers: Annotated[
-        int, typer.Option("--workers", min=1, help="Local worker processes (parallel videos).")
+        int,
+        typer.Option(
+            "--workers", callback=bounded(1), help="Local worker processes (parallel videos)."
+        ),
     ] = 1,
     cluster: Annotated[
         str | None,
@@ -78,7 +81,10 @@ def prepare(
         ),
     ] = False,
     scene_size_px: Annotated[
-        int, typer.Option("--scene-size-px", min=8, help="Side of the scene images (pixels).")
+        int,
+        typer.Option(
+            "--scene-size-px", callback=bounded(8), help="Side of the scene images (pixels)."
+        ),
     ] = 112,
 ) -> None:
     """Write face crops (clips_videos) and entity audio (clips_audios) from raw videos.

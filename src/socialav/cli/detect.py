@@ -12,36 +12,97 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from socialav.cli.app import app, parse_windows
+from socialav.cli.app import app, bounded, exit_with_error, parse_choices, parse_windows
+from socialav.pipelines.outputs import OUTPUT_SUFFIXES, is_output_file
+from socialav.types import ASD_BACKENDS, DETECT_TASKS
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".mpg", ".mpeg", ".webm", ".m4v", ".ts", ".flv"}
+#: Median face height (px) below which the ASD models get little to see (their crops are
+#: 112 px, cut from a face box scaled by the crop context).
+SMALL_FACE_PX = 40.0
 
 logger = logging.getLogger("socialav.cli")
 
 
-def _collect_videos(inputs: list[Path]) -> list[Path]:
-    """Files as given; folders expanded to the videos inside them (recursively, sorted)."""
+def _collect_videos(inputs: list[Path], output_dir: Path) -> tuple[list[Path], int]:
+    """Files as given; folders expanded to the videos inside them (recursively, sorted),
+    without socialav's own outputs (``*.annotated.mp4``) or anything under ``output_dir``.
+
+    Returns:
+        ``(videos, number of files skipped as outputs)``.
+    """
+    out = output_dir.resolve()
     videos: list[Path] = []
+    skipped = 0
     for item in inputs:
         if item.is_dir():
-            found = sorted(p for p in item.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+            found = []
+            for p in sorted(item.rglob("*")):
+                if p.suffix.lower() not in VIDEO_SUFFIXES or not p.is_file():
+                    continue
+                if is_output_file(p) or out in p.resolve().parents:
+                    skipped += 1
+                    continue
+                found.append(p)
             if not found:
                 typer.echo(f"warning: {item}: no video files found in this folder", err=True)
             videos.extend(found)
         else:
             videos.append(item)
-    return videos
+    return videos, skipped
 
 
 def _check_output_dir(output_dir: Path) -> None:
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
+    """The output folder can be created and written, without creating it (a rejected run
+    leaves nothing behind).
+
+    Raises:
+        typer.BadParameter: it is a file, or its nearest existing folder is not writable.
+    """
+    import tempfile
+
+    if output_dir.exists() and not output_dir.is_dir():
+        raise typer.BadParameter(
+            f"cannot create output folder {output_dir}: expected a folder, found a file"
+        )
+    existing = output_dir
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise typer.BadParameter(
+            f"cannot create output folder {output_dir}: {existing} is not a writable folder"
+        )
+    try:  # some folders say writable and are not (/proc): try, and leave nothing
+        os.rmdir(tempfile.mkdtemp(prefix=".socialav-probe-", dir=existing))
     except OSError as exc:
         raise typer.BadParameter(
-            f"cannot create output folder {output_dir}: {exc.strerror}"
+            f"cannot create output folder {output_dir}: {exc.strerror or exc}"
         ) from None
-    if not os.access(output_dir, os.W_OK | os.X_OK):
-        raise typer.BadParameter(f"output folder {output_dir} is not writable")
+
+
+def _windows(value: str | None) -> str | None:
+    if value is not None:
+        parse_windows(value)
+    return value
+
+
+def _tasks(value: str) -> str:
+    parse_choices(value, DETECT_TASKS, "--tasks")
+    return value
+
+
+def _backend(value: str | None) -> str | None:
+    if value is not None and value not in ASD_BACKENDS:
+        raise typer.BadParameter(f"got {value!r}; expected one of {', '.join(ASD_BACKENDS)}")
+    return value
+
+
+_backend.choices = ASD_BACKENDS  # type: ignore[attr-defined]
+
+
+def _outputs(value: str) -> str:
+    parse_choices(value, tuple(OUTPUT_SUFFIXES), "--outputs")
+    return value
 
 
 class _StageBars:
@@ -91,19 +152,36 @@ def detect(
     ] = None,
     windows: Annotated[
         str | None,
-        typer.Option(help="Window durations in s, e.g. '1,2,3,4,5,6', or 'full' (one pass)."),
+        typer.Option(
+            callback=_windows,
+            help="Window durations in s, e.g. '6' or '1,2,3,4,5,6', or 'full' (one pass).",
+        ),
     ] = None,
-    backend: Annotated[str | None, typer.Option(help="torch, onnx or onnx-int8.")] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            callback=_backend,
+            help="Runtime of the ASD model: onnx or torch (default onnx on the CPU, torch on "
+            "CUDA).",
+        ),
+    ] = None,
+    device: Annotated[
+        str,
+        typer.Option(help="Where the PyTorch models run: cpu, cuda or cuda:N."),
+    ] = "cpu",
     detect_every: Annotated[
-        int | None, typer.Option(help="Run the face detector on every n-th frame.")
+        int | None,
+        typer.Option(callback=bounded(1), help="Run the face detector on every n-th frame."),
     ] = None,
     threshold: Annotated[
-        float | None, typer.Option(help="Speaking threshold on the probability.")
+        float | None,
+        typer.Option(callback=bounded(0.0, 1.0), help="Speaking threshold on the probability."),
     ] = None,
     tasks: Annotated[
         str,
         typer.Option(
-            help="Comma-separated: asd (speaking), lam (looking at camera), ttm (talking to me)."
+            callback=_tasks,
+            help="Comma-separated: asd (speaking), lam (looking at camera), ttm (talking to me).",
         ),
     ] = "asd",
     lam_weights: Annotated[
@@ -126,7 +204,11 @@ def detect(
         ),
     ] = None,
     outputs: Annotated[
-        str, typer.Option(help="Comma-separated subset of csv,rttm,json,timeline,video,report.")
+        str,
+        typer.Option(
+            callback=_outputs,
+            help="Comma-separated subset of csv,rttm,json,timeline,video,report.",
+        ),
     ] = "csv,rttm,json,timeline,video,report",
     no_video: Annotated[bool, typer.Option("--no-video", help="Skip the annotated video.")] = False,
     report_embed: Annotated[
@@ -144,7 +226,9 @@ def detect(
             "to faces, speech from off screen (the RTTM names persons).",
         ),
     ] = True,
-    threads: Annotated[int | None, typer.Option(help="CPU threads (default: all cores).")] = None,
+    threads: Annotated[
+        int | None, typer.Option(callback=bounded(1), help="CPU threads (default: all cores).")
+    ] = None,
     debug: Annotated[bool, typer.Option(help="Show tracebacks and debug logs.")] = False,
     context: Annotated[
         str | None,
@@ -159,68 +243,83 @@ def detect(
     """Detect faces and, for each face and frame, the probability that it is speaking.
 
     Writes <stem>.ava.csv, <stem>.rttm, <stem>.json, <stem>.timeline.png,
-    <stem>.annotated.mp4 and <stem>.report.html per video into the output folder.
+    <stem>.annotated.mp4 and <stem>.report.html per video into the output folder (videos with
+    the same file stem get their parent folder's name in front: a__clip, b__clip).
     """
-    from dataclasses import replace
 
-    from socialav.inference.segments import SegmentConfig
     from socialav.io.media import MediaError, NoAudioStreamError, probe_video
-    from socialav.pipelines.config import DetectConfig
-    from socialav.pipelines.detect import SpeakerDetector
-    from socialav.pipelines.outputs import OUTPUT_SUFFIXES, outputs_exist, write_outputs
+    from socialav.pipelines.outputs import (
+        output_paths,
+        outputs_exist,
+        recorded_settings,
+        settings_differences,
+        unique_stems,
+        write_outputs,
+    )
 
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
     console = Console(stderr=True)
-    kinds = [k.strip() for k in outputs.split(",") if k.strip()]
+    kinds = list(parse_choices(outputs, tuple(OUTPUT_SUFFIXES), "--outputs"))
     if no_video:
         kinds = [k for k in kinds if k != "video"]
-    bad = sorted(set(kinds) - set(OUTPUT_SUFFIXES))
-    if bad:
-        raise typer.BadParameter(f"unknown outputs {bad}; expected some of {list(OUTPUT_SUFFIXES)}")
+    if not kinds:
+        raise typer.BadParameter("nothing to write: --outputs without the video is empty")
     _check_output_dir(output_dir)
-    paths = _collect_videos(videos)
+    paths, skipped_outputs = _collect_videos(videos, output_dir)
+    if skipped_outputs:
+        typer.echo(
+            f"note: {skipped_outputs} file(s) in the input folders are socialav outputs or lie "
+            f"under the output folder {output_dir}; not taken as input",
+            err=True,
+        )
     if not paths:
         typer.echo("error: no videos given", err=True)
         raise typer.Exit(2)
-
-    config = DetectConfig()
-    changes: dict = {}
-    if weights:
-        changes["asd_weights"] = weights
-    if windows is not None:
-        changes["windows"] = replace(config.windows, durations_s=parse_windows(windows))
-    if backend:
-        changes["backend"] = backend
-    if detect_every:
-        changes["detect_every"] = detect_every
-    if threshold is not None:
-        changes["segments"] = SegmentConfig(**{**config.segments.__dict__, "threshold": threshold})
-    if threads:
-        changes["num_threads"] = threads
-    if context:
-        changes["context_weights"] = context
-    changes["tasks"] = tuple(t.strip() for t in tasks.split(",") if t.strip())
-    changes["diarize"] = diarize
-    if lam_weights is not None:
-        changes["lam_weights"] = str(lam_weights)
-    if ttm_weights:
-        changes["ttm_weights"] = tuple(str(p) for p in ttm_weights)
     try:
-        config = replace(config, **changes)
-    except ValueError as exc:  # bad option values: one line, no traceback
-        if debug:
-            raise
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        config = _build_config(
+            weights=weights,
+            windows=windows,
+            backend=backend,
+            device=device,
+            detect_every=detect_every,
+            threshold=threshold,
+            threads=threads,
+            context=context,
+            tasks=parse_choices(tasks, DETECT_TASKS, "--tasks"),
+            diarize=diarize,
+            lam_weights=lam_weights,
+            ttm_weights=ttm_weights,
+        )
+        settings = config.settings()
+    except (ValueError, FileNotFoundError) as exc:  # bad option values: one line
+        exit_with_error(exc, debug)
 
+    stems = unique_stems(paths)
     failures = 0
     todo = []
     for p in paths:
-        if not overwrite and outputs_exist(p, output_dir, kinds):
-            console.print(f"skip {p}: outputs exist in {output_dir} (use --overwrite)")
+        stem = stems[p.resolve()]
+        if stem != p.stem:
+            console.print(f"note: {p}: outputs named {stem}.* (another input has the same name)")
+        if not overwrite and outputs_exist(p, output_dir, kinds, stem):
+            json_path = output_paths(p, output_dir, stem)["json"]
+            recorded = recorded_settings(json_path)
+            if recorded is None:
+                console.print(
+                    f"skip {p}: outputs exist in {output_dir} (their settings cannot be read "
+                    f"from {json_path.name}; use --overwrite to redo)"
+                )
+            elif diffs := settings_differences(recorded, settings):
+                console.print(
+                    f"skip {p}: outputs exist in {output_dir} but were made with other settings "
+                    f"({'; '.join(diffs[:4])}{' ...' if len(diffs) > 4 else ''}): pass "
+                    "--overwrite to redo them with these"
+                )
+            else:
+                console.print(f"skip {p}: outputs exist in {output_dir} (use --overwrite)")
             continue
         try:  # cheap checks first, so bad files fail before the models load
             info = probe_video(p)
@@ -233,42 +332,47 @@ def detect(
             if debug:
                 raise
             failures += 1
-            typer.echo(f"error: {exc}", err=True)
+            typer.echo(f"error: {' '.join(str(exc).split())}", err=True)
             continue
-        todo.append(p)
-    try:
-        detector = SpeakerDetector(config) if todo else None
-    except Exception as exc:  # weights / model errors: one line, no traceback
-        if debug:
-            raise
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        todo.append((p, stem))
+    if todo:
+        from socialav.pipelines.detect import SpeakerDetector
+
+        try:
+            detector = SpeakerDetector(config)
+        except Exception as exc:  # weights / model errors: one line, no traceback
+            exit_with_error(exc, debug)
 
     summary = Table(title="socialav detect")
-    for col in ("video", "duration s", "tracks", "speaking s per track", "real-time factor"):
-        summary.add_column(col)
-    for path in todo:
+    summary.add_column("video", overflow="fold")
+    for col in ("duration s", "tracks", "speaking s per track", "real-time factor"):
+        summary.add_column(col, overflow="fold")
+    for path, stem in todo:
         try:
             with _StageBars(console, path.name) as progress:
-                result = detector.run(path, progress)
-                if not result.tracks:
-                    typer.echo(f"warning: {path}: no face found; writing empty outputs", err=True)
+                result = detector.run(path, progress, video_id=stem)
+                _warn_about(result, path, config)
                 write_outputs(
-                    result, output_dir, kinds, progress=progress, report_embed=report_embed
+                    result,
+                    output_dir,
+                    kinds,
+                    progress=progress,
+                    report_embed=report_embed,
+                    stem=stem,
                 )
         except (MediaError, OSError, ValueError, RuntimeError) as exc:
             if debug:
                 raise
             failures += 1
-            typer.echo(f"error: {exc}", err=True)
+            typer.echo(f"error: {' '.join(str(exc).split())}", err=True)
             continue
         speaking = ", ".join(
             f"{s.track_id}: {sum(seg.duration_s for seg in s.segments):.1f}" for s in result.scores
         )
-        total = sum(result.timings_s.get(k, 0.0) for k in ("total", "write", "video"))
+        total = sum(result.timings_s.get(k, 0.0) for k in ("total", "write", "video", "report"))
         rtf = result.video.duration_s / total if total > 0 else float("inf")
         summary.add_row(
-            path.name,
+            str(path) if stem == path.stem else f"{path} ({stem})",
             f"{result.video.duration_s:.1f}",
             str(len(result.tracks)),
             speaking or "-",
@@ -278,3 +382,79 @@ def detect(
         Console().print(summary)
     if failures:
         raise typer.Exit(1)
+
+
+def _build_config(
+    *,
+    weights: str | None,
+    windows: str | None,
+    backend: str | None,
+    device: str,
+    detect_every: int | None,
+    threshold: float | None,
+    threads: int | None,
+    context: str | None,
+    tasks: tuple[str, ...],
+    diarize: bool,
+    lam_weights: Path | None,
+    ttm_weights: list[Path] | None,
+):
+    """The :class:`~socialav.pipelines.config.DetectConfig` of the options (every value
+    checked; ``None`` means the option was not given, 0 is a value).
+
+    Raises:
+        ValueError: a value the configuration refuses.
+    """
+    from dataclasses import replace
+
+    from socialav.inference.segments import SegmentConfig
+    from socialav.pipelines.config import DetectConfig
+
+    config = DetectConfig()
+    changes: dict = {"tasks": tuple(tasks), "diarize": diarize, "device": device}
+    if weights is not None:
+        changes["asd_weights"] = weights
+    if windows is not None:
+        changes["windows"] = replace(config.windows, durations_s=parse_windows(windows))
+    changes["backend"] = (
+        backend if backend is not None else ("onnx" if device == "cpu" else "torch")
+    )
+    if detect_every is not None:
+        changes["detect_every"] = detect_every
+    if threshold is not None:
+        changes["segments"] = SegmentConfig(**{**config.segments.__dict__, "threshold": threshold})
+    if threads is not None:
+        changes["num_threads"] = threads
+    if context is not None:
+        changes["context_weights"] = context
+    if lam_weights is not None:
+        changes["lam_weights"] = str(lam_weights)
+    if ttm_weights:
+        changes["ttm_weights"] = tuple(str(p) for p in ttm_weights)
+    return replace(config, **changes)
+
+
+def _warn_about(result, path: Path, config) -> None:
+    """Warnings a user needs about one video's result (no face, faces too small, ...)."""
+    import numpy as np
+
+    info = result.run_info
+    if not result.tracks:
+        if info.num_face_detections:
+            minimum = config.tracker.min_track_frames
+            typer.echo(
+                f"warning: {path}: faces were detected ({info.num_face_detections} times) but no "
+                f"face stayed long enough to make a face track (at least {minimum + 1} frames "
+                f"at {result.video.fps:g} fps); writing empty outputs",
+                err=True,
+            )
+        else:
+            typer.echo(f"warning: {path}: no face found; writing empty outputs", err=True)
+        return
+    heights = np.concatenate([t.boxes_xyxy_px[:, 3] - t.boxes_xyxy_px[:, 1] for t in result.tracks])
+    if float(np.median(heights)) < SMALL_FACE_PX:
+        typer.echo(
+            f"warning: {path}: faces are small (median {float(np.median(heights)):.0f} px high); "
+            "the ASD models see 112 px face crops and get little from faces this small",
+            err=True,
+        )

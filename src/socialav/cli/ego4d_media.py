@@ -30,6 +30,7 @@ def ego4d_media(
     """Write the frames (and audio) the Ego4D LAM/TTM training reads (``ego4d.frames_dir``,
     ``ego4d.audio_dir`` of a ``socialav train`` config), as the baselines'
     ``scripts/extract_frame.sh`` / ``extract_wave.sh`` do with ffmpeg."""
+    from socialav.cli.app import exit_with_error
     from socialav.data.ego4d.annotations import read_split_list
     from socialav.data.ego4d.media import extract_clip_media
     from socialav.io.media import MediaError
@@ -37,11 +38,13 @@ def ego4d_media(
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING)
     console = Console(stderr=True)
     if not videos.is_dir():
-        console.print(f"error: --videos {videos} is not a folder")
-        raise typer.Exit(2)
+        exit_with_error(NotADirectoryError(f"--videos {videos}: expected a folder of clips"))
     paths = sorted(videos.glob("*.mp4"))
     if clip_list is not None:
-        keep = set(read_split_list(clip_list))
+        try:
+            keep = set(read_split_list(clip_list))
+        except (OSError, ValueError) as exc:
+            exit_with_error(exc, debug)
         paths = [p for p in paths if p.stem in keep]
     done = failed = skipped = 0
     for path in paths:

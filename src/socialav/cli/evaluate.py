@@ -30,6 +30,30 @@ def _exit_with_error(exc: Exception, debug: bool) -> NoReturn:
     raise typer.Exit(2) from None
 
 
+def _task(value: str) -> str:
+    if value not in _TASKS:
+        raise typer.BadParameter(f"got {value!r}; expected one of {list(_TASKS)}")
+    return value
+
+
+_task.choices = _TASKS  # type: ignore[attr-defined]
+
+
+def _threshold(ctx: typer.Context, value: float) -> float:
+    """In [0, 1] (a probability), any finite number with ``--allow-any-score`` (logits)."""
+    if not math.isfinite(value):
+        raise typer.BadParameter(f"got {value!r}; expected a finite number")
+    if not ctx.params.get("allow_any_score") and not 0.0 <= value <= 1.0:
+        raise typer.BadParameter(
+            f"got {value!r}; expected a number between 0 and 1 (scores are probabilities; "
+            "pass --allow-any-score for logits)"
+        )
+    return value
+
+
+_threshold.bounds = (0.0, 1.0)  # type: ignore[attr-defined]
+
+
 @app.command("evaluate")
 def evaluate(
     groundtruth: Annotated[
@@ -63,13 +87,17 @@ def evaluate(
     threshold: Annotated[
         float,
         typer.Option(
-            "--threshold", help="Score at or above which a face counts as speaking (accuracy, F1)."
+            "--threshold",
+            callback=_threshold,
+            help="Score at or above which a face counts as speaking (accuracy, F1); in [0, 1] "
+            "unless --allow-any-score.",
         ),
     ] = 0.5,
     task: Annotated[
         str,
         typer.Option(
             "--task",
+            callback=_task,
             help="Benchmark: ava (AVA-ActiveSpeaker), ttm (Ego4D Talking-to-Me) or lam "
             "(Ego4D Looking-at-Me).",
         ),
@@ -78,6 +106,7 @@ def evaluate(
         bool,
         typer.Option(
             "--allow-any-score",
+            is_eager=True,
             help="Accept any finite score (e.g. logits) instead of probabilities in [0, 1].",
         ),
     ] = False,
@@ -101,9 +130,6 @@ def evaluate(
 
     if debug:
         logging.basicConfig(level=logging.DEBUG)
-    if task not in _TASKS:
-        typer.echo(f"error: --task must be one of {list(_TASKS)}, but got {task!r}", err=True)
-        raise typer.Exit(2)
     if task in ("ttm", "lam"):
         _evaluate_social(
             task, groundtruth, predictions, json_path, subset, threshold, allow_any_score, debug
@@ -132,6 +158,14 @@ def evaluate(
     summary.add_row(f"F1 @ {result.threshold:g}", _fmt(result.f1))
     summary.add_row("ROC-AUC", _fmt(result.roc_auc))
     console.print(summary)
+    ties = result.ties
+    if ties is not None and ties.num_groups:
+        console.print(
+            f"ties: {ties.num_rows} rows share a score with another row ({ties.num_groups} "
+            f"groups); mAP over the orders of tied rows: {ties.min_percent:.4f} to "
+            f"{ties.max_percent:.4f} (the mAP above orders them as the official script does)",
+            highlight=False,
+        )
     videos = Table(title="per video_id", show_header=True)
     for name, justify in (
         ("video_id", "left"),

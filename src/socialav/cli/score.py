@@ -9,7 +9,22 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from socialav.cli.app import app, parse_windows
+from socialav.cli.app import app, bounded, parse_windows
+from socialav.types import ASD_BACKENDS
+
+
+def _backend(value: str) -> str:
+    if value not in ASD_BACKENDS:
+        raise typer.BadParameter(f"got {value!r}; expected one of {', '.join(ASD_BACKENDS)}")
+    return value
+
+
+_backend.choices = ASD_BACKENDS  # type: ignore[attr-defined]
+
+
+def _windows(value: str) -> str:
+    parse_windows(value)
+    return value
 
 
 @app.command("score")
@@ -32,15 +47,20 @@ def score(
         str,
         typer.Option(
             "--windows",
+            callback=_windows,
             help="'full' (one pass per entity, as the reference AVA evaluation) or window "
             "durations in s such as '1,2,3,4,5,6' (as socialav detect).",
         ),
     ] = "full",
-    backend: Annotated[str, typer.Option("--backend", help="torch, onnx or onnx-int8.")] = "torch",
+    backend: Annotated[
+        str, typer.Option("--backend", callback=_backend, help="Runtime: torch or onnx.")
+    ] = "torch",
     threads: Annotated[
-        int, typer.Option("--threads", min=1, help="CPU threads per worker process.")
+        int, typer.Option("--threads", callback=bounded(1), help="CPU threads per worker process.")
     ] = 1,
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Local worker processes.")] = 1,
+    workers: Annotated[
+        int, typer.Option("--workers", callback=bounded(1), help="Local worker processes.")
+    ] = 1,
     cluster: Annotated[
         str | None,
         typer.Option("--cluster", help="Dask scheduler address (tcp://host:8786) or local:N."),

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
+from socialav.cli.app import bounded
 from socialav.data.talkset import TalkSetConfig, clips_from_folder, generate_talkset
 
 try:  # the ``data`` command group (``socialav data prepare``, ...)
@@ -26,13 +27,24 @@ except ModuleNotFoundError as exc:  # pragma: no cover - the group module is not
 def talkset_command(
     videos: Annotated[Path, typer.Option("--videos", help="Folder of clips.")],
     out: Annotated[Path, typer.Option("--out", help="Dataset root to write.")],
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    seed: Annotated[int, typer.Option(callback=bounded(0), help="Random seed.")] = 0,
     val_fraction: Annotated[
-        float, typer.Option("--val-fraction", help="Fraction of clip groups held out as val.")
+        float,
+        typer.Option(
+            "--val-fraction",
+            callback=bounded(0.0, 1.0),
+            help="Fraction of clip groups held out as val.",
+        ),
     ] = 0.2,
-    min_window: Annotated[int, typer.Option(help="Shortest entity (frames).")] = 50,
-    max_window: Annotated[int, typer.Option(help="Longest entity (frames).")] = 125,
-    detect_every: Annotated[int, typer.Option(help="Run the face detector every N frames.")] = 1,
+    min_window: Annotated[
+        int, typer.Option(callback=bounded(1), help="Shortest entity (frames).")
+    ] = 50,
+    max_window: Annotated[
+        int, typer.Option(callback=bounded(1), help="Longest entity (frames).")
+    ] = 125,
+    detect_every: Annotated[
+        int, typer.Option(callback=bounded(1), help="Run the face detector every N frames.")
+    ] = 1,
     negative: Annotated[
         list[str] | None, typer.Option(help="fnmatch pattern of negative clips (repeatable).")
     ] = None,
@@ -55,7 +67,10 @@ def talkset_command(
         ),
     ] = False,
     scene_size_px: Annotated[
-        int, typer.Option("--scene-size-px", min=8, help="Side of the scene images (pixels).")
+        int,
+        typer.Option(
+            "--scene-size-px", callback=bounded(8), help="Side of the scene images (pixels)."
+        ),
     ] = 112,
 ) -> None:
     """Build matched / swapped / shifted / silence / half / no-speech entities (TalkSet-style)

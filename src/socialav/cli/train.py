@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from socialav.cli.app import app
+from socialav.cli.app import app, bounded, exit_with_error
 from socialav.training.config import ConfigError, load_config
 from socialav.training.engine import ProgressEvent
 from socialav.training.train import train
@@ -31,9 +31,14 @@ def train_command(
     output_dir: Annotated[
         Path | None, typer.Option("--output-dir", help="Override output_dir of the config.")
     ] = None,
-    epochs: Annotated[int | None, typer.Option(help="Override the number of epochs.")] = None,
+    epochs: Annotated[
+        int | None, typer.Option(callback=bounded(1), help="Override the number of epochs.")
+    ] = None,
     threads: Annotated[
-        int | None, typer.Option(help="Torch threads per process (overrides num_threads).")
+        int | None,
+        typer.Option(
+            callback=bounded(1), help="Torch threads per process (overrides num_threads)."
+        ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
@@ -49,35 +54,12 @@ def train_command(
     try:
         config = load_config(config_path, overrides)
     except (ConfigError, FileNotFoundError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        exit_with_error(exc)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    if quiet:
-        result = train(config)
-    else:
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-        ) as bar:
-            tasks: dict[tuple[str, int], int] = {}
-
-            def on_progress(event: ProgressEvent) -> None:
-                key = (event.stage, event.epoch)
-                if key not in tasks:
-                    tasks[key] = bar.add_task(
-                        f"{event.stage} epoch {event.epoch}/{event.epochs}",
-                        total=event.num_steps,
-                        info="",
-                    )
-                info = f"loss {event.loss:.4f}" if event.loss is not None else ""
-                bar.update(tasks[key], completed=event.step, info=info)
-
-            result = train(config, progress=on_progress)
+    try:
+        result = _run(config, quiet, console)
+    except (ConfigError, FileNotFoundError, ValueError) as exc:  # data, weights, checkpoints
+        exit_with_error(exc)
     for row in result.history:
         val = row["val_map_percent"]
         val_text = (
@@ -88,3 +70,32 @@ def train_command(
             f"{100 * row['train_accuracy']:.1f}% val mAP {val_text}"
         )
     console.print(f"best epoch {result.best_epoch}: {result.best_checkpoint}")
+
+
+def _run(config, quiet: bool, console: Console):
+    """Train with a progress bar on ``console`` (none with ``quiet``)."""
+    if quiet:
+        return train(config)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as bar:
+        tasks: dict[tuple[str, int], int] = {}
+
+        def on_progress(event: ProgressEvent) -> None:
+            key = (event.stage, event.epoch)
+            if key not in tasks:
+                tasks[key] = bar.add_task(
+                    f"{event.stage} epoch {event.epoch}/{event.epochs}",
+                    total=event.num_steps,
+                    info="",
+                )
+            info = f"loss {event.loss:.4f}" if event.loss is not None else ""
+            bar.update(tasks[key], completed=event.step, info=info)
+
+        return train(config, progress=on_progress)

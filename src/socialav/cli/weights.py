@@ -20,14 +20,20 @@ app.add_typer(weights_app, name="weights")
 @weights_app.command("list")
 def list_weights() -> None:
     """Show every registered weights file, its licence and whether a verified copy is here."""
+    console = Console()
     table = Table(title="socialav weights")
     table.add_column("name", no_wrap=True)
-    for col in ("kind", "architecture", "licence", "status", "path"):
-        table.add_column(col, overflow="fold")
+    table.add_column("kind", overflow="fold")
+    table.add_column("status", no_wrap=True)
+    table.add_column("licence", overflow="fold", ratio=1)
+    paths = []
     for name, entry in sorted(hub.REGISTRY.items()):
         status, path = hub.weights_status(name)
-        table.add_row(name, entry.kind, entry.architecture, entry.licence, status, str(path or "-"))
-    Console().print(table)
+        table.add_row(name, entry.kind, status, entry.licence)
+        paths.append((name, path))
+    console.print(table)
+    for name, path in paths:
+        console.print(f"{name}: {path or '-'}", highlight=False, soft_wrap=True)
 
 
 @weights_app.command("verify")

@@ -11,7 +11,7 @@ import os
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 import numpy as np
 import pandas as pd
@@ -84,6 +84,8 @@ class AvaEvaluation:
         per_video_num_rows: ``video_id`` -> evaluated rows.
         per_video_num_positives: ``video_id`` -> ``SPEAKING_AUDIBLE`` rows.
         subset: the ``video_id`` subset evaluated, or ``None`` for all rows.
+        ties: tied scores over all rows and the mAP range over their orders
+            (:class:`TieReport`); ``map_percent`` uses the official script's order.
     """
 
     map_percent: float
@@ -97,6 +99,7 @@ class AvaEvaluation:
     per_video_num_rows: dict[str, int] = field(default_factory=dict)
     per_video_num_positives: dict[str, int] = field(default_factory=dict)
     subset: tuple[str, ...] | None = None
+    ties: TieReport | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (NaN becomes ``None``); ``per_video`` is keyed by video_id."""
@@ -116,6 +119,16 @@ class AvaEvaluation:
             "f1": clean(self.f1),
             "roc_auc": clean(self.roc_auc),
             "subset": list(self.subset) if self.subset is not None else None,
+            "ties": None
+            if self.ties is None
+            else {
+                "num_groups": self.ties.num_groups,
+                "num_rows": self.ties.num_rows,
+                "map_percent_min": clean(self.ties.min_percent),
+                "map_percent_max": clean(self.ties.max_percent),
+                "order": "official: pandas sort_values(score, descending, quicksort) of the "
+                "rows in ground-truth order, as get_ava_active_speaker_performance.py",
+            },
             "per_video": {
                 video_id: {
                     "map_percent": clean(ap),
@@ -127,16 +140,66 @@ class AvaEvaluation:
         }
 
 
+#: How rows with equal scores are ordered before the precision/recall sweep.
+TieOrder = Literal["official", "stable", "positives_first", "positives_last"]
+
+
+def rank_order(
+    scores: Sequence[float] | np.ndarray,
+    labels: Sequence[int] | np.ndarray | None = None,
+    tie_order: TieOrder = "official",
+) -> np.ndarray:
+    """The order in which rows are swept, highest score first.
+
+    Args:
+        scores: ``(N,)`` scores, in the order the official script has the rows after its
+            merge (ground-truth order).
+        labels: ``(N,)`` 0/1, needed for ``positives_first`` / ``positives_last``.
+        tie_order: ``official`` -- exactly the order of the official
+            ``get_ava_active_speaker_performance.py``: its ``merge(...).sort_values(by=
+            ["score"], ascending=False)``, pandas' default (unstable) quicksort, so the order
+            of tied rows is the one pandas produces for this input (reproduced by running
+            the same pandas sort); ``stable`` -- ties keep input order; ``positives_first`` /
+            ``positives_last`` -- within each group of tied scores, positives before / after
+            negatives (the best / worst AP any tie order can give).
+
+    Returns:
+        ``(N,)`` int64 row indices.
+
+    Raises:
+        ValueError: an unknown ``tie_order``, or no ``labels`` for the label-aware orders.
+    """
+    scores_arr = np.asarray(scores, dtype=np.float64)
+    if tie_order == "official":
+        frame = pd.DataFrame({"score": scores_arr})
+        return frame.sort_values(by=["score"], ascending=False).index.to_numpy(dtype=np.int64)
+    if tie_order == "stable":
+        return np.argsort(-scores_arr, kind="stable").astype(np.int64)
+    if tie_order in ("positives_first", "positives_last"):
+        if labels is None:
+            raise ValueError(f"tie_order {tie_order!r} needs the labels")
+        hits = np.asarray(labels).astype(bool)
+        second = ~hits if tie_order == "positives_first" else hits
+        # lexsort: the last key is the primary one
+        return np.lexsort((second, -scores_arr)).astype(np.int64)
+    raise ValueError(
+        "tie_order must be one of official, stable, positives_first, positives_last, but got "
+        f"{tie_order!r}"
+    )
+
+
 def average_precision_voc(
-    scores: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray
+    scores: Sequence[float] | np.ndarray,
+    labels: Sequence[int] | np.ndarray,
+    tie_order: TieOrder = "stable",
 ) -> float:
     """VOC-style interpolated average precision of a ranking, as a fraction in [0, 1].
 
-    Rows are ranked by ``scores`` (highest first; ties keep input order). With ``tp_k`` the
-    positives among the first ``k`` rows and ``P`` all positives, precision
-    ``p_k = tp_k / k`` and recall ``r_k = tp_k / P``; with sentinels ``(r, p) = (0, 0)``
-    before the first row and ``(1, 0)`` after the last, precision is replaced by its
-    running maximum from the right (the monotone envelope) and
+    Rows are ranked by ``scores`` (highest first; ties as ``tie_order``, see
+    :func:`rank_order`). With ``tp_k`` the positives among the first ``k`` rows and ``P``
+    all positives, precision ``p_k = tp_k / k`` and recall ``r_k = tp_k / P``; with sentinels
+    ``(r, p) = (0, 0)`` before the first row and ``(1, 0)`` after the last, precision is
+    replaced by its running maximum from the right (the monotone envelope) and
     ``AP = sum_k (r_k - r_{k-1}) * p_k`` over the rows where recall changes. This is
     ``compute_average_precision`` of the official AVA evaluator
     (``get_ava_active_speaker_performance.py``, activitynet/ActivityNet), following the
@@ -146,6 +209,8 @@ def average_precision_voc(
     Args:
         scores: ``(N,)`` real scores (any scale: only their order matters).
         labels: ``(N,)`` 1 for a positive, 0 for a negative (bool accepted).
+        tie_order: see :func:`rank_order` (``official`` reproduces the official script's
+            result when ``scores`` are in its merge order, i.e. ground-truth order).
 
     Returns:
         The AP as a fraction (multiply by 100 for AVA's percent); NaN when there is no
@@ -173,7 +238,7 @@ def average_precision_voc(
     num_positives = int(hits.sum())
     if num_positives == 0:
         return math.nan
-    order = np.argsort(-scores_arr, kind="stable")
+    order = rank_order(scores_arr, hits, tie_order)
     true_positives = np.cumsum(hits[order])
     precision = true_positives / np.arange(1, len(order) + 1)
     recall = true_positives / num_positives
@@ -182,6 +247,38 @@ def average_precision_voc(
     envelope = np.maximum.accumulate(precision[::-1])[::-1]
     steps = np.flatnonzero(recall[1:] != recall[:-1]) + 1
     return float(np.sum((recall[steps] - recall[steps - 1]) * envelope[steps]))
+
+
+@dataclass(frozen=True)
+class TieReport:
+    """Tied scores in a ranking and how much they can move the AP.
+
+    Attributes:
+        num_groups: groups of two or more rows with the same score.
+        num_rows: rows in those groups.
+        min_percent, max_percent: AP (percent) with the positives of every tied group ranked
+            last / first: the range any order of the ties can give.
+    """
+
+    num_groups: int
+    num_rows: int
+    min_percent: float
+    max_percent: float
+
+
+def tie_report(
+    scores: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray
+) -> TieReport:
+    """Count the tied scores and the AP range over their orders (:class:`TieReport`)."""
+    scores_arr = np.asarray(scores, dtype=np.float64)
+    _, counts = np.unique(scores_arr, return_counts=True)
+    tied = counts[counts > 1]
+    return TieReport(
+        num_groups=int(len(tied)),
+        num_rows=int(tied.sum()),
+        min_percent=100.0 * average_precision_voc(scores_arr, labels, "positives_last"),
+        max_percent=100.0 * average_precision_voc(scores_arr, labels, "positives_first"),
+    )
 
 
 def _format_rows(rows: pd.DataFrame, columns: Sequence[str], row_column: str | None = None) -> str:
@@ -529,7 +626,8 @@ def evaluate_ava(
             f"the ground truth has no SPEAKING_AUDIBLE row among {len(joined)} rows, so "
             "average precision is undefined",
         )
-    map_percent = 100.0 * average_precision_voc(scores, positives)
+    map_percent = 100.0 * average_precision_voc(scores, positives, "official")
+    ties = tie_report(scores, positives)
     accuracy, f1, roc_auc = _threshold_metrics(scores, positives, threshold)
 
     per_video: dict[str, float] = {}
@@ -538,7 +636,7 @@ def evaluate_ava(
     for video_id, rows in joined.groupby("video_id", sort=True):
         video_positives = rows["is_positive"].to_numpy()
         per_video[str(video_id)] = 100.0 * average_precision_voc(
-            rows["score"].to_numpy(), video_positives
+            rows["score"].to_numpy(), video_positives, "official"
         )
         per_video_rows[str(video_id)] = len(rows)
         per_video_positives[str(video_id)] = int(video_positives.sum())
@@ -558,6 +656,7 @@ def evaluate_ava(
         per_video_num_rows=per_video_rows,
         per_video_num_positives=per_video_positives,
         subset=chosen,
+        ties=ties,
     )
 
 

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from socialav.io.text import read_text
 from socialav.io.writers import RttmTurn, read_rttm
 
 __all__ = [
@@ -62,7 +63,7 @@ def read_rttm_checked(
     """
     if isinstance(path_or_lines, (str, os.PathLike)):
         source = str(path_or_lines)
-        lines = Path(path_or_lines).read_text(encoding="utf-8").splitlines()
+        lines = read_text(path_or_lines, "RTTM file").splitlines()
     else:
         source = "<lines>"
         lines = list(path_or_lines)

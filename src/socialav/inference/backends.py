@@ -40,6 +40,7 @@ import torch
 from socialav.hub import cache_dir
 from socialav.io.atomic import atomic_output_path
 from socialav.models.light_asd import FACE_SIZE_PX, NUM_MFCC, AudioVisualASD, ConvBN
+from socialav.types import ASD_BACKENDS
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ __all__ = [
 Backend = Literal["torch", "onnx"]
 
 
-BACKENDS: tuple[Backend, ...] = ("torch", "onnx")
+BACKENDS: tuple[Backend, ...] = ASD_BACKENDS  # type: ignore[assignment]
 
 
 #: Backend used when none is named: the fastest one whose logits stay within the tolerance

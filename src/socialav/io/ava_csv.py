@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from socialav.io.atomic import atomic_write
+from socialav.io.text import read_text
 
 logger = logging.getLogger(__name__)
 
@@ -286,7 +287,7 @@ def read_ava_csv(path: str | os.PathLike[str], kind: CsvKind) -> pd.DataFrame:
     """
     path = Path(path)
     required = _required_columns(kind)
-    text = path.read_text(encoding="utf-8-sig")
+    text = read_text(path, f"{kind} CSV", error=AvaCsvError, encoding="utf-8-sig")
     if not text.strip():
         raise AvaCsvError(
             f"{path}: the file is empty; expected {kind} rows with columns {list(required)}"
@@ -395,7 +396,11 @@ def read_video_id_list(path: str | os.PathLike[str]) -> list[str]:
     path = Path(path)
     ids: list[str] = []
     seen: set[str] = set()
-    for number, row in enumerate(csv.reader(path.read_text(encoding="utf-8-sig").splitlines())):
+    for number, row in enumerate(
+        csv.reader(
+            read_text(path, "video_id list", error=AvaCsvError, encoding="utf-8-sig").splitlines()
+        )
+    ):
         if not row or not row[0].strip():
             continue
         video_id = row[0].strip()

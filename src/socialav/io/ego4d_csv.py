@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from socialav.io.text import read_text
+
 __all__ = [
     "LAM_GROUNDTRUTH_COLUMNS",
     "LAM_PREDICTION_COLUMNS",
@@ -144,7 +146,7 @@ def read_social_csv(
         path = Path(source)
         if not path.is_file():
             raise FileNotFoundError(f"{name} file not found: {path}")
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path, f"{name} CSV", error=lambda m: Ego4dMetricError("parse", m))
         where = f"{name} {path}"
         first = text.split("\n", 1)[0]
         header = _has_header(first, columns)
@@ -214,7 +216,9 @@ def detect_layout(task: str, predictions: Any) -> str:
     path = Path(predictions)
     if not path.is_file():
         raise FileNotFoundError(f"predictions file not found: {path}")
-    first = path.read_text(encoding="utf-8").split("\n", 1)[0]
+    first = read_text(path, "predictions CSV", error=lambda m: Ego4dMetricError("parse", m)).split(
+        "\n", 1
+    )[0]
     fields = [f.strip() for f in first.split(",")]
     for layout, (_, pred_cols, _) in layouts.items():
         if _has_header(first, pred_cols):

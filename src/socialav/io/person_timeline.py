@@ -17,6 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from socialav.io.atomic import atomic_output_path
+from socialav.io.plots import drawable_title
 
 __all__ = ["PersonRow", "plot_person_timeline"]
 
@@ -69,7 +70,8 @@ def plot_person_timeline(
     ax.set_ylim(-0.5, max(n, 1) - 0.5)
     ax.invert_yaxis()
     ax.set_xlabel("time (s)")
-    ax.set_title(title, fontsize=10)
+    title, families = drawable_title(title)
+    ax.set_title(title, fontsize=10, family=families)
     if n == 0:
         ax.text(duration_s / 2, 0, "no persons", ha="center", va="center")
     labels = []

@@ -27,6 +27,41 @@ EXTRA_STYLES: dict[str, str] = {"ttm": ":"}
 EXTRA_LABELS: dict[str, str] = {"lam": "looking at me (lam)", "ttm": "talking to me (ttm)"}
 
 
+def drawable_title(text: str) -> tuple[str, list[str] | None]:
+    """A title matplotlib can draw without missing glyphs, and the font families to draw it
+    with.
+
+    The default font (DejaVu Sans) lacks CJK and many other scripts. When the text has
+    characters it cannot draw, an installed font that has them all is added as a fallback
+    family (matplotlib picks, per character, the first family that has it); when no font
+    has them, those characters are replaced by ``?`` -- rather than tofu boxes and a
+    warning per glyph.
+
+    Returns:
+        ``(text, families)``: ``families`` is ``None`` for the default font.
+    """
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    def charmap(path: str) -> set[int]:
+        try:
+            return set(FT2Font(path).get_charmap())
+        except (OSError, RuntimeError, ValueError):
+            return set()
+
+    default = font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans"))
+    have = charmap(default)
+    missing = {ord(c) for c in text if not c.isspace()} - have
+    if not missing:
+        return text, None
+    for entry in font_manager.fontManager.ttflist:
+        if "last resort" in entry.name.lower():  # draws every character as a box
+            continue
+        if missing <= charmap(entry.fname):
+            return text, ["DejaVu Sans", entry.name]
+    return "".join("?" if ord(c) in missing else c for c in text), None
+
+
 def _select_tracks(scores: Sequence[TrackScores], max_tracks: int) -> list[TrackScores]:
     """The ``max_tracks`` longest tracks (ties: lower track_id), in track_id order."""
     if len(scores) <= max_tracks:
@@ -91,6 +126,7 @@ def plot_timeline(
     if len(scores) > n_rows:
         title += f"; the {n_rows} longest shown"
     title += ")"
+    title, families = drawable_title(title)
 
     row_h_in, header_in, footer_in = 1.0, 0.9, 0.6
     height_in = header_in + footer_in + row_h_in * max(n_rows, 1)
@@ -114,11 +150,15 @@ def plot_timeline(
             transform=ax.transAxes,
             color="0.3",
         )
-        fig.suptitle(title, x=0.06, y=1 - 0.15 / height_in, ha="left", va="top", fontsize=11)
+        fig.suptitle(
+            title, x=0.06, y=1 - 0.15 / height_in, ha="left", va="top", fontsize=11, family=families
+        )
     else:
         axes = fig.subplots(n_rows, 1, sharex=True, squeeze=False)[:, 0]
         fig.subplots_adjust(left=0.06, right=0.83, top=top, bottom=bottom, hspace=0.12)
-        fig.suptitle(title, x=0.06, y=1 - 0.15 / height_in, ha="left", va="top", fontsize=11)
+        fig.suptitle(
+            title, x=0.06, y=1 - 0.15 / height_in, ha="left", va="top", fontsize=11, family=families
+        )
         extra_names: list[str] = []
         for score in shown:
             extra_names.extend(n for n in score.extra if n not in extra_names)

@@ -97,6 +97,8 @@ class VideoAnalysis:
     Attributes:
         shot_cut_frames: the first frame of every new shot found so far (all of them once the
             iteration ends).
+        num_face_detections: faces the detector found so far, over all analysed frames (also
+            those of tracks the tracker then dropped as too short or too small).
     """
 
     def __init__(
@@ -116,6 +118,7 @@ class VideoAnalysis:
         self.head_pose, self.progress, self.on_frame = head_pose, progress, on_frame
         self.timer = timer or StageTimer()
         self.shot_cut_frames: list[int] = []
+        self.num_face_detections = 0
 
     @property
     def num_shot_cuts(self) -> int:
@@ -139,6 +142,7 @@ class VideoAnalysis:
         poses = HeadPoseTracker(head_pose) if head_pose is not None else None
         faces = self.face_sampler
         self.shot_cut_frames = []
+        self.num_face_detections = 0
         last_detect = -settings.detect_every
 
         def closed() -> Iterator[AnalysedTrack]:
@@ -183,6 +187,7 @@ class VideoAnalysis:
             dets = None
             if cut or frame_index - last_detect >= settings.detect_every:
                 dets = detector.detect(frame)
+                self.num_face_detections += len(dets)
                 last_detect = frame_index
             tracker.update(frame_index, dets)
             t = timer.add("detect", t)

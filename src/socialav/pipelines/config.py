@@ -3,19 +3,22 @@ tunable parameters), with defaults chosen by the benchmarks (README: *Choosing t
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from socialav.inference.asd import WindowConfig
 from socialav.inference.backends import BACKENDS, DEFAULT_BACKEND
 from socialav.inference.segments import SegmentConfig
+from socialav.types import DETECT_TASKS
 from socialav.vision.crops import DEFAULT_CROP_SCALE
 from socialav.vision.tracking import TrackerConfig
 
 __all__ = ["LOADING_FIELDS", "TASKS", "DetectConfig"]
 
 #: Questions ``detect`` can answer per face and frame.
-TASKS: tuple[str, ...] = ("asd", "lam", "ttm")
+TASKS: tuple[str, ...] = DETECT_TASKS
 
 #: The :class:`DetectConfig` fields that choose what is loaded and where; changing one needs
 #: a new :class:`~socialav.pipelines.detect.SpeakerDetector`.
@@ -142,6 +145,38 @@ class DetectConfig:
                 "tracker",
                 TrackerConfig(**{**asdict(self.tracker), "detect_every": self.detect_every}),
             )
+
+    def settings(self) -> dict[str, Any]:
+        """What decides the results, as plain JSON values: every field but ``num_threads``,
+        the sha256 of each weights file (registry names: the registered digest) and the
+        socialav version. Recorded in the outputs (``run_info.settings``) so that a later run
+        can tell whether existing outputs were made the same way.
+
+        Raises:
+            FileNotFoundError: a weights path that does not exist (and is not a registry name).
+        """
+        from socialav import __version__, hub
+        from socialav.checkpoints.load import resolve_weights_file
+
+        def digest(weights: str | None) -> str | None:
+            if weights is None:
+                return None
+            if weights in hub.REGISTRY:
+                return hub.get_entry(weights).sha256
+            return resolve_weights_file(weights, "weights", kind="asd")[1]
+
+        values = json.loads(json.dumps(asdict(self), default=str))
+        values.pop("num_threads", None)
+        return {
+            "config": values,
+            "weights_sha256": {
+                "asd": digest(self.asd_weights) if self.context_weights is None else None,
+                "context": digest(self.context_weights),
+                "lam": digest(self.lam_weights),
+                "ttm": [digest(p) for p in self.ttm_weights],
+            },
+            "socialav": __version__,
+        }
 
     def tunable(self) -> dict[str, object]:
         """The tunable parameters (every field outside :data:`LOADING_FIELDS`)."""

@@ -217,9 +217,11 @@ class SpeakerDetector:
         other.config = replace(self.config, **params)
         return other
 
-    def __call__(self, path: str | Path, progress: Progress | None = None) -> DetectResult:
+    def __call__(
+        self, path: str | Path, progress: Progress | None = None, video_id: str | None = None
+    ) -> DetectResult:
         """:meth:`run`."""
-        return self.run(path, progress)
+        return self.run(path, progress, video_id)
 
     # -- one video ------------------------------------------------------------------------
 
@@ -264,8 +266,16 @@ class SpeakerDetector:
             self._analysis(path, video, StageTimer(), progress), key=lambda a: a.track.track_id
         )
 
-    def run(self, path: str | Path, progress: Progress | None = None) -> DetectResult:
+    def run(
+        self, path: str | Path, progress: Progress | None = None, video_id: str | None = None
+    ) -> DetectResult:
         """Detect faces and score who speaks (and looks / talks to the camera) in one video.
+
+        Args:
+            path: the video file.
+            progress: ``progress(stage, done, total)`` callback.
+            video_id: the id written in the outputs (``video_id`` column, entity ids, RTTM
+                file id); default the file stem.
 
         Raises:
             socialav.io.media.MediaError: unreadable, truncated or corrupt video.
@@ -275,6 +285,8 @@ class SpeakerDetector:
         timer = StageTimer()
         t_start = time.perf_counter()
         video = probe_video(path, fps=cfg.windows.fps)
+        if video_id is not None:
+            video = replace(video, video_id=video_id)
         if not video.has_audio:
             raise NoAudioStreamError(
                 f"{path}: expected an audio stream (active speaker detection needs the "
@@ -418,9 +430,11 @@ class SpeakerDetector:
             detect_every=cfg.detect_every,
             num_shot_cuts=analysis.num_shot_cuts,
             shot_cut_frames=list(analysis.shot_cut_frames),
+            num_face_detections=analysis.num_face_detections,
             num_threads=self.num_threads,
             device=cfg.device,
             diarization=dict(persons.info) if persons is not None else None,
+            settings=cfg.settings(),
             versions=_versions(),
         ).with_timings(timer.seconds)
 

@@ -7,14 +7,25 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from socialav.pipelines.result import DetectResult
 
-__all__ = ["OUTPUT_SUFFIXES", "output_paths", "outputs_exist", "write_outputs"]
+__all__ = [
+    "OUTPUT_SUFFIXES",
+    "TEMP_PREFIX",
+    "is_output_file",
+    "output_paths",
+    "outputs_exist",
+    "recorded_settings",
+    "remove_stale_temporaries",
+    "settings_differences",
+    "unique_stems",
+    "write_outputs",
+]
 
 #: ``progress(stage, done, total)``; ``total`` may be None when unknown.
 Progress = Callable[[str, int, int | None], None]
@@ -30,16 +41,158 @@ OUTPUT_SUFFIXES: dict[str, str] = {
 }
 
 
-def output_paths(video_path: str | Path, output_dir: str | Path) -> dict[str, Path]:
-    """Where each output of one video goes: ``<output_dir>/<stem><suffix>``."""
-    stem = Path(video_path).stem
+#: Prefix of the temporary folder each video's outputs are written into before the renames.
+TEMP_PREFIX = ".socialav-"
+#: The file in a temporary folder naming the process that owns it (for stale-folder removal).
+_OWNER_FILE = "owner.json"
+#: A temporary folder whose owner cannot be checked counts as stale after this long.
+STALE_AFTER_S = 6 * 3600.0
+
+
+def output_paths(
+    video_path: str | Path, output_dir: str | Path, stem: str | None = None
+) -> dict[str, Path]:
+    """Where each output of one video goes: ``<output_dir>/<stem><suffix>`` (``stem``
+    defaults to the video's file stem; see :func:`unique_stems` for a batch)."""
+    stem = Path(video_path).stem if stem is None else stem
     return {kind: Path(output_dir) / f"{stem}{suffix}" for kind, suffix in OUTPUT_SUFFIXES.items()}
 
 
-def outputs_exist(video_path: str | Path, output_dir: str | Path, kinds: Iterable[str]) -> bool:
+def outputs_exist(
+    video_path: str | Path, output_dir: str | Path, kinds: Iterable[str], stem: str | None = None
+) -> bool:
     """True if every requested output of this video is already in ``output_dir``."""
-    paths = output_paths(video_path, output_dir)
+    paths = output_paths(video_path, output_dir, stem)
     return all(paths[k].is_file() for k in kinds)
+
+
+def is_output_file(path: str | Path) -> bool:
+    """Whether a file name looks like a socialav output (``*.annotated.mp4``, ``*.ava.csv``
+    ...): a folder run never takes those as input videos."""
+    name = Path(path).name
+    return any(name.endswith(suffix) for suffix in OUTPUT_SUFFIXES.values())
+
+
+def unique_stems(videos: Sequence[str | Path]) -> dict[Path, str]:
+    """An output stem per input video, unique within the batch.
+
+    A video keeps its file stem unless another input has the same one; then the stems of
+    the colliding videos are prefixed with as many parent folder names as it takes to tell
+    them apart (``a/clip.mp4`` -> ``a__clip``, ``b/clip.mp4`` -> ``b__clip``), and videos
+    that differ only by extension get it appended (``x.mp4`` -> ``x_mp4``, ``x.mkv`` ->
+    ``x_mkv``). The same input listed twice is one video.
+
+    Returns:
+        resolved path -> stem.
+    """
+    paths = list(dict.fromkeys(Path(v).resolve() for v in videos))
+    stems = {p: p.stem for p in paths}
+    groups: dict[str, list[Path]] = {}
+    for p in paths:
+        groups.setdefault(p.stem, []).append(p)
+    for stem, members in groups.items():
+        if len(members) == 1:
+            continue
+        names = {p: stem for p in members}
+        if len({p.parent for p in members}) > 1:  # different folders: prefix folder names
+            for depth in range(1, max(len(p.parent.parts) for p in members) + 1):
+                names = {
+                    p: "__".join([*p.parent.parts[len(p.parent.parts) - depth :], stem])
+                    for p in members
+                }
+                if len(set(names.values())) == len(members):
+                    break
+        if len(set(names.values())) < len(members):  # same folder: tell them by extension
+            names = {p: f"{names[p]}_{p.suffix.lstrip('.').lower() or 'noext'}" for p in members}
+        stems.update(names)
+    return stems
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_temporaries(output_dir: str | Path) -> list[Path]:
+    """Remove the temporary folders (``.socialav-*``) of runs that died (killed, power
+    loss): those whose owner process on this host no longer runs, or, when the owner cannot
+    be checked (another host, no owner file), those older than :data:`STALE_AFTER_S`.
+
+    Returns:
+        The folders removed.
+    """
+    import json
+    import socket
+
+    removed = []
+    root = Path(output_dir)
+    if not root.is_dir():
+        return removed
+    now = time.time()
+    for folder in root.glob(f"{TEMP_PREFIX}*"):
+        if not folder.is_dir():
+            continue
+        stale = False
+        try:
+            owner = json.loads((folder / _OWNER_FILE).read_text())
+            if owner.get("host") == socket.gethostname():
+                stale = not _pid_alive(int(owner["pid"]))
+            else:
+                stale = now - folder.stat().st_mtime > STALE_AFTER_S
+        except (OSError, ValueError, KeyError, TypeError):
+            stale = now - folder.stat().st_mtime > STALE_AFTER_S
+        if stale:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _temporary_folder(output_dir: Path) -> Path:
+    import json
+    import socket
+
+    folder = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=output_dir))
+    (folder / _OWNER_FILE).write_text(
+        json.dumps({"pid": os.getpid(), "host": socket.gethostname()})
+    )
+    return folder
+
+
+def recorded_settings(json_path: str | Path) -> dict[str, Any] | None:
+    """``run_info.settings`` of an existing detect JSON, or ``None`` when it cannot be read
+    (missing, older socialav, not a detect JSON)."""
+    import json
+
+    try:
+        record = json.loads(Path(json_path).read_text(encoding="utf-8"))
+        settings = record["run_info"]["settings"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return settings if isinstance(settings, dict) else None
+
+
+def settings_differences(recorded: Mapping[str, Any], requested: Mapping[str, Any]) -> list[str]:
+    """Dotted names of the settings that differ (``config.segments.threshold: 0.5 -> 0.7``)."""
+
+    def flat(value: Any, prefix: str = "") -> dict[str, Any]:
+        if isinstance(value, Mapping):
+            out: dict[str, Any] = {}
+            for k, v in value.items():
+                out.update(flat(v, f"{prefix}{k}."))
+            return out
+        return {prefix.rstrip("."): value}
+
+    a, b = flat(recorded), flat(requested)
+    return [
+        f"{k}: {a.get(k)!r} -> {b.get(k)!r}"
+        for k in sorted(set(a) | set(b))
+        if a.get(k) != b.get(k)
+    ]
 
 
 def write_outputs(
@@ -49,8 +202,10 @@ def write_outputs(
     threshold: float | None = None,
     progress: Progress | None = None,
     report_embed: bool = False,
+    stem: str | None = None,
 ) -> dict[str, Path]:
-    """Write the requested outputs of one video, all or nothing.
+    """Write the requested outputs of one video, all or nothing (named ``<stem><suffix>``;
+    ``stem`` defaults to the video's file stem).
 
     Everything is written into a temporary folder inside ``output_dir`` and then renamed into
     place, so an error (or Ctrl-C) leaves no partial file, and a rerun replaces old outputs.
@@ -87,9 +242,10 @@ def write_outputs(
     threshold = result.run_info.segments["threshold"] if threshold is None else threshold
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    final = output_paths(result.video.path, output_dir)
+    final = output_paths(result.video.path, output_dir, stem)
     video, tracks, scores, persons = result.video, result.tracks, result.scores, result.persons
-    tmp_dir = Path(tempfile.mkdtemp(prefix=".socialav-", dir=output_dir))
+    remove_stale_temporaries(output_dir)
+    tmp_dir = _temporary_folder(output_dir)
     try:
         tmp = {k: tmp_dir / final[k].name for k in kinds}
         t = time.perf_counter()

@@ -35,9 +35,12 @@ class RunInfo(Mapping[str, Any]):
         detect_every: face detector stride in frames.
         num_shot_cuts: shot cuts found.
         shot_cut_frames: the first frame of every new shot (on the analysis timeline).
+        num_face_detections: faces the detector found (also in tracks too short to keep).
         num_threads: CPU threads used.
         device: where the PyTorch models ran.
         diarization: how the persons were found (thresholds, cluster counts), or ``None``.
+        settings: :meth:`~socialav.pipelines.config.DetectConfig.settings` of the run (what
+            decides the results: compared before an existing output is kept).
         timings_s: wall-clock seconds per stage, rounded to ms.
         versions: library versions.
     """
@@ -57,9 +60,11 @@ class RunInfo(Mapping[str, Any]):
     detect_every: int
     num_shot_cuts: int
     shot_cut_frames: list[int]
+    num_face_detections: int
     num_threads: int
     device: str
     diarization: dict[str, Any] | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
     timings_s: dict[str, float] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
 
@@ -126,10 +131,13 @@ class DetectResult:
         threshold: float | None = None,
         progress=None,
         report_embed: bool = False,
+        stem: str | None = None,
     ) -> dict[str, Path]:
         """Write the outputs of :func:`socialav.pipelines.outputs.write_outputs` (all kinds by
         default: the same files as ``socialav detect``); returns kind -> path."""
         from socialav.pipelines import outputs
 
         kinds = tuple(outputs.OUTPUT_SUFFIXES) if kinds is None else tuple(kinds)
-        return outputs.write_outputs(self, output_dir, kinds, threshold, progress, report_embed)
+        return outputs.write_outputs(
+            self, output_dir, kinds, threshold, progress, report_embed, stem
+        )

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from socialav.io.text import read_text
 from socialav.models.registry import ARCHITECTURES
 
 __all__ = [
@@ -466,7 +467,10 @@ class TrainConfig:
         unknown = sorted(set(values) - top)
         if unknown:
             raise ConfigError(f"unknown config keys {unknown}; known keys: {sorted(top)}")
-        arch = (values.get("model") or {}).get("architecture", "light-asd")
+        model = values.get("model") or {}
+        if not isinstance(model, dict):
+            raise ConfigError(f"config section 'model' must be a mapping, got {model!r}")
+        arch = model.get("architecture", "light-asd")
         defaults = _ARCH_DEFAULTS.get(arch, {"optim": {}, "loss": {}})
         kwargs: dict[str, Any] = {}
         for name, section_cls in sections.items():
@@ -500,18 +504,41 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Tr
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"training config {path} not found")
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path, "training config (YAML or JSON)", error=ConfigError)
     if path.suffix.lower() in (".yaml", ".yml"):
         try:
             import yaml
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise ConfigError(f"{path}: reading YAML needs PyYAML; use JSON instead") from exc
-        values = yaml.safe_load(text)
+        try:
+            values = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from None
     else:
         try:
             values = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}: not valid JSON ({exc})") from None
-    values = dict(values or {})
+            raise ConfigError(
+                f"{path}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg})"
+            ) from None
+    if values is None:
+        raise ConfigError(
+            f"{path} is empty: expected a mapping of settings such as model:, data:, epochs: "
+            "(see configs/*.yaml)"
+        )
+    if not isinstance(values, dict):
+        raise ConfigError(
+            f"{path}: expected a mapping of settings (key: value lines), but the file holds a "
+            f"{type(values).__name__}"
+        )
+    values = dict(values)
     values.update(overrides or {})
-    return TrainConfig.from_dict(values)
+    try:
+        config = TrainConfig.from_dict(values)
+        config.validate()
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return config

@@ -51,6 +51,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from socialav.io.text import read_text
 from socialav.types import EGO4D_FPS
 
 logger = logging.getLogger(__name__)
@@ -491,7 +492,13 @@ def load_av_annotations(
             raise FileNotFoundError(f"Ego4D annotation file not found: {path}")
         name = str(path)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(
+                read_text(
+                    path,
+                    "Ego4D annotation JSON",
+                    error=lambda m: Ego4dAnnotationError(name, m.removeprefix(f"{name}: ")),
+                )
+            )
         except json.JSONDecodeError as exc:
             raise Ego4dAnnotationError(name, f"not valid JSON: {exc}") from None
     videos = _require(data, "videos", name, (list,))
@@ -530,7 +537,7 @@ def read_split_list(path: str | os.PathLike[str]) -> list[str]:
     """
     ids: list[str] = []
     seen: set[str] = set()
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
+    for line in read_text(path, "clip_uid list").splitlines():
         uid = line.strip()
         if not uid:
             continue

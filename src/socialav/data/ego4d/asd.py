@@ -40,6 +40,7 @@ import pandas as pd
 
 from socialav.data.ego4d.annotations import Ego4dClip
 from socialav.io.ava_csv import GROUNDTRUTH_COLUMNS
+from socialav.io.text import read_text
 from socialav.types import EGO4D_FPS
 
 __all__ = [
@@ -142,7 +143,9 @@ def read_track_results(path: str | os.PathLike[str]) -> list[dict[str, int]]:
         TrackResultError: naming the file, line number and the line.
     """
     rows = []
-    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+    for n, line in enumerate(
+        read_text(path, "face track result file", error=TrackResultError).splitlines(), start=1
+    ):
         if not line.strip():
             continue
         m = _LINE.match(line)

@@ -21,6 +21,7 @@ the file, row and column and what was expected.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ import pandas as pd
 
 from socialav.audio.features import ttm_audio_span
 from socialav.data.ego4d.samples import FrameSource
+from socialav.io.text import read_text
 from socialav.types import EGO4D_FPS
 from socialav.vision.crops import crop_face_box
 
@@ -81,7 +83,8 @@ class CourseSegment:
 def _read(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"course file not found: {path}")
-    table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    text = read_text(path, "course CSV", error=CourseFormatError)
+    table = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True)
     table.columns = [str(c).strip() for c in table.columns]
     missing = [c for c in required if c not in table.columns]
     if missing:
