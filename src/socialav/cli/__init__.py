@@ -18,6 +18,7 @@ for _name in (
     "train",
     "talkset",
     "ego4d_media",
+    "predict",
 ):
     try:
         importlib.import_module(f"socialav.cli.{_name}")
