@@ -19,6 +19,7 @@ for _name in (
     "talkset",
     "ego4d_media",
     "predict",
+    "ego4d_data",
 ):
     try:
         importlib.import_module(f"socialav.cli.{_name}")
