@@ -20,6 +20,7 @@ for _name in (
     "ego4d_media",
     "predict",
     "ego4d_data",
+    "download",
 ):
     try:
         importlib.import_module(f"socialav.cli.{_name}")
