@@ -219,3 +219,15 @@ def test_ava_csv_from_annotations_runs_the_ava_evaluator(interview_ego4d, tmp_pa
     )
     result = evaluate_ava(gt_path, pred)
     assert result.map_percent == pytest.approx(100.0)
+
+
+@pytest.mark.parametrize("box", [(3.7, 2.2, 30.9, 17.5), (-4.0, 5.0, 12.0, 40.0), (30, 0, 50, 9)])
+def test_course_crop_equals_pil_crop_of_the_whole_frame(box):
+    from PIL import Image
+
+    image = np.random.default_rng(7).integers(0, 256, (20, 40, 3), dtype=np.uint8)
+    bgr = Image.fromarray(np.ascontiguousarray(image[..., ::-1]))
+    x1, y1, x2, y2 = (int(v) for v in box)
+    ref = np.asarray(bgr.crop((x1, y1, x2, y2)).resize((12, 12), Image.BILINEAR), np.float32)
+    expected = (ref.transpose(2, 0, 1) / 255.0 - 0.5) / 0.5
+    np.testing.assert_array_equal(course_crop(image, np.array(box, float), 12), expected)

@@ -248,9 +248,16 @@ def course_crop(image_rgb: np.ndarray, box_xyxy_px: np.ndarray, size_px: int = 9
     """
     from PIL import Image
 
-    bgr = np.ascontiguousarray(np.asarray(image_rgb)[..., ::-1])
+    image = np.asarray(image_rgb)
     x1, y1, x2, y2 = (int(v) for v in box_xyxy_px)
-    crop = Image.fromarray(bgr).crop((x1, y1, x2, y2)).resize((size_px, size_px), Image.BILINEAR)
+    # PIL's crop of the box, zeros where it leaves the frame, cut before the channel swap
+    region = np.zeros((max(y2 - y1, 0), max(x2 - x1, 0), 3), dtype=np.uint8)
+    ya, yb = max(y1, 0), min(y2, image.shape[0])
+    xa, xb = max(x1, 0), min(x2, image.shape[1])
+    if ya < yb and xa < xb:
+        region[ya - y1 : yb - y1, xa - x1 : xb - x1] = image[ya:yb, xa:xb]
+    bgr = np.ascontiguousarray(region[..., ::-1])
+    crop = Image.fromarray(bgr).resize((size_px, size_px), Image.BILINEAR)
     pixels = np.asarray(crop, dtype=np.float32).transpose(2, 0, 1) / 255.0
     return (pixels - 0.5) / 0.5
 
