@@ -315,7 +315,9 @@ class _Fetcher:
                         tqdm_class=_Silent,  # type: ignore[arg-type]
                     )
                 )
-            except Exception as exc:  # huggingface_hub / httpx errors, OSError
+            except (TypeError, AttributeError, NameError):
+                raise  # a bug, not a download problem
+            except Exception as exc:  # huggingface_hub / httpx errors (no common base), OSError
                 status = getattr(getattr(exc, "response", None), "status_code", None)
                 last = f"{repo_path}: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
                 if status == 404:

@@ -193,28 +193,28 @@ def _contract_int(info: WeightsInfo, key: str, default: int) -> int:
 
 
 def _eval_config(info: WeightsInfo, config: PredictConfig) -> Ego4dEvalConfig:
-    """The evaluation settings of one checkpoint: its input contract (crop size, QuAVF
-    window, mel bands, lip size; the reference sizes when absent) and the run's options."""
+    """The evaluation settings of one checkpoint: the free fields of its input contract that
+    its architecture uses (crop size, QuAVF window, mel bands, lip size; the reference sizes
+    with a warning when absent) and the run's options."""
+    arch = info.architecture
     arch_config = info.metadata.get("architecture_config") or {}
+    fields: dict[str, int] = {}
+    if arch in ("gaze-lstm", "quavf-visual"):
+        fields["crop_size_px"] = _contract_int(info, "face_size_px", 224)
+    if arch == "quavf-visual":
+        fields["feat_length"] = _contract_int(
+            info, "feat_length", int(arch_config.get("feat_length", 15))
+        )
+        fields["frame_stride"] = _contract_int(info, "frame_stride", 15)
+    if arch == "quavf-audio":
+        fields["n_mels"] = _contract_int(info, "n_mels", int(arch_config.get("n_mels", 80)))
+    if arch == "av-transformer":
+        fields["lip_size_px"] = _contract_int(info, "lip_size_px", 88)
     return Ego4dEvalConfig(
-        crop_size_px=_contract_int(info, "face_size_px", 224)
-        if info.architecture in ("gaze-lstm", "quavf-visual")
-        else 224,
         lam_stride=config.lam_stride,
-        feat_length=_contract_int(info, "feat_length", int(arch_config.get("feat_length", 15)))
-        if info.architecture == "quavf-visual"
-        else 15,
-        frame_stride=_contract_int(info, "frame_stride", 15)
-        if info.architecture == "quavf-visual"
-        else 15,
-        n_mels=_contract_int(info, "n_mels", int(arch_config.get("n_mels", 80)))
-        if info.architecture == "quavf-audio"
-        else 80,
         max_audio_frames=config.max_audio_frames,
-        lip_size_px=_contract_int(info, "lip_size_px", 88)
-        if info.architecture == "av-transformer"
-        else 88,
         batch_size=config.batch_size,
+        **fields,
     )
 
 
