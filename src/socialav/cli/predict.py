@@ -112,7 +112,7 @@ def predict(
     )
     try:
         with video_progress(console, f"predict {task}") as bars:
-            bar = bars.add_task("clips", total=None)
+            bar = bars.add_task("batches or clips", total=None)
             result = predict_ego4d(
                 config,
                 workers=workers,
