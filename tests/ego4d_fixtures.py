@@ -181,3 +181,38 @@ def one_thread():
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     yield
     torch.set_num_threads(previous)
+
+
+def write_clip_video(path: Path, frames_rgb: np.ndarray, audio_s16: np.ndarray, fps: float = FPS):
+    """Encode ``(N, H, W, 3)`` uint8 RGB frames and 16 kHz int16 mono audio as an H.264/AAC
+    mp4 whose frame ``i`` is shown at ``i / fps`` (an Ego4D clip ``<clip_uid>.mp4``)."""
+    from fractions import Fraction
+
+    import av
+
+    rate = Fraction(fps).limit_denominator(1001)
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=rate)
+        video.width, video.height = int(frames_rgb.shape[2]), int(frames_rgb.shape[1])
+        video.pix_fmt = "yuv420p"
+        video.options = {"preset": "ultrafast", "crf": "12"}
+        sound = out.add_stream("aac", rate=16000, layout="mono")
+        for i, image in enumerate(frames_rgb):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+            frame.pts, frame.time_base = i, 1 / rate
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)
+        wave = (np.asarray(audio_s16, dtype=np.float32) / 32768.0)[None, :]
+        for start in range(0, wave.shape[1], 1024):
+            frame = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(wave[:, start : start + 1024]), format="flt", layout="mono"
+            )
+            frame.sample_rate, frame.pts = 16000, start
+            frame.time_base = Fraction(1, 16000)
+            for packet in sound.encode(frame):
+                out.mux(packet)
+        for packet in sound.encode():
+            out.mux(packet)
+    return path

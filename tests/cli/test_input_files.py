@@ -4,7 +4,8 @@ A table of input slots (which command reads which file) crossed with the wrong f
 pass (a text file, a video, a truncated checkpoint, an empty file, random bytes, and slot
 specific shapes: YAML that does not parse, a CSV with the wrong columns): the command exits
 non-zero with exactly one line that names the file and says what was expected, no
-traceback, and writes nothing. A new input slot is one row in ``SLOTS``.
+traceback, and writes nothing. A new input slot is one row in ``SLOTS``. (``predict``
+needs trained checkpoints first: its input files are in tests/pipelines/test_predict_ego4d.py.)
 """
 
 from __future__ import annotations
@@ -101,6 +102,10 @@ SLOTS: dict[str, tuple[Builder, tuple[str, ...]]] = {
             str(f),
         ],
         ("video", "binary"),
+    ),
+    "data ego4d-asd --annotations": (
+        lambda f, t: ["data", "ego4d-asd", "--annotations", str(f), "--out", str(t / "out")],
+        ("video", "empty", "binary", "text"),
     ),
 }
 

@@ -18,6 +18,9 @@ for _name in (
     "train",
     "talkset",
     "ego4d_media",
+    "predict",
+    "ego4d_data",
+    "download",
 ):
     try:
         importlib.import_module(f"socialav.cli.{_name}")

@@ -15,6 +15,13 @@ EvalAI JSON (``{"version": "1.0", "challenge": ..., "results": [...]}``) is writ
 (as ``QuAVF.py`` / ``common/engine.py`` of Ego4D-QuAVF-TTM-CVPR23 write it, the segment id in
 ``video_id``) and ``ego4d_looking_at_me`` with the fields of issue #7.
 
+The baselines' validation result files (``PostProcessor`` of both branches: ``result/pred.csv``
+and ``result/gt.csv``) are written too: TTM per segment ``clip_uid,segment_index,start_frame,
+end_frame,1,score`` with ground truth ``...,label``; LAM with boxes ``video_id,frame_id,x1,y1,
+x2,y2,track_id,1,score`` with ground truth ``...,track_id,label``; and the ground truth of the
+challenge layouts (:func:`write_social_groundtruth`), so ``socialav evaluate --task ttm|lam``
+reads every pair.
+
 Scores are written as the shortest text that reads back to the same float64 (``repr``), so
 :mod:`socialav.evaluation.ego4d` sees exactly the values written. All writers are atomic.
 """
@@ -42,8 +49,11 @@ __all__ = [
     "read_lam_submission",
     "read_ttm_submission",
     "ttm_frame_rows",
+    "write_lam_box_predictions",
     "write_lam_submission",
     "write_lam_submission_json",
+    "write_social_groundtruth",
+    "write_ttm_segment_predictions",
     "write_ttm_submission",
     "write_ttm_submission_json",
 ]
@@ -207,3 +217,96 @@ def write_lam_submission_json(
             }
         )
     return _write_json("ego4d_looking_at_me", results, path)
+
+
+def _write_rows(lines: list[list[str]], path: str | os.PathLike[str]) -> int:
+    with atomic_write(path, newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerows(lines)
+    return len(lines)
+
+
+def _unique(key: tuple, seen: set, what: str) -> None:
+    if key in seen:
+        raise SubmissionError(f"duplicate {what} row for {key}")
+    seen.add(key)
+
+
+def write_ttm_segment_predictions(
+    rows: Iterable[tuple[str, int, int, int, float]], path: str | os.PathLike[str]
+) -> int:
+    """Write TTM rows ``clip_uid,segment_index,start_frame,end_frame,1,score`` (no header),
+    atomically: the baseline's validation ``pred.csv`` (``PostProcessor``, branch ``ttm``).
+
+    Raises:
+        SubmissionError: a bad id or score, or a repeated ``(clip_uid, segment_index)``.
+    """
+    seen: set = set()
+    lines = []
+    for clip_uid, index, start, end, score in rows:
+        key = (_check_id(clip_uid, "clip_uid"), int(index))
+        _unique(key, seen, "TTM segment")
+        lines.append([key[0], str(key[1]), str(int(start)), str(int(end)), "1", _score_text(score)])
+    return _write_rows(lines, path)
+
+
+def write_lam_box_predictions(
+    rows: Iterable[tuple[str, int, float, float, float, float, str, float]],
+    path: str | os.PathLike[str],
+) -> int:
+    """Write LAM rows ``video_id,frame_id,x1,y1,x2,y2,track_id,1,score`` (no header),
+    atomically: the baseline's validation ``pred.csv`` (``PostProcessor``, branch ``lam``);
+    boxes as the shortest text that reads back to the same float64.
+
+    Raises:
+        SubmissionError: a bad id, box or score, or a repeated ``(video_id, frame_id,
+            track_id)``.
+    """
+    seen: set = set()
+    lines = []
+    for video_id, frame, x1, y1, x2, y2, track_id, score in rows:
+        key = (_check_id(video_id, "video_id"), int(frame), _check_id(track_id, "track_id"))
+        _unique(key, seen, "LAM")
+        box = [float(v) for v in (x1, y1, x2, y2)]
+        if not all(math.isfinite(v) for v in box):
+            raise SubmissionError(f"box of {key} must be finite, but got {box}")
+        lines.append([key[0], str(key[1]), *map(repr, box), key[2], "1", _score_text(score)])
+    return _write_rows(lines, path)
+
+
+def write_social_groundtruth(
+    rows: Iterable[Sequence[object]], path: str | os.PathLike[str], num_keys: int
+) -> int:
+    """Write ground-truth rows (no header), atomically: each row is its fields, the last the
+    0/1 label; text fields checked as ids, floats written as the shortest exact text.
+
+    The layouts (:mod:`socialav.io.ego4d_csv`): TTM segment ``clip_uid, segment_index,
+    start_frame, end_frame, label``; TTM frame ``seg_id, frame_id, label``; LAM boxes
+    ``video_id, frame_id, x1, y1, x2, y2, track_id, label``; LAM submission ``video_id,
+    unique_id, track_id, label``.
+
+    Args:
+        num_keys: how many leading fields form the row key (checked for repeats); the LAM
+            boxes layout's key ``(video_id, frame_id, track_id)`` is not leading, so give 0
+            there and rely on the prediction writer's check.
+
+    Raises:
+        SubmissionError: a bad id, a label other than 0/1, a repeated key.
+    """
+    seen: set = set()
+    lines = []
+    for row in rows:
+        *fields, label = row
+        if int(label) not in (0, 1) or int(label) != label:
+            raise SubmissionError(f"ground-truth label must be 0 or 1, but got {label!r} in {row}")
+        out = []
+        for value in fields:
+            if isinstance(value, str):
+                out.append(_check_id(value, "id"))
+            elif isinstance(value, float):
+                out.append(repr(value))
+            else:
+                out.append(str(int(value)))  # type: ignore[call-overload]
+        if num_keys:
+            _unique(tuple(out[:num_keys]), seen, "ground-truth")
+        lines.append([*out, str(int(label))])
+    return _write_rows(lines, path)

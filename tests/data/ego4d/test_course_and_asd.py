@@ -16,6 +16,7 @@ from socialav.data.ego4d.asd import (
 )
 from socialav.data.ego4d.course import (
     CourseFormatError,
+    course_crop,
     course_sample,
     course_sample_name,
     find_course_videos,
@@ -25,7 +26,6 @@ from socialav.data.ego4d.course import (
 from socialav.data.ego4d.samples import InMemoryFrames
 from socialav.evaluation.ava import evaluate_ava
 from socialav.io.ava_csv import read_ava_csv, write_ava_csv_frame
-from socialav.vision.crops import crop_face_box
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -54,13 +54,23 @@ def test_course_format_to_samples(interview_ego4d, tmp_path):
     assert second.is_empty.all()  # person 2 has no rows in the bbox file
     frames = InMemoryFrames({"interview": interview_ego4d.frames})
     sample = course_sample(first, frames, interview_ego4d.audio, size_px=48)
-    assert sample["image"].shape == (30, 48, 48, 3) and sample["ttm"] == 1
-    assert sample["image"][21].sum() == 0 and sample["image"][0].sum() > 0
+    # one crop per frame with a face (27 of 30), channels first, in [-1, 1]
+    assert sample["image"].shape == (27, 3, 48, 48) and sample["image"].dtype == np.float32
+    assert sample["ttm"] == 1 and sample["ttm"].dtype == np.int64
+    assert sample["is_empty"].dtype == np.int64 and sample["is_empty"].sum() == 3
+    assert -1.0 <= sample["image"].min() and sample["image"].max() <= 1.0
     np.testing.assert_array_equal(
-        sample["image"][3], crop_face_box(interview_ego4d.frames[3], first.boxes_xyxy_px[3], 48)
+        sample["image"][3], course_crop(interview_ego4d.frames[3], first.boxes_xyxy_px[3], 48)
     )
-    # audio of frames 0..29: int(29 / 30 * 16000) = 15466 samples
+    # frame 23 is the 21st crop: frames 20, 21, 22 have none
+    np.testing.assert_array_equal(
+        sample["image"][20], course_crop(interview_ego4d.frames[23], first.boxes_xyxy_px[23], 48)
+    )
+    # audio of frames 0..29: int(29 / 30 * 16000) = 15466 samples, int16 / 32768
     assert sample["audio"].shape == (15466,) and sample["audio"].dtype == np.float32
+    np.testing.assert_array_equal(
+        sample["audio"], interview_ego4d.audio[:15466].astype(np.float32) / 32768
+    )
     name = course_sample_name(first)
     assert name == "interview_1_0_29"
     path = write_course_sample(sample, tmp_path / f"{name}.npz")
@@ -75,6 +85,21 @@ def test_course_format_to_samples(interview_ego4d, tmp_path):
     assert (
         test_seg.ttm is None and course_sample(test_seg, frames, interview_ego4d.audio)["ttm"] == -1
     )
+    # a segment without any face: an empty image array, as the seed's np.array([])
+    nothing = course_sample(second, frames, interview_ego4d.audio)
+    assert nothing["image"].shape == (0,) and nothing["is_empty"].tolist() == [1] * 5
+
+
+def test_course_crop_is_the_seeds_pil_crop_in_bgr_order():
+    # red left half, blue right half; the box covers the red half and 4 px past the frame
+    image = np.zeros((20, 40, 3), np.uint8)
+    image[:, :20, 0] = 255
+    image[:, 20:, 2] = 255
+    crop = course_crop(image, np.array([0.0, 0.0, 20.9, 24.0]), 10)  # int(20.9) = 20
+    assert crop.shape == (3, 10, 10)
+    # channels are B, G, R: R = +1 where the frame is, the rows past the frame are zeros (-1)
+    assert np.all(crop[2, :7] == 1.0) and np.all(crop[0] == -1.0) and np.all(crop[1] == -1.0)
+    assert np.all(crop[2, 9] == -1.0)
 
 
 @pytest.mark.parametrize(
@@ -169,8 +194,13 @@ def test_track_results_split_into_local_tracks(tmp_path):
         ("vidA:7:2", 2, 400),
     ]
     assert records[0].labels == [0]
+    # TalkNet+DeiT's seven-column variant keeps the activity
+    path.write_text("5 3 1 2 30 40 1\n6 3 1 2 30 40 0\n")
+    assert [r["activity"] for r in read_track_results(path)] == [1, 0]
     path.write_text("0 7 1 2 30\n")
-    with pytest.raises(TrackResultError, match=r"line 1: expected 'frameNumber pid x1 y1 x2 y2'"):
+    with pytest.raises(
+        TrackResultError, match=r"line 1: expected 'frameNumber pid x1 y1 x2 y2 \[activity\]'"
+    ):
         read_track_results(path)
 
 
@@ -189,3 +219,15 @@ def test_ava_csv_from_annotations_runs_the_ava_evaluator(interview_ego4d, tmp_pa
     )
     result = evaluate_ava(gt_path, pred)
     assert result.map_percent == pytest.approx(100.0)
+
+
+@pytest.mark.parametrize("box", [(3.7, 2.2, 30.9, 17.5), (-4.0, 5.0, 12.0, 40.0), (30, 0, 50, 9)])
+def test_course_crop_equals_pil_crop_of_the_whole_frame(box):
+    from PIL import Image
+
+    image = np.random.default_rng(7).integers(0, 256, (20, 40, 3), dtype=np.uint8)
+    bgr = Image.fromarray(np.ascontiguousarray(image[..., ::-1]))
+    x1, y1, x2, y2 = (int(v) for v in box)
+    ref = np.asarray(bgr.crop((x1, y1, x2, y2)).resize((12, 12), Image.BILINEAR), np.float32)
+    expected = (ref.transpose(2, 0, 1) / 255.0 - 0.5) / 0.5
+    np.testing.assert_array_equal(course_crop(image, np.array(box, float), 12), expected)

@@ -500,7 +500,10 @@ def load_av_annotations(
                 )
             )
         except json.JSONDecodeError as exc:
-            raise Ego4dAnnotationError(name, f"not valid JSON: {exc}") from None
+            raise Ego4dAnnotationError(
+                name,
+                f"expected an Ego4D av_<split>.json annotation file, but it is not valid JSON ({exc})",
+            ) from None
     videos = _require(data, "videos", name, (list,))
     clips: list[Ego4dClip] = []
     seen: dict[str, str] = {}

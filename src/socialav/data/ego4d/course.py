@@ -7,13 +7,33 @@ Per video ``<hash>`` (the video file stem), two CSV files with a header line:
 - ``<hash>_bbox.csv``: ``person_id,frame_id,x1,y1,x2,y2`` -- the person's face box in pixels
   at that frame, all four coordinates ``-1`` when the face is not visible.
 
-Their preprocessing turns each segment into one sample ``<hash>_<person_id>_<start>_<end>``
-(``.npz`` with ``image``, ``audio``, ``ttm``, ``is_empty``): the face crop of every frame
-(zeros where there is no face), the segment's audio and a per-frame ``is_empty`` mask. The
-project's code is not among the stored sources; the layout above is the one its README
-describes, and the sample is built with the same crop and audio rules as the Ego4D baseline
-(:func:`socialav.vision.crops.crop_face_box`, :func:`~socialav.audio.features.
-ttm_audio_span`).
+The project's preprocessing (Ethan07902050/ttm: ``preprocess_video2wav.py``,
+``preprocess_train2npz.py``, ``preprocess_test2npz.py``, run by ``preprocess.sh`` /
+``preprocess_only_test.sh``) writes, under the output folder::
+
+    dlcvchallenge1_audios/<hash>.wav           the videos' audio
+    dlcvchallenge1_train_data/<i>.npz          one per training segment, i = 0, 1, ...
+    dlcvchallenge1_test_data/<hash>_<person_id>_<start>_<end>.npz
+
+Each sample holds, for a segment of ``T`` frames (:func:`course_sample`, as the seed's
+``TTM_ROI_Dataset.__getitem__`` and ``TTM_Inference_Dataset.__getitem__``):
+
+- ``image``: ``(K, 3, 96, 96)`` float32, one crop per frame with a face (``K = T -
+  sum(is_empty)``; ``(0,)`` when there is none): ``PIL.Image.crop((int(x1), int(y1),
+  int(x2), int(y2)))`` (zeros outside the frame), ``resize((96, 96), BILINEAR)``,
+  ``ToTensor``, ``Normalize(0.5, 0.5)`` -- of the frame as OpenCV decodes it, so the channels
+  are in **B, G, R** order (the seed hands ``cv2`` frames to ``ToPILImage``);
+- ``audio``: ``(N,)`` float32 in [-1, 1], 16 kHz mono samples ``int(start / 30 * 16000)`` to
+  ``int(end / 30 * 16000)`` (empty for a one-frame segment);
+- ``ttm``: int64 label (train; the seed's test script writes no ``ttm``, its README lists it:
+  we write ``-1``);
+- ``is_empty``: ``(T,)`` int64, 1 where the box is ``-1`` (no face).
+
+Frames are the clip's 30 fps timeline (the seed seeks ``CAP_PROP_POS_FRAMES``; course videos
+are 30 fps). Where the seed would crash we mark the frame empty instead: a frame with no
+``_bbox.csv`` row, or one past the end of the video. :func:`prepare_course` writes the whole
+layout with one decoding pass per video (the seed seeks and decodes again for every segment),
+in parallel over videos, resumably (samples already written are kept).
 
 :func:`read_course_video` validates both files and raises :class:`CourseFormatError` naming
 the file, row and column and what was expected.
@@ -34,13 +54,15 @@ from socialav.audio.features import ttm_audio_span
 from socialav.data.ego4d.samples import FrameSource
 from socialav.io.text import read_text
 from socialav.types import EGO4D_FPS
-from socialav.vision.crops import crop_face_box
 
 __all__ = [
     "BBOX_COLUMNS",
+    "COURSE_IMAGE_SIZE_PX",
     "SEG_COLUMNS",
     "CourseFormatError",
     "CourseSegment",
+    "assemble_course_sample",
+    "course_crop",
     "course_sample",
     "course_sample_name",
     "find_course_videos",
@@ -49,6 +71,8 @@ __all__ = [
 ]
 
 SEG_COLUMNS: tuple[str, ...] = ("person_id", "start_frame", "end_frame")
+#: Side of the seed's face crops (``image_H = image_W = 96``).
+COURSE_IMAGE_SIZE_PX = 96
 BBOX_COLUMNS: tuple[str, ...] = ("person_id", "frame_id", "x1", "y1", "x2", "y2")
 
 
@@ -217,42 +241,89 @@ def course_sample_name(segment: CourseSegment) -> str:
     return f"{segment.video_id}_{segment.person_id}_{segment.start_frame}_{segment.end_frame}"
 
 
+def course_crop(image_rgb: np.ndarray, box_xyxy_px: np.ndarray, size_px: int = 96) -> np.ndarray:
+    """One face crop of the seed: ``(3, S, S)`` float32 in [-1, 1], channels B, G, R.
+
+    ``PIL.Image.fromarray(bgr).crop((int(x1), int(y1), int(x2), int(y2)))`` (PIL fills what
+    lies outside the frame with zeros), ``resize((S, S), BILINEAR)`` (torchvision's
+    ``Resize`` on a PIL image), ``/ 255``, ``(x - 0.5) / 0.5``. ``image_rgb`` is ``(H, W, 3)``
+    uint8 RGB; the seed crops OpenCV's BGR frames, hence the channel order.
+    """
+    from PIL import Image
+
+    image = np.asarray(image_rgb)
+    x1, y1, x2, y2 = (int(v) for v in box_xyxy_px)
+    # PIL's crop of the box, zeros where it leaves the frame, cut before the channel swap
+    region = np.zeros((max(y2 - y1, 0), max(x2 - x1, 0), 3), dtype=np.uint8)
+    ya, yb = max(y1, 0), min(y2, image.shape[0])
+    xa, xb = max(x1, 0), min(x2, image.shape[1])
+    if ya < yb and xa < xb:
+        region[ya - y1 : yb - y1, xa - x1 : xb - x1] = image[ya:yb, xa:xb]
+    bgr = np.ascontiguousarray(region[..., ::-1])
+    crop = Image.fromarray(bgr).resize((size_px, size_px), Image.BILINEAR)
+    pixels = np.asarray(crop, dtype=np.float32).transpose(2, 0, 1) / 255.0
+    return (pixels - 0.5) / 0.5
+
+
+def assemble_course_sample(
+    segment: CourseSegment,
+    crops: Mapping[int, np.ndarray],
+    audio: np.ndarray,
+    sample_rate: int = 16000,
+    fps: float = EGO4D_FPS,
+) -> dict[str, np.ndarray]:
+    """The sample of ``segment`` from its crops (``position in the segment -> course_crop``,
+    positions without a crop are empty) and the clip's ``(N,)`` audio (int16 or float)."""
+    num_frames = len(segment.frames)
+    is_empty = np.ones(num_frames, dtype=np.int64)
+    positions = sorted(int(k) for k in crops)
+    is_empty[positions] = 0
+    if positions:
+        image = np.stack([crops[k] for k in positions]).astype(np.float32)
+    else:
+        image = np.zeros((0,), dtype=np.float32)
+    wave = np.zeros(0, dtype=np.float32)
+    if num_frames > 1:
+        onset, offset = ttm_audio_span(segment.start_frame, segment.end_frame, sample_rate, fps)
+        wave = np.asarray(audio)[onset:offset]
+        wave = wave.astype(np.float32) / 32768.0 if wave.dtype == np.int16 else wave
+    return {
+        "image": image,
+        "audio": np.asarray(wave, dtype=np.float32),
+        "ttm": np.asarray(-1 if segment.ttm is None else segment.ttm, dtype=np.int64),
+        "is_empty": is_empty,
+    }
+
+
 def course_sample(
     segment: CourseSegment,
     frames: FrameSource,
     audio: np.ndarray,
     sample_rate: int = 16000,
     *,
-    size_px: int = 224,
+    size_px: int = COURSE_IMAGE_SIZE_PX,
     fps: float = EGO4D_FPS,
-) -> dict[str, np.ndarray | int]:
-    """The seed's per-segment sample.
+) -> dict[str, np.ndarray]:
+    """The seed's per-segment sample (module docstring), from random-access frames.
+
+    Args:
+        segment: from :func:`read_course_video`.
+        frames: RGB frames of the clip on its 30 fps timeline.
+        audio: ``(N,)`` 16 kHz mono audio of the clip, int16 or float in [-1, 1].
 
     Returns:
-        ``{"image": (T, size_px, size_px, 3) uint8 RGB face crops (zeros where empty),
-        "audio": (N,) float32 audio of the span (:func:`ttm_audio_span`), "ttm": label or -1,
-        "is_empty": (T,) bool}``. A frame with a box but no decodable image counts as empty.
+        ``{"image": (K, 3, S, S) float32 (BGR), "audio": (N,) float32, "ttm": int64 (-1
+        without label), "is_empty": (T,) int64}``. A frame with a box but no decodable image
+        counts as empty.
     """
-    images = np.zeros((len(segment.frames), size_px, size_px, 3), dtype=np.uint8)
-    empty = segment.is_empty.copy()
+    crops: dict[int, np.ndarray] = {}
     for i, f in enumerate(segment.frames.tolist()):
-        if empty[i]:
+        if segment.is_empty[i]:
             continue
         image = frames.frame(segment.video_id, f)
-        if image is None:
-            empty[i] = True
-            continue
-        images[i] = crop_face_box(image, segment.boxes_xyxy_px[i], size_px)
-    onset, offset = ttm_audio_span(segment.start_frame, segment.end_frame, sample_rate, fps)
-    wave = np.asarray(audio)[onset:offset]
-    if wave.dtype == np.int16:
-        wave = wave.astype(np.float32) / 32768.0
-    return {
-        "image": images,
-        "audio": wave.astype(np.float32),
-        "ttm": -1 if segment.ttm is None else segment.ttm,
-        "is_empty": empty,
-    }
+        if image is not None:
+            crops[i] = course_crop(image, segment.boxes_xyxy_px[i], size_px)
+    return assemble_course_sample(segment, crops, audio, sample_rate, fps)
 
 
 def write_course_sample(sample: Mapping[str, object], path: str | os.PathLike[str]) -> Path:

@@ -63,7 +63,19 @@ from socialav.data.ego4d.samples import (
     lam_track_boxes,
     ttm_samples,
 )
-from socialav.evaluation.ego4d import Ego4dMetricError, social_map, ttm_segment_scores
+from socialav.evaluation.ego4d import Ego4dMetricError
+from socialav.evaluation.ego4d_scoring import (
+    Ego4dEvalConfig,
+    Ego4dEvalSet,
+    av_transformer_logits,
+    build_eval_set,
+    lam_logits,
+    person_boxes,
+    score_eval_set,
+    scores_map,
+    ttm_audio_frame_logits,
+    ttm_visual_logits,
+)
 from socialav.training.config import EGO4D_ARCHITECTURES, ConfigError, TrainConfig
 from socialav.training.distributed import DistributedContext
 from socialav.training.engine import StepResult, TrainingTask
@@ -80,7 +92,6 @@ __all__ = [
     "balanced_class_weights",
     "build_ego4d_task",
     "lam_step",
-    "predict",
     "ttm_audio_step",
     "av_transformer_step",
     "ttm_visual_step",
@@ -131,9 +142,8 @@ def lam_step(
 ) -> StepOutput:
     """GazeLSTM on ``batch["frames"]`` ``(N, 7, 3, H, W)``; weighted cross-entropy on
     ``batch["label"]`` ``(N,)``."""
-    frames = batch["frames"].to(device)
     labels = batch["label"].to(device).long().view(-1)
-    logits = model(frames)
+    logits = lam_logits(model, batch, device)
     loss = F.cross_entropy(logits, labels, weight=_weights(class_weights, device))
     return StepOutput(loss, logits.detach(), labels)
 
@@ -146,9 +156,8 @@ def ttm_visual_step(
 ) -> StepOutput:
     """QuAVF visual branch on ``batch["frames"]`` ``(N, L, 3, H, W)`` and
     ``batch["quality"]`` ``(N,)``; cross-entropy on ``batch["label"]``."""
-    frames = batch["frames"].to(device)
     labels = batch["label"].to(device).long().view(-1)
-    logits = model(frames, batch["quality"].to(device))
+    logits = ttm_visual_logits(model, batch, device)
     loss = F.cross_entropy(logits, labels, weight=_weights(class_weights, device))
     return StepOutput(loss, logits.detach(), labels)
 
@@ -162,31 +171,14 @@ def ttm_audio_step(
     """QuAVF audio branch on ``batch["mel"]`` ``(N, n_mels, T_mel)``; per-frame cross-entropy
     on ``batch["labels"]`` ``(N, T_v)`` (``-100`` ignored), as
     :func:`~socialav.data.ego4d.samples.collate_ttm_audio` builds them."""
-    mel = batch["mel"].to(device)
     labels = batch["labels"].to(device).long()
-    logits = model(mel, labels.shape[1])  # (N, 2, T_v)
+    logits = ttm_audio_frame_logits(model, batch, device)  # (N, 2, T_v)
     loss = F.cross_entropy(
         logits, labels, weight=_weights(class_weights, device), ignore_index=IGNORE_INDEX
     )
     flat = logits.detach().permute(0, 2, 1).reshape(-1, 2)
     keep = labels.reshape(-1) != IGNORE_INDEX
     return StepOutput(loss, flat[keep], labels.reshape(-1)[keep])
-
-
-@torch.no_grad()
-def predict(
-    model: nn.Module, step: StepFn, loader: Iterable[Batch], device: str | torch.device = "cpu"
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Evaluation pass: ``(probabilities of class 1 (N,), labels (N,))`` over the loader, in
-    loader order (model in ``eval`` mode)."""
-    dev = torch.device(device)
-    model.to(dev).eval()
-    probs, labels = [], []
-    for batch in loader:
-        out = step(model, batch, dev)
-        probs.append(torch.softmax(out.logits.float(), dim=-1)[:, 1].cpu())
-        labels.append(out.labels.cpu())
-    return torch.cat(probs), torch.cat(labels)
 
 
 def av_transformer_step(
@@ -201,12 +193,12 @@ def av_transformer_step(
     ``batch["label"]``, each sample weighted by its class weight. The returned logits are
     ``(N, 2) = [0, z]`` (``softmax(.)[1] = sigmoid(z)``), so the 2-way evaluation code applies."""
     labels = batch["label"].to(device).long().view(-1)
-    z = model(batch["lips"].to(device), batch["audio"].to(device), batch["lengths"].to(device))
+    logits = av_transformer_logits(model, batch, device)
+    z = logits[:, 1]
     weight = None
     if class_weights is not None:
         weight = torch.tensor(class_weights, dtype=torch.float32, device=device)[labels]
     loss = F.binary_cross_entropy_with_logits(z, labels.float(), weight=weight)
-    logits = torch.stack([torch.zeros_like(z), z], dim=-1)
     return StepOutput(loss, logits.detach(), labels)
 
 
@@ -225,10 +217,18 @@ EGO4D_METRICS_COLUMNS: tuple[str, ...] = (
 )
 
 
-def _map_percent(scores: Sequence[float], labels: Sequence[int], what: str) -> float:
-    """Official social mAP in percent, NaN (logged) when a class is missing."""
+def _validation_map(
+    model: nn.Module,
+    eval_set: Ego4dEvalSet,
+    device: torch.device,
+    progress: Callable[[int, int], None] | None,
+    what: str,
+) -> float:
+    """Official social mAP (percent) of ``model`` on the validation samples, scored as
+    ``socialav predict`` scores them (:func:`~socialav.evaluation.ego4d_scoring.
+    score_eval_set`); NaN (logged) when a class is missing."""
     try:
-        return 100.0 * social_map(np.asarray(scores), np.asarray(labels))[0]
+        return 100.0 * scores_map(score_eval_set(model, eval_set, device, progress))[0]
     except Ego4dMetricError as err:
         logger.warning("validation %s: %s; mAP is NaN", what, err)
         return math.nan
@@ -338,56 +338,6 @@ class Ego4dTrainingTask(TrainingTask):
             self.model.train(was_training)
 
 
-def _eval_batches(dataset: Dataset, batch_size: int, collate: Callable | None) -> DataLoader:
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
-
-
-def _over_batches(
-    loader: DataLoader,
-    per_batch: Callable[[Batch], torch.Tensor],
-    progress: Callable[[int, int], None] | None,
-) -> torch.Tensor:
-    """``per_batch(batch)`` for every batch of ``loader`` (reporting ``progress(done,
-    total)``), concatenated on the CPU along the first axis."""
-    parts = []
-    for i, batch in enumerate(loader):
-        parts.append(per_batch(batch).cpu())
-        if progress is not None:
-            progress(i + 1, len(loader))
-    return torch.cat(parts) if parts else torch.zeros(0)
-
-
-def _probabilities(
-    model: nn.Module,
-    step: StepFn,
-    loader: DataLoader,
-    device: torch.device,
-    progress: Callable[[int, int], None] | None,
-) -> np.ndarray:
-    def class_one(batch: Batch) -> torch.Tensor:
-        return torch.softmax(step(model, batch, device).logits.float(), dim=-1)[:, 1]
-
-    return _over_batches(loader, class_one, progress).numpy()
-
-
-def _segment_map(sample_logits: torch.Tensor, samples: Sequence[Any], what: str) -> float:
-    """Segment mAP (percent) of per-sample 2-way logits ``(N, 2)`` of TTM sub-clips:
-    ``softmax(mean of a segment's sub-clip logits)[1]`` (:func:`ttm_segment_scores`)."""
-    seg = ttm_segment_scores([s.segment_id for s in samples], sample_logits.numpy())
-    label_of = {s.segment_id: s.label for s in samples}
-    return _map_percent(list(seg.values()), [label_of[k] for k in seg], what)
-
-
-def _person_boxes(clips: Sequence[Ego4dClip]) -> dict[tuple[str, str], dict[int, np.ndarray]]:
-    """``(clip_uid, person_id) -> {frame: xyxy}`` of every non-wearer person."""
-    return {
-        (c.clip_uid, p.person_id): c.person_boxes_xyxy(p.person_id)
-        for c in clips
-        for p in c.persons
-        if not p.is_camera_wearer
-    }
-
-
 def _load_clips(path: str, clip_list: str | None, what: str) -> list[Ego4dClip]:
     if not path:
         raise ConfigError(f"ego4d.{what} must name an av_*.json annotation file, but it is empty")
@@ -409,9 +359,28 @@ def _initial_model(config: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
     return model, dict(meta.get("architecture_config") or {})
 
 
+def _eval_config(config: TrainConfig, arch_config: Mapping[str, Any]) -> Ego4dEvalConfig:
+    """How validation samples are built: the ``ego4d`` section (and the audio branch's
+    ``n_mels``)."""
+    data = config.ego4d
+    return Ego4dEvalConfig(
+        crop_size_px=data.crop_size_px,
+        lam_stride=data.lam_stride,
+        feat_length=data.ttm_feat_length,
+        frame_stride=data.ttm_frame_stride,
+        n_mels=int(arch_config.get("n_mels", 80)),
+        max_audio_frames=data.ttm_max_audio_frames,
+        lip_size_px=data.lip_size_px,
+        batch_size=data.batch_size,
+    )
+
+
 def build_ego4d_task(config: TrainConfig, ctx: DistributedContext) -> Ego4dTrainingTask:
     """The :class:`Ego4dTrainingTask` of ``config.model.architecture`` (``gaze-lstm``,
-    ``quavf-visual``, ``quavf-audio``) on the data of ``config.ego4d``.
+    ``quavf-visual``, ``quavf-audio``, ``av-transformer``) on the data of ``config.ego4d``.
+
+    Validation scores the ``val_annotations`` clips with
+    :mod:`socialav.evaluation.ego4d_scoring`, the code ``socialav predict`` runs.
 
     Raises:
         ConfigError: missing annotations / frames / audio settings, no training sample.
@@ -421,6 +390,8 @@ def build_ego4d_task(config: TrainConfig, ctx: DistributedContext) -> Ego4dTrain
 
     data = config.ego4d
     arch = config.model.architecture
+    if arch not in EGO4D_ARCHITECTURES:
+        raise ConfigError(f"{arch!r} is not an Ego4D architecture ({EGO4D_ARCHITECTURES})")
     torch.manual_seed(config.seed)
     model, arch_config = _initial_model(config)
     apply_trainable(model, config.model.trainable)
@@ -433,32 +404,43 @@ def build_ego4d_task(config: TrainConfig, ctx: DistributedContext) -> Ego4dTrain
     )
     common = {"config": config, "ctx": ctx, "architecture_config": arch_config}
     size = data.crop_size_px
+    needs_frames = arch in ("gaze-lstm", "quavf-visual", "av-transformer")
+    needs_audio = arch in ("quavf-audio", "av-transformer")
+    if needs_frames and not data.frames_dir:
+        raise ConfigError(
+            f"ego4d.frames_dir must name the extracted frames for {arch} "
+            "(<clip_uid>/img_00001.jpg ...; `socialav data ego4d-media`), but it is empty"
+        )
+    if needs_audio and data.audio_dir is None and data.videos_dir is None:
+        raise ConfigError(f"ego4d.audio_dir or ego4d.videos_dir must be set for {arch}")
+    frames = JpegFolderFrames(data.frames_dir) if needs_frames else None
 
-    if arch in ("gaze-lstm", "quavf-visual"):
-        if not data.frames_dir:
-            raise ConfigError(
-                f"ego4d.frames_dir must name the extracted frames for {arch} "
-                "(<clip_uid>/img_00001.jpg ...; `socialav data ego4d-media`), but it is empty"
-            )
-        frames = JpegFolderFrames(data.frames_dir)
+    def audio_of(cs: Sequence[Ego4dClip]) -> ClipAudio | None:
+        if not needs_audio:
+            return None
+        return ClipAudio([c.clip_uid for c in cs], data.audio_dir, data.videos_dir)
+
+    validate_fn = None
+    if val_clips is not None:
+        what = {"gaze-lstm": "LAM", "quavf-visual": "TTM (visual)"}.get(arch, "TTM")
+        val_set = build_eval_set(
+            arch,
+            val_clips,
+            _eval_config(config, arch_config),
+            frames=frames,
+            audio=audio_of(val_clips),
+        )
+
+        def validate_fn(model: nn.Module, progress: Callable | None) -> float:
+            return _validation_map(model, val_set, ctx.device, progress, what)
 
     if arch == "gaze-lstm":
-
-        def lam_set(cs: Sequence[Ego4dClip]) -> LamDataset:
-            return LamDataset(
-                lam_samples(cs, stride=data.lam_stride), frames, lam_track_boxes(cs), size_px=size
-            )
-
-        train_set = lam_set(clips)
-        validate_fn = None
-        if val_clips is not None:
-            val_set = lam_set(val_clips)
-
-            def validate_fn(model: nn.Module, progress: Callable | None) -> float:
-                loader = _eval_batches(val_set, data.batch_size, None)
-                probs = _probabilities(model, lam_step, loader, ctx.device, progress)
-                return _map_percent(probs, [s.label for s in val_set.samples], "LAM")
-
+        train_set = LamDataset(
+            lam_samples(clips, stride=data.lam_stride),
+            frames,  # type: ignore[arg-type]
+            lam_track_boxes(clips),
+            size_px=size,
+        )
         return Ego4dTrainingTask(
             model=model,
             step=lam_step,
@@ -477,34 +459,16 @@ def build_ego4d_task(config: TrainConfig, ctx: DistributedContext) -> Ego4dTrain
                 f"ego4d.ttm_feat_length ({data.ttm_feat_length}) must equal the model's "
                 f"feat_length ({feat_length})"
             )
-
-        def windows(cs: Sequence[Ego4dClip], train: bool) -> TtmVisualDataset:
-            found = build_ttm_visual_windows(
-                cs,
-                frames,
-                train=train,
-                feat_length=data.ttm_feat_length,
-                frame_stride=data.ttm_frame_stride,
-                data_stride=data.ttm_data_stride,
-                score_threshold=data.ttm_score_threshold,
-            )
-            return TtmVisualDataset(found, frames, _person_boxes(cs), size_px=size)
-
-        train_set = windows(clips, True)
-        validate_fn = None
-        if val_clips is not None:
-            val_set = windows(val_clips, False)
-
-            def validate_fn(model: nn.Module, progress: Callable | None) -> float:
-                loader = _eval_batches(val_set, data.batch_size, None)
-                probs = _probabilities(model, ttm_visual_step, loader, ctx.device, progress)
-                groups: dict[tuple[str, int], list[int]] = {}
-                for i, w in enumerate(val_set.windows):
-                    groups.setdefault((w.clip_uid, w.segment_index), []).append(i)
-                scores = [float(np.mean(probs[idx])) for idx in groups.values()]
-                labels = [val_set.windows[idx[0]].label for idx in groups.values()]
-                return _map_percent(scores, labels, "TTM (visual)")
-
+        found = build_ttm_visual_windows(
+            clips,
+            frames,  # type: ignore[arg-type]
+            train=True,
+            feat_length=data.ttm_feat_length,
+            frame_stride=data.ttm_frame_stride,
+            data_stride=data.ttm_data_stride,
+            score_threshold=data.ttm_score_threshold,
+        )
+        train_set = TtmVisualDataset(found, frames, person_boxes(clips), size_px=size)  # type: ignore[arg-type]
         return Ego4dTrainingTask(
             model=model,
             step=ttm_visual_step,
@@ -521,40 +485,18 @@ def build_ego4d_task(config: TrainConfig, ctx: DistributedContext) -> Ego4dTrain
         )
 
     if arch == "quavf-audio":
-        if data.audio_dir is None and data.videos_dir is None:
-            raise ConfigError("ego4d.audio_dir or ego4d.videos_dir must be set for quavf-audio")
         n_mels = int(arch_config.get("n_mels", 80))
-
-        def audio_set(cs: Sequence[Ego4dClip], train: bool) -> TtmAudioDataset:
-            audio = ClipAudio([c.clip_uid for c in cs], data.audio_dir, data.videos_dir)
-            return TtmAudioDataset(
-                ttm_samples(cs, train=train),
-                audio,
-                n_mels=n_mels,
-                max_frames=data.ttm_max_audio_frames,
-            )
-
-        train_set = audio_set(clips, True)
+        train_set = TtmAudioDataset(
+            ttm_samples(clips, train=True),
+            audio_of(clips),  # type: ignore[arg-type]
+            n_mels=n_mels,
+            max_frames=data.ttm_max_audio_frames,
+        )
         frame_labels = [
             s.label
             for s in train_set.samples
             for _ in range(min(s.num_frames, data.ttm_max_audio_frames))
         ]
-        validate_fn = None
-        if val_clips is not None:
-            val_set = audio_set(val_clips, False)
-
-            def validate_fn(model: nn.Module, progress: Callable | None) -> float:
-                def sample_logits(batch: Batch) -> torch.Tensor:
-                    labels = batch["labels"].to(ctx.device)
-                    logits = model(batch["mel"].to(ctx.device), labels.shape[1])  # (B, 2, T)
-                    valid = (labels != IGNORE_INDEX).unsqueeze(1).float()
-                    return (logits * valid).sum(-1) / valid.sum(-1).clamp(min=1.0)
-
-                loader = _eval_batches(val_set, data.batch_size, collate_ttm_audio)
-                logits = _over_batches(loader, sample_logits, progress)
-                return _segment_map(logits, val_set.samples, "TTM (audio)")
-
         return Ego4dTrainingTask(
             model=model,
             step=ttm_audio_step,
@@ -565,43 +507,21 @@ def build_ego4d_task(config: TrainConfig, ctx: DistributedContext) -> Ego4dTrain
             input_contract={"n_mels": n_mels},
             **common,
         )
-    if arch == "av-transformer":
-        if not data.frames_dir:
-            raise ConfigError(
-                "ego4d.frames_dir must name the extracted frames for av-transformer, but it is "
-                "empty"
-            )
-        if data.audio_dir is None and data.videos_dir is None:
-            raise ConfigError("ego4d.audio_dir or ego4d.videos_dir must be set for av-transformer")
-        frames = JpegFolderFrames(data.frames_dir)
 
-        def av_set(cs: Sequence[Ego4dClip], train: bool) -> AvTransformerTtmDataset:
-            boxes = _person_boxes(cs)
-            audio = ClipAudio([c.clip_uid for c in cs], data.audio_dir, data.videos_dir)
-            return AvTransformerTtmDataset(
-                ttm_samples(cs, train=train), frames, boxes, audio, lip_size_px=data.lip_size_px
-            )
-
-        train_set = av_set(clips, True)
-        validate_fn = None
-        if val_clips is not None:
-            val_set = av_set(val_clips, False)
-
-            def validate_fn(model: nn.Module, progress: Callable | None) -> float:
-                loader = _eval_batches(val_set, data.batch_size, collate_av_transformer)
-                logits = _over_batches(
-                    loader, lambda b: av_transformer_step(model, b, ctx.device).logits, progress
-                )
-                return _segment_map(logits, val_set.samples, "TTM (AV)")
-
-        return Ego4dTrainingTask(
-            model=model,
-            step=av_transformer_step,
-            train_set=train_set,
-            labels=[s.label for s in train_set.samples],
-            collate=collate_av_transformer,
-            validate_fn=validate_fn,
-            input_contract={"lip_size_px": data.lip_size_px},
-            **common,
-        )
-    raise ConfigError(f"{arch!r} is not an Ego4D architecture ({EGO4D_ARCHITECTURES})")
+    train_set = AvTransformerTtmDataset(
+        ttm_samples(clips, train=True),
+        frames,  # type: ignore[arg-type]
+        person_boxes(clips),
+        audio_of(clips),  # type: ignore[arg-type]
+        lip_size_px=data.lip_size_px,
+    )
+    return Ego4dTrainingTask(
+        model=model,
+        step=av_transformer_step,
+        train_set=train_set,
+        labels=[s.label for s in train_set.samples],
+        collate=collate_av_transformer,
+        validate_fn=validate_fn,
+        input_contract={"lip_size_px": data.lip_size_px},
+        **common,
+    )
