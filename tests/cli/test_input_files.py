@@ -90,6 +90,10 @@ SLOTS: dict[str, tuple[Builder, tuple[str, ...]]] = {
         lambda f, t: ["evaluate", "--task", "ttm", "-g", str(f), "-p", str(f)],
         ("video", "empty", "binary", "csv-two-columns"),
     ),
+    "evaluate --task diarization --predictions": (
+        lambda f, t: ["evaluate", "--task", "diarization", "-g", str(f), "-p", str(f)],
+        ("text", "video", "binary", "csv-two-columns"),
+    ),
     "data ego4d-media --clips": (
         lambda f, t: [
             "data",

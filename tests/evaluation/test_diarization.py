@@ -100,7 +100,7 @@ def test_evaluate_refuses_other_recording_and_missing_file(tmp_path):
     ref.write_text("SPEAKER rec 1 0.0 1.0 <NA> <NA> A <NA> <NA>\n")
     sys_ = tmp_path / "sys.rttm"
     sys_.write_text("SPEAKER other 1 0.0 1.0 <NA> <NA> A <NA> <NA>\n")
-    with pytest.raises(ValueError, match="file id 'other'"):
+    with pytest.raises(ValueError, match=r"file ids the reference .*ref.rttm lacks: \['other'\]"):
         evaluate_diarization(ref, sys_)
     with pytest.raises(FileNotFoundError, match="system RTTM"):
         evaluate_diarization(ref, tmp_path / "missing.rttm")
@@ -110,3 +110,32 @@ def test_evaluate_refuses_other_recording_and_missing_file(tmp_path):
     empty.write_text("")
     m = evaluate_diarization(ref, empty)
     assert m["der"] == pytest.approx(1.0) and m["file_id"] == "rec"
+
+
+def _write(path, spans):
+    path.write_text(
+        "".join(format_rttm_line(RttmTurn(f, "1", a, b - a, who)) + "\n" for f, a, b, who in spans)
+    )
+    return path
+
+
+def test_a_corpus_rttm_is_scored_per_recording_and_accumulated(tmp_path):
+    """Two recordings: DER = all errors / all speech (pyannote's accumulation), not the mean
+    of the two DERs; a recording the system lacks is all missed."""
+    ref = _write(
+        tmp_path / "ref.rttm",
+        [("r1", 0, 10, "A"), ("r1", 10, 20, "B"), ("r2", 0, 5, "C"), ("r3", 0, 2, "D")],
+    )
+    system = _write(
+        tmp_path / "sys.rttm", [("r1", 0, 12, "x"), ("r1", 12, 20, "y"), ("r2", 0, 4, "z")]
+    )
+    m = evaluate_diarization(ref, system, collar_s=0.0)
+    # r1: 2 s confusion of 20; r2: 1 s missed of 5; r3: 2 s missed of 2 -> 5 / 27
+    assert m["recordings"]["r1"]["der"] == pytest.approx(0.1)
+    assert m["recordings"]["r2"]["der"] == pytest.approx(0.2)
+    assert m["recordings"]["r3"]["der"] == pytest.approx(1.0)
+    assert m["der"] == pytest.approx(5 / 27) and m["total_s"] == pytest.approx(27.0)
+    assert m["missed_detection_s"] == pytest.approx(3.0) and m["confusion_s"] == pytest.approx(2.0)
+    assert m["file_id"] is None and m["num_recordings"] == 3 and m["missing_in_system"] == ["r3"]
+    # JER: mean over the 4 reference speakers (A, B as before; C: 1 - 4/5; D: missed -> 1)
+    assert m["jer"] == pytest.approx(((1 - 10 / 12) + (1 - 8 / 10) + (1 - 4 / 5) + 1) / 4)

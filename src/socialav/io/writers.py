@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from socialav.io.atomic import atomic_write
+from socialav.io.text import read_text
 from socialav.io.ava_csv import PREDICTION_COLUMNS
 from socialav.types import FaceTrack, TrackScores, VideoInfo
 
@@ -340,8 +341,7 @@ def read_rttm(path_or_lines: str | os.PathLike[str] | Iterable[str]) -> list[Rtt
             negative duration (the message gives the line number).
     """
     if isinstance(path_or_lines, (str, os.PathLike)):
-        with open(path_or_lines, encoding="utf-8") as handle:
-            lines = handle.read().splitlines()
+        lines = read_text(path_or_lines, "RTTM file").splitlines()
         source = str(path_or_lines)
     else:
         lines = list(path_or_lines)
