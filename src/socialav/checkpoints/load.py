@@ -122,11 +122,13 @@ def resolve_weights_file(
         return hub.resolve_weights(text), entry.sha256
     path = Path(weights)
     if not path.is_file():
-        raise FileNotFoundError(
-            f"unknown {what} {text!r}: expected {expected} or one of: "
-            f"{', '.join(sorted(n for n, e in hub.REGISTRY.items() if kind in (None, e.kind)))} "
-            "(found neither a file nor a registry name)"
-        )
+        names = sorted(n for n, e in hub.REGISTRY.items() if kind in (None, e.kind))
+        if names:
+            raise FileNotFoundError(
+                f"unknown {what} {text!r}: expected {expected} or one of: {', '.join(names)} "
+                "(found neither a file nor a registry name)"
+            )
+        raise FileNotFoundError(f"{what} {text!r}: expected {expected}, found no such file")
     return path, hub.sha256_of(path)
 
 

@@ -38,6 +38,19 @@ LOADING_FIELDS: frozenset[str] = frozenset(
 )
 
 
+#: Per weights option: (what, expected, registry kind) for the not-found message.
+_WEIGHTS_SLOTS: dict[str, tuple[str, str, str]] = {
+    "asd": ("weights", "an ASD checkpoint file", "asd"),
+    "context": (
+        "context weights",
+        "a socialav scene-context checkpoint (a file from socialav train)",
+        "scene-context",
+    ),
+    "lam": ("LAM weights", "a socialav gaze-lstm checkpoint (a file from socialav train)", "lam"),
+    "ttm": ("TTM weights", "a socialav TTM checkpoint (a file from socialav train)", "ttm"),
+}
+
+
 @dataclass(frozen=True)
 class DetectConfig:
     """Everything ``socialav detect`` can be told; defaults chosen by the benchmarks in
@@ -158,22 +171,23 @@ class DetectConfig:
         from socialav import __version__, hub
         from socialav.checkpoints.load import resolve_weights_file
 
-        def digest(weights: str | None) -> str | None:
+        def digest(weights: str | None, slot: str) -> str | None:
             if weights is None:
                 return None
             if weights in hub.REGISTRY:
                 return hub.get_entry(weights).sha256
-            return resolve_weights_file(weights, "weights", kind="asd")[1]
+            what, expected, kind = _WEIGHTS_SLOTS[slot]
+            return resolve_weights_file(weights, what, expected, kind=kind)[1]
 
         values = json.loads(json.dumps(asdict(self), default=str))
         values.pop("num_threads", None)
         return {
             "config": values,
             "weights_sha256": {
-                "asd": digest(self.asd_weights) if self.context_weights is None else None,
-                "context": digest(self.context_weights),
-                "lam": digest(self.lam_weights),
-                "ttm": [digest(p) for p in self.ttm_weights],
+                "asd": digest(self.asd_weights, "asd") if self.context_weights is None else None,
+                "context": digest(self.context_weights, "context"),
+                "lam": digest(self.lam_weights, "lam"),
+                "ttm": [digest(p, "ttm") for p in self.ttm_weights],
             },
             "socialav": __version__,
         }
