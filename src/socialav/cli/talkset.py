@@ -10,7 +10,6 @@ from rich.console import Console
 from rich.progress import Progress
 
 from socialav.cli.app import bounded
-from socialav.data.talkset import TalkSetConfig, clips_from_folder, generate_talkset
 
 try:  # the ``data`` command group (``socialav data prepare``, ...)
     from socialav.cli.data import data_app
@@ -76,6 +75,8 @@ def talkset_command(
     """Build matched / swapped / shifted / silence / half / no-speech entities (TalkSet-style)
     in the prepared layout, with a train/val split by clip group. MANIFEST.md in the folder,
     when present, marks negatives (category neg) and untrusted clips (derived)."""
+    from socialav.data.talkset import TalkSetConfig, clips_from_folder, generate_talkset
+
     console = Console(stderr=True)
     try:
         config = TalkSetConfig(

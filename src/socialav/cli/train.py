@@ -20,9 +20,6 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from socialav.cli.app import app, bounded, exit_with_error
-from socialav.training.config import ConfigError, load_config
-from socialav.training.engine import ProgressEvent
-from socialav.training.train import train
 
 
 @app.command("train")
@@ -50,6 +47,8 @@ def train_command(
         overrides["epochs"] = epochs
     if threads is not None:
         overrides["num_threads"] = threads
+    from socialav.training.config import ConfigError, load_config
+
     console = Console(stderr=True)
     try:
         config = load_config(config_path, overrides)
@@ -74,6 +73,9 @@ def train_command(
 
 def _run(config, quiet: bool, console: Console):
     """Train with a progress bar on ``console`` (none with ``quiet``)."""
+    from socialav.training.engine import ProgressEvent
+    from socialav.training.train import train
+
     if quiet:
         return train(config)
     with Progress(
