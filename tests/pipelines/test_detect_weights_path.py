@@ -30,6 +30,9 @@ def test_unknown_weights_is_one_clear_line(tmp_path, videos_dir, weights_dir):
     args = ["detect", str(videos_dir / "grid_bbaf2n.mpg"), "-o", str(tmp_path / "out")]
     result = CliRunner().invoke(app, [*args, "--weights", str(tmp_path / "missing.pt")])
     assert result.exit_code == 2
-    assert "checkpoint file" in result.output and "found neither a file nor a registry name" in result.output
+    assert (
+        "checkpoint file" in result.output
+        and "found neither a file nor a registry name" in result.output
+    )
     assert "lr-asd-ava" in result.output
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

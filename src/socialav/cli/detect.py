@@ -17,9 +17,6 @@ from socialav.pipelines.outputs import OUTPUT_SUFFIXES, is_output_file
 from socialav.types import ASD_BACKENDS, DETECT_TASKS
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".mpg", ".mpeg", ".webm", ".m4v", ".ts", ".flv"}
-#: Median face height (px) below which the ASD models get little to see (their crops are
-#: 112 px, cut from a face box scaled by the crop context).
-SMALL_FACE_PX = 40.0
 
 logger = logging.getLogger("socialav.cli")
 
@@ -98,6 +95,17 @@ def _backend(value: str | None) -> str | None:
 
 
 _backend.choices = ASD_BACKENDS  # type: ignore[attr-defined]
+
+
+def _cluster(value: str | None) -> str | None:
+    if value is not None:
+        from socialav.data.cluster import parse_cluster
+
+        try:
+            parse_cluster(value)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    return value
 
 
 def _outputs(value: str) -> str:
@@ -229,6 +237,16 @@ def detect(
     threads: Annotated[
         int | None, typer.Option(callback=bounded(1), help="CPU threads (default: all cores).")
     ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster",
+            callback=_cluster,
+            help="Run one video per task on Dask distributed: a scheduler address "
+            "(tcp://host:8786; inputs and output folder on a shared file system) or local:N "
+            "(N worker processes here). Each worker loads the models once.",
+        ),
+    ] = None,
     debug: Annotated[bool, typer.Option(help="Show tracebacks and debug logs.")] = False,
     context: Annotated[
         str | None,
@@ -254,7 +272,6 @@ def detect(
         recorded_settings,
         settings_differences,
         unique_stems,
-        write_outputs,
     )
 
     logging.basicConfig(
@@ -292,6 +309,7 @@ def detect(
             diarize=diarize,
             lam_weights=lam_weights,
             ttm_weights=ttm_weights,
+            cluster=cluster,
         )
         settings = config.settings()
     except (ValueError, FileNotFoundError) as exc:  # bad option values: one line
@@ -335,53 +353,92 @@ def detect(
             typer.echo(f"error: {' '.join(str(exc).split())}", err=True)
             continue
         todo.append((p, stem))
-    if todo:
-        from socialav.pipelines.detect import SpeakerDetector
+    from socialav.pipelines.detect_batch import VideoDetectTask
 
-        try:
-            detector = SpeakerDetector(config)
-        except Exception as exc:  # weights / model errors: one line, no traceback
-            exit_with_error(exc, debug)
-
+    jobs = [
+        VideoDetectTask(str(p), stem, str(output_dir), tuple(kinds), config, report_embed)
+        for p, stem in todo
+    ]
     summary = Table(title="socialav detect")
     summary.add_column("video", overflow="fold")
     for col in ("duration s", "tracks", "speaking s per track", "real-time factor"):
         summary.add_column(col, overflow="fold")
-    for path, stem in todo:
-        try:
-            with _StageBars(console, path.name) as progress:
-                result = detector.run(path, progress, video_id=stem)
-                _warn_about(result, path, config)
-                write_outputs(
-                    result,
-                    output_dir,
-                    kinds,
-                    progress=progress,
-                    report_embed=report_embed,
-                    stem=stem,
-                )
-        except (MediaError, OSError, ValueError, RuntimeError) as exc:
-            if debug:
-                raise
+    if cluster is not None:
+        done = _run_on_cluster(jobs, cluster, console, debug)
+    else:
+        done = _run_here(jobs, console, debug)
+    for job, result in done:
+        if result.error is not None:
             failures += 1
-            typer.echo(f"error: {' '.join(str(exc).split())}", err=True)
             continue
-        speaking = ", ".join(
-            f"{s.track_id}: {sum(seg.duration_s for seg in s.segments):.1f}" for s in result.scores
-        )
-        total = sum(result.timings_s.get(k, 0.0) for k in ("total", "write", "video", "report"))
-        rtf = result.video.duration_s / total if total > 0 else float("inf")
+        path = Path(job.video)
+        speaking = ", ".join(f"{k}: {v:.1f}" for k, v in result.speaking_s.items())
         summary.add_row(
-            str(path) if stem == path.stem else f"{path} ({stem})",
-            f"{result.video.duration_s:.1f}",
-            str(len(result.tracks)),
+            str(path) if job.stem == path.stem else f"{path} ({job.stem})",
+            f"{result.duration_s:.1f}",
+            str(result.num_tracks),
             speaking or "-",
-            f"{rtf:.2f}x",
+            f"{result.real_time_factor:.2f}x",
         )
     if summary.row_count:
         Console().print(summary)
     if failures:
         raise typer.Exit(1)
+
+
+def _run_here(jobs, console: Console, debug: bool):
+    """The videos one after another in this process, with progress bars; yields
+    ``(task, summary)``."""
+    from socialav.pipelines.detect import SpeakerDetector
+    from socialav.pipelines.detect_batch import detect_video_task
+
+    if not jobs:
+        return
+    try:
+        detector = SpeakerDetector(jobs[0].config)
+    except Exception as exc:  # weights / model errors: one line, no traceback
+        exit_with_error(exc, debug)
+    for job in jobs:
+        with _StageBars(console, Path(job.video).name) as progress:
+            result = detect_video_task(
+                job, detector, progress, warn=lambda line: typer.echo(f"warning: {line}", err=True)
+            )
+        if result.error is not None:
+            typer.echo(f"error: {result.error}", err=True)
+        yield job, result
+
+
+def _run_on_cluster(jobs, cluster: str, console: Console, debug: bool):
+    """The videos on Dask distributed, one task each; a line per finished video; yields
+    ``(task, summary)`` as videos finish."""
+    from socialav.pipelines.detect_batch import run_detect_tasks
+
+    if not jobs:
+        return
+    if not debug:  # Dask logs every worker start and stop at INFO
+        for name in ("distributed", "dask"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    by_video = {job.video: job for job in jobs}
+    finished = 0
+    try:
+        for result in run_detect_tasks(jobs, cluster):
+            finished += 1
+            for line in result.warnings:
+                typer.echo(f"warning: {line}", err=True)
+            if result.error is not None:
+                typer.echo(f"error: {result.error}", err=True)
+                state = "failed"
+            else:
+                state = f"done in {result.seconds:.1f} s ({result.real_time_factor:.2f}x)"
+            console.print(
+                f"[{finished}/{len(jobs)}] {result.video}: {state} on {result.worker}",
+                highlight=False,
+            )
+            yield by_video[result.video], result
+    except (ImportError, ConnectionError) as exc:
+        exit_with_error(exc, debug)
+    except Exception as exc:  # a model that cannot load on a worker: one line
+        exit_with_error(exc, debug)
 
 
 def _build_config(
@@ -398,6 +455,7 @@ def _build_config(
     diarize: bool,
     lam_weights: Path | None,
     ttm_weights: list[Path] | None,
+    cluster: str | None = None,
 ):
     """The :class:`~socialav.pipelines.config.DetectConfig` of the options (every value
     checked; ``None`` means the option was not given, 0 is a value).
@@ -425,6 +483,10 @@ def _build_config(
         changes["segments"] = SegmentConfig(**{**config.segments.__dict__, "threshold": threshold})
     if threads is not None:
         changes["num_threads"] = threads
+    elif cluster is not None and cluster.strip().startswith("local:"):
+        # the local workers share this machine's cores
+        workers = int(cluster.strip()[len("local:") :])
+        changes["num_threads"] = max(1, (os.cpu_count() or 1) // workers)
     if context is not None:
         changes["context_weights"] = context
     if lam_weights is not None:
@@ -432,29 +494,3 @@ def _build_config(
     if ttm_weights:
         changes["ttm_weights"] = tuple(str(p) for p in ttm_weights)
     return replace(config, **changes)
-
-
-def _warn_about(result, path: Path, config) -> None:
-    """Warnings a user needs about one video's result (no face, faces too small, ...)."""
-    import numpy as np
-
-    info = result.run_info
-    if not result.tracks:
-        if info.num_face_detections:
-            minimum = config.tracker.min_track_frames
-            typer.echo(
-                f"warning: {path}: faces were detected ({info.num_face_detections} times) but no "
-                f"face stayed long enough to make a face track (at least {minimum + 1} frames "
-                f"at {result.video.fps:g} fps); writing empty outputs",
-                err=True,
-            )
-        else:
-            typer.echo(f"warning: {path}: no face found; writing empty outputs", err=True)
-        return
-    heights = np.concatenate([t.boxes_xyxy_px[:, 3] - t.boxes_xyxy_px[:, 1] for t in result.tracks])
-    if float(np.median(heights)) < SMALL_FACE_PX:
-        typer.echo(
-            f"warning: {path}: faces are small (median {float(np.median(heights)):.0f} px high); "
-            "the ASD models see 112 px face crops and get little from faces this small",
-            err=True,
-        )

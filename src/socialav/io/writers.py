@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from socialav.io.atomic import atomic_write
-from socialav.io.text import read_text
 from socialav.io.ava_csv import PREDICTION_COLUMNS
+from socialav.io.text import read_text
 from socialav.types import FaceTrack, TrackScores, VideoInfo
 
 logger = logging.getLogger(__name__)
