@@ -277,3 +277,43 @@ def test_input_frames_are_not_drawn_on(tmp_path: Path, silent_portrait_odd: Path
         frames=[(0, image), (1, image)],
     )
     assert (image == 128).all()
+
+
+def test_default_frames_are_drawn_on_their_4_2_0_planes(tmp_path: Path, videos_dir: Path) -> None:
+    """Without ``frames`` the source is decoded as yuv420p and only the overlay regions go
+    through RGB: the result looks like the RGB path's (same boxes, chips and badges) and the
+    pixels away from the overlays are the decoder's own."""
+    from media_factory import cut_clip
+
+    from socialav.io.media import iter_frames, probe_video
+
+    src = cut_clip(videos_dir / INTERVIEW, tmp_path / "src.mp4", 60)
+    video = probe_video(src)
+    n = video.num_frames
+    left_track, left_scores = constant_track(0, LEFT_FACE, n, 0.9, lam=0.8, ttm=0.1)
+    right_track, right_scores = constant_track(1, RIGHT_FACE, n, 0.1)
+    tracks, scores = [left_track, right_track], [left_scores, right_scores]
+    planes = tmp_path / "planes.mp4"
+    rgb = tmp_path / "rgb.mp4"
+    write_annotated_video(planes, src, video, tracks, scores)
+    write_annotated_video(rgb, src, video, tracks, scores, frames=iter_frames(src))
+    a = dict(iter_frames(planes))
+    b = dict(iter_frames(rgb))
+    source = dict(iter_frames(src))
+    assert len(a) == len(b) == n
+    for k in (0, n // 2, n - 1):
+        frame = a[k]
+        x1, y1, x2, y2 = LEFT_FACE
+        assert is_green(frame[(y1 + y2) // 2, x1]) and is_green(frame[y2, (x1 + x2) // 2])
+        rx1, ry1, rx2, ry2 = RIGHT_FACE
+        assert is_red(frame[(ry1 + ry2) // 2, rx2])
+        diff = np.abs(frame.astype(int) - b[k])
+        assert diff.mean() < 4.0  # both are lossy encodings of the same drawing
+        # the label chips match in place: the chip above the left box is green in both
+        chip = (y1 - 10, x1 - 1)  # left of the text, inside the chip
+        assert is_green(frame[chip]) and is_green(b[k][chip])
+        # far from every overlay (top-left corner) this path is closer to the source
+        corner = (slice(0, 100), slice(0, 200))
+        err_planes = np.abs(frame[corner].astype(int) - source[k][corner]).mean()
+        err_rgb = np.abs(b[k][corner].astype(int) - source[k][corner]).mean()
+        assert err_planes <= err_rgb + 0.5

@@ -155,8 +155,10 @@ def _draw_chip(
     color: tuple[int, int, int],
     scale: float,
     thickness: int,
+    paint: int | None = None,
 ) -> int:
-    """Draw ``text`` on a filled rectangle whose lower-left corner is ``(x, y_bottom)``.
+    """Draw ``text`` on a filled rectangle whose lower-left corner is ``(x, y_bottom)``
+    (``paint``: draw everything in this one value instead, on a one-channel mask).
 
     Returns the chip's height in pixels.
     """
@@ -167,7 +169,11 @@ def _draw_chip(
     x = int(np.clip(x, 0, max(0, w_img - tw - 2 * pad)))
     y_bottom = int(np.clip(y_bottom, th + baseline + 2 * pad, h_img))
     top = y_bottom - th - baseline - 2 * pad
-    cv2.rectangle(image, (x, top), (x + tw + 2 * pad, y_bottom), color, cv2.FILLED)
+    cv2.rectangle(
+        image, (x, top), (x + tw + 2 * pad, y_bottom), color if paint is None else paint, -1
+    )
+    if paint is not None:  # the text lies inside the filled chip
+        return y_bottom - top
     text_rgb = (0, 0, 0) if sum(color) > 380 else (255, 255, 255)
     cv2.putText(
         image,
@@ -182,19 +188,31 @@ def _draw_chip(
     return y_bottom - top
 
 
-def _draw_eye(image: np.ndarray, cx: int, cy: int, radius: int) -> None:
+def _draw_eye(image: np.ndarray, cx: int, cy: int, radius: int, paint: int | None = None) -> None:
     """An eye marker (almond outline and pupil) for "looking at me"."""
-    cv2.ellipse(image, (cx, cy), (radius, max(2, radius // 2)), 0, 0, 360, BADGE_RGB, -1)
-    cv2.ellipse(image, (cx, cy), (radius, max(2, radius // 2)), 0, 0, 360, (0, 0, 0), 1)
+    axes = (radius, max(2, radius // 2))
+    if paint is not None:  # the outline's extent (the fill and the pupil lie inside)
+        cv2.ellipse(image, (cx, cy), axes, 0, 0, 360, paint, 1)
+        cv2.ellipse(image, (cx, cy), axes, 0, 0, 360, paint, -1)
+        return
+    cv2.ellipse(image, (cx, cy), axes, 0, 0, 360, BADGE_RGB, -1)
+    cv2.ellipse(image, (cx, cy), axes, 0, 0, 360, (0, 0, 0), 1)
     cv2.circle(image, (cx, cy), max(1, radius // 3), (0, 0, 0), -1)
 
 
-def _draw_faces(image: np.ndarray, faces: Iterable[_FaceOverlay], threshold: float) -> np.ndarray:
+def _draw_faces(
+    image: np.ndarray,
+    faces: Iterable[_FaceOverlay],
+    threshold: float,
+    paint: int | None = None,
+) -> np.ndarray:
     """Draw face boxes, scores and badges in place on an RGB uint8 image; returns it.
 
     A box is green when its speaking probability is ``>= threshold``, red otherwise; the
     label above it reads ``#<track_id> <probability>``. Extra series at or above the badge
-    threshold add chips at the bottom of the box (and an eye marker for ``lam``).
+    threshold add chips at the bottom of the box (and an eye marker for ``lam``). With
+    ``paint``, ``image`` is a one-channel mask of the same size and every pixel the drawing
+    would touch is set to ``paint`` (used to find the region to redraw).
     """
     h_img, w_img = image.shape[:2]
     short_side = min(h_img, w_img)
@@ -204,10 +222,17 @@ def _draw_faces(image: np.ndarray, faces: Iterable[_FaceOverlay], threshold: flo
     for face in faces:
         x1, y1, x2, y2 = (int(round(float(v))) for v in face.box_xyxy_px)
         color = SPEAKING_RGB if face.probability >= threshold else SILENT_RGB
-        cv2.rectangle(image, (x1, y1), (x2, y2), color, thickness)
+        cv2.rectangle(image, (x1, y1), (x2, y2), color if paint is None else paint, thickness)
         label = f"#{face.track_id} {face.probability:.2f}"
         _draw_chip(
-            image, label, x1 - thickness // 2, y1 - thickness // 2, color, scale, text_thickness
+            image,
+            label,
+            x1 - thickness // 2,
+            y1 - thickness // 2,
+            color,
+            scale,
+            text_thickness,
+            paint,
         )
         y_bottom = y2 + thickness // 2
         for badge in face.badges:
@@ -219,12 +244,71 @@ def _draw_faces(image: np.ndarray, faces: Iterable[_FaceOverlay], threshold: flo
                 BADGE_RGB,
                 scale * 0.8,
                 text_thickness,
+                paint,
             )
             y_bottom -= chip_h + 2
         if face.looking:
             radius = max(6, round((x2 - x1) / 10))
-            _draw_eye(image, x2 - radius - thickness, y1 + radius + thickness, radius)
+            _draw_eye(image, x2 - radius - thickness, y1 + radius + thickness, radius, paint)
     return image
+
+
+class _I420Painter:
+    """Draws the overlays on a planar 4:2:0 frame (FFmpeg's ``(3H/2, W)`` ``yuv420p``
+    buffer) without converting the whole frame: per face, the pixels its drawing touches are
+    found on a one-channel mask, only that region (even-aligned, 2 px margin) goes to RGB,
+    is drawn on exactly as :func:`_draw_faces` draws a full RGB frame (same sizes, same
+    clipping), and goes back to 4:2:0. Pixels outside the regions stay the decoder's bytes.
+    Conversions: OpenCV's BT.601 ``I420`` <-> RGB (the matrix FFmpeg's swscale uses by
+    default for the RGB path it replaces).
+    """
+
+    def __init__(self, height_px: int, width_px: int) -> None:
+        if height_px % 2 or width_px % 2:
+            raise ValueError(f"4:2:0 needs even sizes, got {width_px}x{height_px}")
+        self.h, self.w = height_px, width_px
+        self.mask = np.zeros((height_px, width_px), np.uint8)
+        self.rgb = np.zeros((height_px, width_px, 3), np.uint8)
+
+    def _planes(self, buffer: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        flat = buffer.reshape(-1)
+        n_y, n_c = self.h * self.w, (self.h // 2) * (self.w // 2)
+        return (
+            flat[:n_y].reshape(self.h, self.w),
+            flat[n_y : n_y + n_c].reshape(self.h // 2, self.w // 2),
+            flat[n_y + n_c : n_y + 2 * n_c].reshape(self.h // 2, self.w // 2),
+        )
+
+    def draw(self, buffer: np.ndarray, faces: Iterable[_FaceOverlay], threshold: float) -> None:
+        """Draw ``faces`` in place on ``buffer`` (``(3H/2, W)`` uint8, C-contiguous)."""
+        y_plane, u_plane, v_plane = self._planes(buffer)
+        for face in faces:
+            _draw_faces(self.mask, [face], threshold, paint=255)
+            x, y, bw, bh = cv2.boundingRect(self.mask)
+            if bw == 0 or bh == 0:
+                continue
+            x0, y0 = max(0, (x - 2) // 2 * 2), max(0, (y - 2) // 2 * 2)
+            x1 = min(self.w, (x + bw + 3) // 2 * 2)
+            y1 = min(self.h, (y + bh + 3) // 2 * 2)
+            self.mask[y0:y1, x0:x1] = 0
+            rh, rw = y1 - y0, x1 - x0
+            c0, c1, d0, d1 = y0 // 2, y1 // 2, x0 // 2, x1 // 2
+            region = np.concatenate(
+                [
+                    y_plane[y0:y1, x0:x1].reshape(-1),
+                    u_plane[c0:c1, d0:d1].reshape(-1),
+                    v_plane[c0:c1, d0:d1].reshape(-1),
+                ]
+            ).reshape(rh * 3 // 2, rw)
+            self.rgb[y0:y1, x0:x1] = cv2.cvtColor(region, cv2.COLOR_YUV2RGB_I420)
+            _draw_faces(self.rgb, [face], threshold)
+            back = cv2.cvtColor(
+                np.ascontiguousarray(self.rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2YUV_I420
+            ).reshape(-1)
+            n_y, n_c = rh * rw, (rh // 2) * (rw // 2)
+            y_plane[y0:y1, x0:x1] = back[:n_y].reshape(rh, rw)
+            u_plane[c0:c1, d0:d1] = back[n_y : n_y + n_c].reshape(rh // 2, rw // 2)
+            v_plane[c0:c1, d0:d1] = back[n_y + n_c :].reshape(rh // 2, rw // 2)
 
 
 def _first_video_frame_time_s(container: av.container.InputContainer) -> float:
@@ -376,10 +460,16 @@ def write_annotated_video(
         raise FileNotFoundError(f"source video not found: {video_path}")
     labels = dict(DEFAULT_BADGE_LABELS if badge_labels is None else badge_labels)
     overlays = _OverlayCursor(tracks, scores, badge_threshold, labels)
+    # Default frames: decoded as 4:2:0 and drawn on region by region (_I420Painter), so the
+    # encoder gets the decoder's planes without a whole-frame RGB round trip.
+    painter = None
     if frames is None:
         from socialav.io.media import iter_frames  # the lead's decoder (same timeline)
 
-        frames = iter_frames(video_path, fps=video.fps)
+        if video.width_px % 2 == 0 and video.height_px % 2 == 0:
+            painter = _I420Painter(video.height_px, video.width_px)
+        fmt = "rgb24" if painter is None else "yuv420p"
+        frames = iter_frames(video_path, fps=video.fps, pixel_format=fmt)
 
     width_px = video.width_px + video.width_px % 2
     height_px = video.height_px + video.height_px % 2
@@ -425,19 +515,34 @@ def write_annotated_video(
                 raise ValueError(
                     f"frame indices must increase, but got {frame_index} after {last_index}"
                 )
-            if rgb.dtype != np.uint8 or rgb.shape != (video.height_px, video.width_px, 3):
+            if painter is not None:  # a (3H/2, W) 4:2:0 buffer from our own decoder
+                if rgb.shape != (video.height_px * 3 // 2, video.width_px):
+                    raise ValueError(
+                        f"{video_path}: frame {frame_index} is {rgb.shape[1]}x"
+                        f"{rgb.shape[0] * 2 // 3}, expected the probed "
+                        f"{video.width_px}x{video.height_px}"
+                    )
+                image = np.array(rgb, order="C", copy=True)  # a repeated frame is reused
+                painter.draw(image, overlays.faces_at(frame_index), threshold)
+                out_frame = av.VideoFrame.from_ndarray(image, format="yuv420p")
+            elif rgb.dtype != np.uint8 or rgb.shape != (video.height_px, video.width_px, 3):
                 raise ValueError(
                     f"expected RGB frames of shape ({video.height_px}, {video.width_px}, 3) "
                     f"uint8 (VideoInfo size), but frame {frame_index} has shape {rgb.shape} "
                     f"{rgb.dtype}"
                 )
+            else:
+                image = np.array(rgb, order="C", copy=True)  # never draw on the caller's array
+                _draw_faces(image, overlays.faces_at(frame_index), threshold)
+                if (width_px, height_px) != (video.width_px, video.height_px):
+                    pad = (
+                        (0, height_px - video.height_px),
+                        (0, width_px - video.width_px),
+                        (0, 0),
+                    )
+                    image = np.pad(image, pad, mode="edge")
+                out_frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             last_index = frame_index
-            image = np.array(rgb, order="C", copy=True)  # never draw on the caller's array
-            _draw_faces(image, overlays.faces_at(frame_index), threshold)
-            if (width_px, height_px) != (video.width_px, video.height_px):
-                pad = ((0, height_px - video.height_px), (0, width_px - video.width_px), (0, 0))
-                image = np.pad(image, pad, mode="edge")
-            out_frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             out_frame.pts = t0_ticks + frame_index * ticks_per_frame
             out_frame.time_base = time_base
             if audio is not None:

@@ -207,11 +207,30 @@ class _NearestFrames:
         return self.target(self.index) is None
 
 
+def _rotate_i420(buffer: np.ndarray, height_px: int, width_px: int, k: int) -> np.ndarray:
+    """``np.rot90`` by ``k`` of a planar 4:2:0 picture stored as FFmpeg's ``(3H/2, W)`` buffer
+    (Y, then U and V at half size), plane by plane."""
+    flat = buffer.reshape(-1)
+    n_y, n_c = height_px * width_px, (height_px // 2) * (width_px // 2)
+    planes = [
+        flat[:n_y].reshape(height_px, width_px),
+        flat[n_y : n_y + n_c].reshape(height_px // 2, width_px // 2),
+        flat[n_y + n_c : n_y + 2 * n_c].reshape(height_px // 2, width_px // 2),
+    ]
+    out = np.concatenate([np.rot90(p, k).reshape(-1) for p in planes])
+    new_w = height_px if k % 2 else width_px
+    return out.reshape(-1, new_w)
+
+
 def _upright(pixel_format: str) -> Callable[[av.VideoFrame], np.ndarray]:
     def image_of(frame: av.VideoFrame) -> np.ndarray:
         img = frame.to_ndarray(format=pixel_format)
         k = _rotation_k(frame)
-        return np.ascontiguousarray(np.rot90(img, k)) if k else img
+        if not k:
+            return img
+        if pixel_format == "yuv420p":
+            return _rotate_i420(img, frame.height, frame.width, k)
+        return np.ascontiguousarray(np.rot90(img, k))
 
     return image_of
 
@@ -239,7 +258,9 @@ def iter_frames(
         path: video file.
         fps: analysis frame rate (25 for the ASD models).
         pixel_format: PyAV/FFmpeg pixel format of the arrays: ``rgb24`` or ``bgr24`` give
-            ``(H, W, 3)`` uint8, ``gray`` gives ``(H, W)`` uint8.
+            ``(H, W, 3)`` uint8, ``gray`` gives ``(H, W)`` uint8, ``yuv420p`` (even ``H`` and
+            ``W`` only) gives FFmpeg's planar ``(3H/2, W)`` uint8 buffer: Y, then U and V at
+            half width and height.
         threads: decoder threads; 0 lets FFmpeg choose (frame + slice threading).
 
     Yields:
