@@ -306,6 +306,11 @@ class AnalysedTrack:
         frame_quality: ``(T,)`` float64 visual quality in [0, 1] (QuAVF), or ``None``.
         face_embedding: the track's face descriptor (for who-is-who across the video), or
             ``None`` when not asked for or no face could be described.
+        faces_first_row: ``faces_gray112`` holds the crops of rows ``faces_first_row ..
+            T - 1`` (``T - faces_first_row`` of them); the leading rows were handed on
+            earlier, while the track was open, as :class:`FaceCropChunk` records.
+        track_key: the key of those chunks (the tracker's key of the open track), or
+            ``None`` when none was handed on.
     """
 
     track: FaceTrack
@@ -314,10 +319,18 @@ class AnalysedTrack:
     rgb_crops: dict[int, np.ndarray] | None = None
     frame_quality: np.ndarray | None = None
     face_embedding: FaceEmbedding | None = None
+    faces_first_row: int = 0
+    track_key: int | None = None
 
     def __post_init__(self) -> None:
         n = len(self.track)
-        _check_rows("faces_gray112", self.faces_gray112, n, (112, 112), np.uint8)
+        if not 0 <= self.faces_first_row <= n:
+            raise ValueError(
+                f"faces_first_row must be in [0, {n}] for a {n}-frame track, "
+                f"got {self.faces_first_row}"
+            )
+        rows = n - self.faces_first_row
+        _check_rows("faces_gray112", self.faces_gray112, rows, (112, 112), np.uint8)
         if self.head_pose_deg is not None:
             self.head_pose_deg = np.asarray(self.head_pose_deg, dtype=np.float32)
             _check_rows("head_pose_deg", self.head_pose_deg, n, (3,), None)
@@ -326,6 +339,31 @@ class AnalysedTrack:
         if self.frame_quality is not None:
             self.frame_quality = np.asarray(self.frame_quality, dtype=np.float64)
             _check_rows("frame_quality", self.frame_quality, n, (), None)
+
+
+@dataclass
+class FaceCropChunk:
+    """Leading face crops of a face track that is still open, handed on by the streaming
+    analysis pass so that they can be scored (and freed) before the track ends.
+
+    Attributes:
+        track_key: identifies the open track (its later chunks and its
+            :class:`AnalysedTrack`, which carries the same ``track_key``).
+        start_frame: frame index of the first crop on the analysis timeline.
+        faces_gray112: ``(W, 112, 112)`` uint8 grayscale crops of frames ``start_frame ..
+            start_frame + W - 1``.
+    """
+
+    track_key: int
+    start_frame: int
+    faces_gray112: np.ndarray
+
+    def __post_init__(self) -> None:
+        faces = self.faces_gray112
+        rows = faces.shape[0] if isinstance(faces, np.ndarray) and faces.ndim else -1
+        _check_rows("faces_gray112", faces, rows, (112, 112), np.uint8)
+        if self.start_frame < 0:
+            raise ValueError(f"start_frame must be >= 0, got {self.start_frame}")
 
 
 @dataclass

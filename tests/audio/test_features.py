@@ -34,3 +34,17 @@ def test_track_audio_pads_short_audio():
 def test_mfcc_rejects_bad_input(bad):
     with pytest.raises(ValueError):
         mfcc(bad)
+
+
+def test_a_continued_span_has_the_rows_of_the_whole_track():
+    rng = np.random.default_rng(3)
+    audio = (rng.normal(0, 3000, 16000 * 4)).astype(np.int16)
+    whole = track_mfcc(audio, 10, 80)
+    for start, end in ((40, 80), (40, 59), (11, 12)):
+        part = track_mfcc(audio, start, end, continued=True)
+        rows = slice(4 * (start - 10), 4 * (end - 10 + 1))
+        np.testing.assert_array_equal(part, whole[rows])
+    # without `continued` the first row differs (pre-emphasis starts afresh at the span)
+    assert not np.array_equal(track_mfcc(audio, 40, 80)[0], whole[4 * 30])
+    with pytest.raises(ValueError, match="audio before the span"):
+        track_mfcc(audio, 0, 10, continued=True)

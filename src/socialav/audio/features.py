@@ -84,6 +84,7 @@ def track_mfcc(
     end_frame: int,
     fps: float = ANALYSIS_FPS,
     sample_rate: int = AUDIO_SAMPLE_RATE,
+    continued: bool = False,
 ) -> np.ndarray:
     """MFCC of a face track's span: exactly 4 audio frames per video frame.
 
@@ -93,19 +94,39 @@ def track_mfcc(
     so the last 10 ms hop gets its own full window and every video frame gets 4 MFCC frames;
     frames ``0 .. 4T-3`` are identical to the reference's (its frame ``4T-2`` was zero-padded).
 
+    With ``continued`` the span is a later part of a longer track (the frames from
+    ``start_frame`` on, scored before the track ends): the MFCC are computed from one 10 ms
+    hop earlier and that first frame dropped, so that the pre-emphasis of the span's first
+    sample sees the sample before it, and the rows equal exactly the rows of the whole
+    track's MFCC from ``start_frame`` on.
+
     Args:
         audio: ``(N,)`` int16 audio of the whole video, sample 0 at the first video frame.
         start_frame, end_frame: inclusive frame indices on the ``fps`` timeline.
+        continued: the span continues a track that began before ``start_frame``.
 
     Returns:
         ``(4 * T, 13)`` float32 where ``T = end_frame - start_frame + 1``.
+
+    Raises:
+        ValueError: ``continued`` with a span starting at the first sample.
     """
     extra = int(round((0.025 - 0.010) * sample_rate))
     span = track_audio(audio, start_frame, end_frame, fps, sample_rate)
     stop = int(round((end_frame + 1) / fps * sample_rate))
     tail = audio[stop : stop + extra]
     tail = np.concatenate([tail, np.zeros(extra - len(tail), dtype=audio.dtype)])
-    feats = mfcc(np.concatenate([span, tail]), sample_rate)
+    head = np.zeros(0, dtype=audio.dtype)
+    if continued:
+        hop = int(round(0.010 * sample_rate))
+        start = int(round(start_frame / fps * sample_rate))
+        if start < hop:
+            raise ValueError(
+                f"continued=True needs audio before the span, but it starts at sample {start}"
+            )
+        head = audio[start - hop : start]
+        head = np.concatenate([np.zeros(hop - len(head), dtype=audio.dtype), head])
+    feats = mfcc(np.concatenate([head, span, tail]), sample_rate)[1 if continued else 0 :]
     num = MFCC_FRAMES_PER_VIDEO_FRAME * (end_frame - start_frame + 1)
     if len(feats) < num:  # only for a non-standard fps / sample_rate contract
         feats = np.concatenate([feats, np.repeat(feats[-1:], num - len(feats), axis=0)])

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from socialav.io.media import iter_frames
-from socialav.types import AnalysedTrack, VideoInfo
+from socialav.types import AnalysedTrack, FaceCropChunk, VideoInfo
 from socialav.vision.detection import FaceDetector
 from socialav.vision.face_embedding import FaceEmbeddingSampler
 from socialav.vision.head_pose import FSANetHeadPose, HeadPoseTracker
@@ -60,6 +60,10 @@ class AnalysisSettings:
         crop_scale: face-crop context of the ASD crops (the demo's 0.40).
         rgb_sizes_px: sides of the RGB crops for the trained LAM/TTM models (empty: none).
         rgb_quality: also compute the per-frame visual quality with the RGB crops.
+        chunk_frames: hand on the gray crops of open tracks in chunks of this many frames
+            (:class:`~socialav.types.FaceCropChunk`) as soon as they are cut, so that long
+            tracks are scored while they grow; ``None``: every crop comes with its
+            :class:`~socialav.types.AnalysedTrack`.
     """
 
     detect_every: int
@@ -68,6 +72,7 @@ class AnalysisSettings:
     crop_scale: float
     rgb_sizes_px: tuple[int, ...] = ()
     rgb_quality: bool = False
+    chunk_frames: int | None = None
 
 
 class VideoAnalysis:
@@ -91,8 +96,10 @@ class VideoAnalysis:
             ``face_embedding``) and handed on in ``AnalysedTrack.face_embedding``.
 
     Iterating yields :class:`~socialav.types.AnalysedTrack` records, in the order tracks end
-    (not by ``track_id``), and raises :class:`socialav.io.media.MediaError` when the video
-    cannot be decoded.
+    (not by ``track_id``), and, with ``settings.chunk_frames``, the
+    :class:`~socialav.types.FaceCropChunk` records of open tracks before them (a track whose
+    chunks were dropped by the tracker in the end gets no ``AnalysedTrack``); it raises
+    :class:`socialav.io.media.MediaError` when the video cannot be decoded.
 
     Attributes:
         shot_cut_frames: the first frame of every new shot found so far (all of them once the
@@ -125,7 +132,7 @@ class VideoAnalysis:
         """Shot cuts found so far."""
         return len(self.shot_cut_frames)
 
-    def __iter__(self) -> Iterator[AnalysedTrack]:
+    def __iter__(self) -> Iterator[AnalysedTrack | FaceCropChunk]:
         path, video, detector, settings = self.path, self.video, self.detector, self.settings
         head_pose, progress, on_frame, timer = (
             self.head_pose,
@@ -148,6 +155,7 @@ class VideoAnalysis:
         def closed() -> Iterator[AnalysedTrack]:
             for key, track in tracker.pop_closed():
                 t0 = time.perf_counter()
+                first_row = cropper.handed_on.get(key, 0)
                 crops = cropper.close(key, track)
                 t0 = timer.add("crop", t0)
                 rgb_crops = quality = None
@@ -171,7 +179,16 @@ class VideoAnalysis:
                         embedding = replace(found, key=track.track_id)
                     timer.add("face_embedding", t0)
                 if track is not None and crops is not None:
-                    yield AnalysedTrack(track, crops, angles, rgb_crops or None, quality, embedding)
+                    yield AnalysedTrack(
+                        track,
+                        crops,
+                        angles,
+                        rgb_crops or None,
+                        quality,
+                        embedding,
+                        faces_first_row=first_row,
+                        track_key=key if first_row else None,
+                    )
 
         t = time.perf_counter()
         for frame_index, frame in iter_frames(path, fps=video.fps):
@@ -204,7 +221,11 @@ class VideoAnalysis:
             t = time.perf_counter()
             cropper.advance_open(tracker.open_tracks())
             cropper.prune(frame_index)
+            chunks = cropper.take_chunks(settings.chunk_frames) if settings.chunk_frames else ()
             t = timer.add("crop", t)
+            for key, start_frame, faces_gray112 in chunks:
+                yield FaceCropChunk(key, start_frame, faces_gray112)
+            t = time.perf_counter()
             if rgb is not None:
                 rgb.advance_open(tracker.open_tracks())
                 rgb.prune(frame_index)

@@ -99,6 +99,8 @@ class DetectConfig:
             (face detector, head pose, the ``onnx`` backend) run on the CPU.
         diarize: also answer *who spoke when* as persons (:mod:`socialav.diarization`: face
             tracks clustered into people, voices matched to faces, speech from off screen).
+        overlap_model: run the ASD model on a second thread while the analysis pass decodes
+            and detects (same results; ``benchmarks/bench_speed.py`` measures both).
 
     The fields of :data:`LOADING_FIELDS` say what to load and where; the others are tunable
     parameters that :meth:`socialav.pipelines.detect.SpeakerDetector.instantiate` changes
@@ -125,6 +127,7 @@ class DetectConfig:
     scene_batch_frames: int = 32
     device: str = "cpu"
     diarize: bool = True
+    overlap_model: bool = True
 
     def __post_init__(self) -> None:
         if not (self.device == "cpu" or self.device.startswith("cuda")):
@@ -160,7 +163,8 @@ class DetectConfig:
             )
 
     def settings(self) -> dict[str, Any]:
-        """What decides the results, as plain JSON values: every field but ``num_threads``,
+        """What decides the results, as plain JSON values: every field but ``num_threads`` and
+        ``overlap_model``,
         the sha256 of each weights file (registry names: the registered digest) and the
         socialav version. Recorded in the outputs (``run_info.settings``) so that a later run
         can tell whether existing outputs were made the same way.
@@ -180,7 +184,8 @@ class DetectConfig:
             return resolve_weights_file(weights, what, expected, kind=kind)[1]
 
         values = json.loads(json.dumps(asdict(self), default=str))
-        values.pop("num_threads", None)
+        for how_not_what in ("num_threads", "overlap_model"):  # speed only, same results
+            values.pop(how_not_what, None)
         return {
             "config": values,
             "weights_sha256": {

@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import math
 import os
 import platform
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +51,7 @@ from socialav.pipelines.config import LOADING_FIELDS, DetectConfig
 from socialav.pipelines.result import DetectResult, RunInfo
 from socialav.types import (
     AnalysedTrack,
+    FaceCropChunk,
     FaceEmbedding,
     FaceTrack,
     TrackInputs,
@@ -233,6 +238,7 @@ class SpeakerDetector:
         progress: Progress | None,
         on_frame=None,
         face_sampler=None,
+        chunk_frames: int | None = None,
     ) -> VideoAnalysis:
         cfg, social = self.config, self.social
         settings = AnalysisSettings(
@@ -242,6 +248,7 @@ class SpeakerDetector:
             crop_scale=cfg.crop_scale,
             rgb_sizes_px=social.face_sizes_px if social is not None else (),
             rgb_quality=social.needs_quality if social is not None else False,
+            chunk_frames=chunk_frames,
         )
         return VideoAnalysis(
             path,
@@ -302,6 +309,7 @@ class SpeakerDetector:
                 self.context_model, cfg.scene_batch_frames, device=cfg.device
             )
         sampler = self.diarization.sampler() if self.diarization is not None else None
+        chunk_frames = self.chunk_frames()
         analysis = self._analysis(
             path,
             video,
@@ -309,48 +317,75 @@ class SpeakerDetector:
             progress,
             scene_stream.add if scene_stream is not None else None,
             sampler,
+            chunk_frames,
         )
         face_embeddings: dict[int, FaceEmbedding] = {}
         tracks: list[FaceTrack] = []
-        logits: dict[int, np.ndarray] = {}
         observed: dict[int, dict[str, np.ndarray]] = {}
-        pending: list[TrackInputs] = []
+        # what is scored: ("chunk", track_key, start_frame) or ("track", track_id, start_frame)
+        pending: list[tuple[tuple, TrackInputs]] = []
+        key_of: dict[int, int | None] = {}  # track_id -> track_key of its chunks
+        chunked_keys: set[int] = set()
+        scorer = _BackgroundScorer(
+            partial(self._score_batch, scene_stream=scene_stream),
+            overlap=cfg.overlap_model,
+            timer=timer,
+        )
 
-        def score_pending() -> None:
+        def submit(item: tuple, x: TrackInputs) -> None:
             nonlocal pending
-            if not pending:
-                return
-            t0 = time.perf_counter()
-            if scene_stream is not None:
-                pending = [self._with_context(scene_stream, x, tracks) for x in pending]
-            out = score_track_inputs(
-                self.runner, pending, cfg.windows, max_batch_frames=cfg.model_batch_frames
-            )
-            for x, lg in zip(pending, out, strict=True):
-                logits[x.track_id] = lg
-            pending = []
-            _release_freed_memory()
-            timer.add("model", t0)
+            pending.append((item, x))
+            if sum(len(x.faces_gray112) for _, x in pending) >= cfg.score_batch_frames:
+                scorer.submit(pending, tracks)
+                pending = []
 
-        for analysed in analysis:
-            track = analysed.track
-            if analysed.face_embedding is not None:
-                face_embeddings[track.track_id] = analysed.face_embedding
-            if self.social is not None:  # trained LAM/TTM score now: the RGB crops are freed
-                t0 = time.perf_counter()
-                span = None
-                if self.social.needs_audio:
-                    span = track_audio(audio, track.start_frame, track.end_frame, video.fps)
-                observed[track.track_id] = self.social.observe(analysed, span, video.fps)
-                timer.add("social", t0)
-            t0 = time.perf_counter()
-            mfcc = track_mfcc(audio, track.start_frame, track.end_frame, video.fps)
-            timer.add("audio", t0)
-            tracks.append(track)
-            pending.append(TrackInputs(track.track_id, analysed.faces_gray112, mfcc))
-            if sum(len(x) for x in pending) >= cfg.score_batch_frames:
-                score_pending()
-        score_pending()
+        with scorer:  # a failed analysis stops the scoring thread too
+            for analysed in analysis:
+                if isinstance(analysed, FaceCropChunk):
+                    t0 = time.perf_counter()
+                    start = analysed.start_frame
+                    end = start + len(analysed.faces_gray112) - 1
+                    # a track's first chunk starts with the track (keys are unique per video)
+                    continued = analysed.track_key in chunked_keys
+                    chunked_keys.add(analysed.track_key)
+                    mfcc = track_mfcc(audio, start, end, video.fps, continued=continued)
+                    timer.add("audio", t0)
+                    submit(
+                        ("chunk", analysed.track_key, start),
+                        TrackInputs(analysed.track_key, analysed.faces_gray112, mfcc),
+                    )
+                    continue
+                track = analysed.track
+                key_of[track.track_id] = analysed.track_key
+                if analysed.face_embedding is not None:
+                    face_embeddings[track.track_id] = analysed.face_embedding
+                if self.social is not None:  # trained LAM/TTM score now: the RGB crops are freed
+                    t0 = time.perf_counter()
+                    span = None
+                    if self.social.needs_audio:
+                        span = track_audio(audio, track.start_frame, track.end_frame, video.fps)
+                    observed[track.track_id] = self.social.observe(analysed, span, video.fps)
+                    timer.add("social", t0)
+                tracks.append(track)
+                if len(analysed.faces_gray112):
+                    t0 = time.perf_counter()
+                    start = track.start_frame + analysed.faces_first_row
+                    mfcc = track_mfcc(
+                        audio,
+                        start,
+                        track.end_frame,
+                        video.fps,
+                        continued=start > track.start_frame,
+                    )
+                    timer.add("audio", t0)
+                    submit(
+                        ("track", track.track_id, start),
+                        TrackInputs(track.track_id, analysed.faces_gray112, mfcc),
+                    )
+            if pending:
+                scorer.submit(pending, tracks)
+            results = scorer.results()
+        logits = _assemble_logits(tracks, key_of, results)
 
         t = time.perf_counter()
         tracks.sort(key=lambda tr: tr.track_id)
@@ -372,6 +407,38 @@ class SpeakerDetector:
         timer.seconds["total"] = time.perf_counter() - t_start
         run_info = self._run_info(analysis, timer, persons)
         return DetectResult(video, tracks, scores, dict(timer.seconds), run_info, persons)
+
+    def chunk_frames(self) -> int | None:
+        """Face-frames per chunk in which long tracks are scored while they grow: the least
+        common multiple of the window lengths, so that every window of a track lies inside
+        one chunk and the chunked logits equal the whole track's (``window`` visual context);
+        ``None`` (score whole tracks) for one full-track pass, the ``track`` visual context,
+        or scene context (whose term is cut per whole track)."""
+        windows = self.config.windows
+        if self.context_model is not None or not windows.durations_s:
+            return None
+        if windows.visual_context != "window":
+            return None
+        return math.lcm(*windows.window_frames())
+
+    def _score_batch(
+        self,
+        batch: list[tuple[tuple, TrackInputs]],
+        tracks: list[FaceTrack],
+        scene_stream: SceneEmbeddingStream | None = None,
+    ) -> list[tuple[tuple, np.ndarray]]:
+        """ASD logits ``(T, 2)`` of every item of ``batch`` (runs on the scoring thread)."""
+        inputs = [x for _, x in batch]
+        if scene_stream is not None:
+            inputs = [self._with_context(scene_stream, x, tracks) for x in inputs]
+        out = score_track_inputs(
+            self.runner,
+            inputs,
+            self.config.windows,
+            max_batch_frames=self.config.model_batch_frames,
+        )
+        _release_freed_memory()
+        return [(item, lg) for (item, _), lg in zip(batch, out, strict=True)]
 
     def _with_context(
         self, stream: SceneEmbeddingStream, x: TrackInputs, tracks: list[FaceTrack]
@@ -437,6 +504,95 @@ class SpeakerDetector:
             settings=cfg.settings(),
             versions=_versions(),
         ).with_timings(timer.seconds)
+
+
+class _BackgroundScorer:
+    """Scores batches of :class:`TrackInputs` while the analysis pass goes on: on one worker
+    thread (the ONNX Runtime and PyTorch calls release the GIL, so decoding and detection
+    use the other core meanwhile), at most ``max_waiting`` batches queued, so the crops
+    held stay bounded; inline without ``overlap``. Use as a context manager: leaving it
+    (also by an error) stops the thread.
+
+    Args:
+        score: ``score(batch, tracks) -> [(item, logits)]``.
+        overlap: score on the worker thread (else in the caller's thread).
+        timer: its ``model`` stage accumulates the scoring seconds (with ``overlap`` these
+            overlap the analysis stages' seconds).
+    """
+
+    def __init__(self, score, overlap: bool, timer: StageTimer, max_waiting: int = 2) -> None:
+        self.score, self.timer, self.max_waiting = score, timer, max_waiting
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="socialav-asd") if overlap else None
+        self.futures: deque = deque()
+        self.done: list[tuple[tuple, np.ndarray]] = []
+
+    def _timed(self, batch, tracks):
+        t0 = time.perf_counter()
+        try:
+            return self.score(batch, tracks)
+        finally:
+            self.timer.add("model", t0)
+
+    def submit(self, batch: list[tuple[tuple, TrackInputs]], tracks: list[FaceTrack]) -> None:
+        """Score ``batch`` (now, or on the thread once fewer than ``max_waiting`` wait)."""
+        if self.pool is None:
+            self.done.extend(self._timed(batch, tracks))
+            return
+        while len(self.futures) >= self.max_waiting:
+            self.done.extend(self.futures.popleft().result())
+        self.futures.append(self.pool.submit(self._timed, list(batch), tracks))
+
+    def results(self) -> list[tuple[tuple, np.ndarray]]:
+        """Wait for every batch; ``(item, logits)`` of everything submitted.
+
+        Raises:
+            Exception: what a scoring call raised.
+        """
+        while self.futures:
+            self.done.extend(self.futures.popleft().result())
+        return self.done
+
+    def __enter__(self) -> _BackgroundScorer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _assemble_logits(
+    tracks: list[FaceTrack],
+    key_of: dict[int, int | None],
+    results: list[tuple[tuple, np.ndarray]],
+) -> dict[int, np.ndarray]:
+    """Per ``track_id`` the ``(T, 2)`` logits of its chunks (by ``track_key``) and its tail,
+    in frame order.
+
+    Raises:
+        RuntimeError: the pieces do not cover a track's frames exactly once.
+    """
+    pieces: dict[tuple[str, int], list[tuple[int, np.ndarray]]] = {}
+    for (kind, ident, start), lg in results:
+        pieces.setdefault((kind, ident), []).append((start, lg))
+    logits = {}
+    for track in tracks:
+        parts = pieces.get(("track", track.track_id), [])
+        key = key_of.get(track.track_id)
+        if key is not None:
+            parts = pieces.get(("chunk", key), []) + parts
+        parts.sort(key=lambda p: p[0])
+        starts = [p[0] for p in parts]
+        expected = [
+            track.start_frame + sum(len(p[1]) for p in parts[:i]) for i in range(len(parts))
+        ]
+        total = sum(len(p[1]) for p in parts)
+        if starts != expected or total != len(track):
+            raise RuntimeError(
+                f"face track {track.track_id}: scored spans start at {starts} with "
+                f"{total} frames in all, expected {len(track)} frames from {track.start_frame}"
+            )
+        logits[track.track_id] = np.concatenate([p[1] for p in parts]).astype(np.float32)
+    return logits
 
 
 def detect_speakers(

@@ -35,11 +35,43 @@ class StreamingFaceCropper:
         self.frames: OrderedDict[int, np.ndarray] = OrderedDict()
         self.crops: dict[int, list[np.ndarray]] = {}
         self.next_frame: dict[int, int] = {}
+        #: Per open track: crops already handed on by :meth:`take_chunks` (they lead the
+        #: track; ``self.crops[key]`` holds the ones after them).
+        self.handed_on: dict[int, int] = {}
+        self._first_frame: dict[int, int] = {}
 
     def add_frame(self, frame_index: int, frame: np.ndarray) -> None:
         self.frames[frame_index] = frame
 
+    def take_chunks(self, chunk_frames: int) -> list[tuple[int, int, np.ndarray]]:
+        """Hand on the crops of open tracks in whole chunks, each crop once, and forget them.
+
+        A crop is final once cut (its frame lies before the track's last detection), so a
+        scorer can take a long track's crops while it is still open, and the memory held per
+        track stays below ``chunk_frames`` crops plus the not yet final ones.
+
+        Returns:
+            ``(key, first_frame, crops)`` per chunk, crops ``(chunk_frames, 112, 112)`` uint8
+            of frames ``first_frame .. first_frame + chunk_frames - 1``, in frame order per
+            track.
+
+        Raises:
+            ValueError: ``chunk_frames < 1``.
+        """
+        if chunk_frames < 1:
+            raise ValueError(f"chunk_frames must be >= 1, but got {chunk_frames}")
+        chunks = []
+        for key, crops in self.crops.items():
+            while len(crops) >= chunk_frames:
+                done = self.handed_on.get(key, 0)
+                chunks.append((key, self._first_frame[key] + done, np.stack(crops[:chunk_frames])))
+                del crops[:chunk_frames]
+                self.handed_on[key] = done + chunk_frames
+        return chunks
+
     def _cut(self, key: int, frame_indices: np.ndarray, geometry: np.ndarray) -> None:
+        if len(frame_indices):
+            self._first_frame.setdefault(key, int(frame_indices[0]))
         out = self.crops.setdefault(key, [])
         for t, (s, cx, cy) in zip(frame_indices, geometry, strict=True):
             frame = self.frames.get(int(t))
@@ -78,7 +110,11 @@ class StreamingFaceCropper:
             self._cut(key, frames[rows], geometry[rows])
 
     def close(self, key: int, track: FaceTrack | None) -> np.ndarray | None:
-        """Cut what is left of a closed track; return all its crops ``(T, 112, 112)``."""
+        """Cut what is left of a closed track; return its crops ``(T - h, 112, 112)``: all
+        ``T`` of them, or those after the ``h = handed_on[key]`` leading ones that
+        :meth:`take_chunks` handed on (read ``handed_on`` before closing)."""
+        handed_on = self.handed_on.pop(key, 0)
+        self._first_frame.pop(key, None)
         if track is None:  # rejected by the tracker (too short / too small)
             self.crops.pop(key, None)
             self.next_frame.pop(key, None)
@@ -86,12 +122,16 @@ class StreamingFaceCropper:
         start = self.next_frame.pop(key, track.start_frame)
         rows = slice(start - track.start_frame, None)
         self._cut(key, track.frame_indices[rows], track.crop_size_cx_cy_px[rows])
+        self._first_frame.pop(key, None)
         self.next_frame.pop(key, None)
         crops = self.crops.pop(key, [])
-        if len(crops) != len(track):
+        if handed_on + len(crops) != len(track):
             raise RuntimeError(
-                f"face track {track.track_id}: {len(crops)} crops, {len(track)} frames"
+                f"face track {track.track_id}: {handed_on} + {len(crops)} crops, "
+                f"{len(track)} frames"
             )
+        if not crops:
+            return np.zeros((0, 112, 112), np.uint8)
         return np.stack(crops)
 
     def prune(self, current_frame: int) -> None:
