@@ -25,7 +25,7 @@ def test_chunked_overlapped_logits_equal_whole_track_logits(
 ):
     video = videos_dir / "visualvoice_interview.mp4"
     windows = replace(detector.config.windows, durations_s=durations_s)
-    streamed = detector.instantiate(windows=windows)
+    streamed = detector.instantiate(windows=windows, overlap_model=True)
     assert streamed.chunk_frames() == int(round(max(durations_s) * 25))
     chunks = []
     original = FaceCropChunk.__post_init__
@@ -57,10 +57,11 @@ def test_full_track_windows_and_scene_context_are_not_chunked(detector):
     assert track_context.chunk_frames() is None
 
 
-def test_an_error_on_the_scoring_thread_reaches_the_caller(detector, videos_dir, monkeypatch):
+@pytest.mark.parametrize("overlap", [True, False])
+def test_an_error_of_the_model_reaches_the_caller(detector, videos_dir, monkeypatch, overlap):
     def broken(*args, **kwargs):
         raise RuntimeError("model failed")
 
     monkeypatch.setattr("socialav.pipelines.detect.score_track_inputs", broken)
     with pytest.raises(RuntimeError, match="model failed"):
-        detector.run(videos_dir / "grid_bbaf2n.mpg")
+        detector.instantiate(overlap_model=overlap).run(videos_dir / "grid_bbaf2n.mpg")

@@ -403,8 +403,8 @@ def write_annotated_video(
     badge_threshold: float = 0.5,
     badge_labels: Mapping[str, str] | None = None,
     include_audio: bool = True,
-    preset: str = "superfast",
-    crf: int = 23,
+    preset: str = "ultrafast",
+    crf: int = 28,
     progress: Callable[[int, int], None] | None = None,
 ) -> AnnotatedVideoResult:
     """Write an H.264 MP4 of the video with every face track drawn on it.
@@ -419,10 +419,11 @@ def write_annotated_video(
     frame, placed at ``t0 + frame_index / fps`` (``t0``: time of the source's first video
     frame). Odd widths/heights are padded by one replicated pixel row/column to even (the
     encoder needs even sizes for 4:2:0); the image is never scaled, so portrait video stays
-    portrait. ``preset`` trades speed for file size: decoding, drawing and encoding a
-    1280x720 clip ran at about 47 fps with ``ultrafast``, 32 fps with ``superfast`` (the
-    default: half the file size of ``ultrafast``) and 23 fps with ``veryfast`` on a shared
-    2-core CPU.
+    portrait. ``preset`` and ``crf`` trade speed for file size
+    (``benchmarks/bench_annotate.py``, 1280x720, 2 cores): decoding, drawing and encoding
+    ran at 154 fps with ``ultrafast`` at crf 28 (the default), 106 fps with ``superfast`` at
+    crf 23 (18 % smaller files) and 80 fps with ``veryfast`` at crf 23; the faces look alike
+    in all three.
 
     Audio: the source's first audio stream, with its source timestamps (so the sync is the
     source's), cut after the last video frame. AAC/MP3/AC-3/E-AC-3/ALAC packets are copied

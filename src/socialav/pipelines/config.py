@@ -100,7 +100,9 @@ class DetectConfig:
         diarize: also answer *who spoke when* as persons (:mod:`socialav.diarization`: face
             tracks clustered into people, voices matched to faces, speech from off screen).
         overlap_model: run the ASD model on a second thread while the analysis pass decodes
-            and detects (same results; ``benchmarks/bench_speed.py`` measures both).
+            and detects (same results). ``None``: only when the model runs on a GPU; on the
+            CPU the model's own threads already keep the cores busy and the overlap was
+            slower (``docs/speed.md``).
 
     The fields of :data:`LOADING_FIELDS` say what to load and where; the others are tunable
     parameters that :meth:`socialav.pipelines.detect.SpeakerDetector.instantiate` changes
@@ -127,7 +129,7 @@ class DetectConfig:
     scene_batch_frames: int = 32
     device: str = "cpu"
     diarize: bool = True
-    overlap_model: bool = True
+    overlap_model: bool | None = None
 
     def __post_init__(self) -> None:
         if not (self.device == "cpu" or self.device.startswith("cuda")):
@@ -164,10 +166,9 @@ class DetectConfig:
 
     def settings(self) -> dict[str, Any]:
         """What decides the results, as plain JSON values: every field but ``num_threads`` and
-        ``overlap_model``,
-        the sha256 of each weights file (registry names: the registered digest) and the
-        socialav version. Recorded in the outputs (``run_info.settings``) so that a later run
-        can tell whether existing outputs were made the same way.
+        ``overlap_model``, the sha256 of each weights file (registry names: the registered
+        digest) and the socialav version. Recorded in the outputs (``run_info.settings``) so
+        that a later run can tell whether existing outputs were made the same way.
 
         Raises:
             FileNotFoundError: a weights path that does not exist (and is not a registry name).

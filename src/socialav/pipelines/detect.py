@@ -8,7 +8,8 @@ per-frame term is added, :mod:`socialav.inference.context`), the probabilities a
 into speaking segments (:mod:`socialav.inference.segments`), and the LAM/TTM scorer
 (:mod:`socialav.inference.social`) adds its series. The result
 (:class:`~socialav.pipelines.result.DetectResult`) is written by
-:mod:`socialav.pipelines.outputs`. Pipeline design and defaults: ``docs/pipeline.md``.
+:mod:`socialav.pipelines.outputs`. Pipeline design and defaults: README (*How it works*);
+speed: ``docs/speed.md``.
 """
 
 from __future__ import annotations
@@ -328,7 +329,9 @@ class SpeakerDetector:
         chunked_keys: set[int] = set()
         scorer = _BackgroundScorer(
             partial(self._score_batch, scene_stream=scene_stream),
-            overlap=cfg.overlap_model,
+            overlap=cfg.overlap_model
+            if cfg.overlap_model is not None
+            else cfg.device.startswith("cuda"),
             timer=timer,
         )
 
