@@ -433,6 +433,7 @@ def _run_on_cluster(jobs, cluster: str, console: Console, debug: bool):
             console.print(
                 f"[{finished}/{len(jobs)}] {result.video}: {state} on {result.worker}",
                 highlight=False,
+                soft_wrap=True,
             )
             yield by_video[result.video], result
     except (ImportError, ConnectionError) as exc:
