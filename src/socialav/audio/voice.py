@@ -328,6 +328,10 @@ class GE2EVoiceEncoder:
         return f"GE2EVoiceEncoder(threads={self.num_threads})"
 
 
+#: Voice windows whose audio is cut and embedded at a time (bounds the memory of long videos).
+_WINDOWS_PER_BATCH = 128
+
+
 def embed_speech_windows(
     audio: np.ndarray,
     regions: Sequence[SpeechRegion],
@@ -376,17 +380,20 @@ def embed_speech_windows(
         speech = np.concatenate([wav[a:b] for a, b in spans])
         wav = wav * np.float32(loudness_gain(speech, normalize_dbfs))
     hop = int(round(step_s * sr))
-    starts, ends, index, chunks = [], [], [], []
+    cuts: list[tuple[int, int, int]] = []  # (first sample, end sample, region)
     for k, (a, b) in enumerate(spans):
-        if b - a <= width:
-            offsets = [a]
-        else:
-            offsets = list(range(a, b - width, hop)) + [b - width]
-        for o in offsets:
-            chunk = wav[o : min(o + width, b)]
-            chunks.append(np.pad(chunk, (0, width - len(chunk))))
-            starts.append(o / sr)
-            ends.append(min(o + width, b) / sr)
-            index.append(k)
-    embeddings = encoder.embed_windows(np.stack(chunks))
-    return VoiceWindows(np.array(starts), np.array(ends), np.array(index), embeddings)
+        offsets = [a] if b - a <= width else [*range(a, b - width, hop), b - width]
+        cuts.extend((o, min(o + width, b), k) for o in offsets)
+    # the windows' audio is cut batch by batch: all of a long video's windows at once would
+    # hold 100 kB per window twice (a 10-minute interview: about 1,000 windows)
+    embeddings = np.zeros((len(cuts), encoder.embedding_dim), dtype=np.float32)
+    for i in range(0, len(cuts), _WINDOWS_PER_BATCH):
+        batch = cuts[i : i + _WINDOWS_PER_BATCH]
+        chunks = np.zeros((len(batch), width), dtype=np.float32)
+        for row, (o, e, _) in enumerate(batch):
+            chunks[row, : e - o] = wav[o:e]
+        embeddings[i : i + len(batch)] = encoder.embed_windows(chunks)
+    starts = np.array([o / sr for o, _, _ in cuts])
+    ends = np.array([e / sr for _, e, _ in cuts])
+    index = np.array([k for _, _, k in cuts])
+    return VoiceWindows(starts, ends, index, embeddings)
