@@ -1,0 +1,121 @@
+"""The speed levers that were measured and dropped or restricted (docs/speed.md), rerunnable.
+
+    SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_speed_levers.py overlap VIDEO
+    SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_speed_levers.py arena
+    python benchmarks/bench_speed_levers.py yuv2rgb
+
+- ``overlap``: the analysis pass (``SpeakerDetector.run``, defaults) with the ASD model on a
+  second thread or inline, and with a 1-thread ONNX Runtime session on the second thread;
+  wall clock, CPU seconds and stage seconds (docs/speed.md used the 3-minute looped interview
+  of ``bench_speed.py``).
+- ``arena``: peak RSS and model seconds on the interview with ONNX Runtime's CPU memory arena on
+  or off and 8/16/32 frames per visual-encoder call (a fresh process each).
+- ``yuv2rgb``: PyAV's swscale ``to_ndarray("rgb24")`` vs OpenCV's ``COLOR_YUV2RGB_I420`` on
+  the interview's 438 frames, and how far apart their pixels are.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+INTERVIEW = SHARED / "videos" / "visualvoice_interview.mp4"
+
+
+def overlap(video: str) -> None:
+    from socialav.inference.backends import make_runner
+    from socialav.pipelines.config import DetectConfig
+    from socialav.pipelines.detect import SpeakerDetector
+
+    base = SpeakerDetector(DetectConfig())
+    for name, on, ort_threads in (
+        ("overlap, ORT 2 threads", True, 2),
+        ("inline, ORT 2 threads", False, 2),
+        ("overlap, ORT 1 thread", True, 1),
+    ):
+        detector = base.instantiate(overlap_model=on)
+        detector.runner = make_runner(detector.model, "onnx", num_threads=ort_threads)
+        c0, t0 = sum(os.times()[:2]), time.perf_counter()
+        seconds = detector.run(video).timings_s
+        wall, cpu = time.perf_counter() - t0, sum(os.times()[:2]) - c0
+        stages = ", ".join(f"{k} {seconds.get(k, 0):.1f}" for k in ("decode", "detect", "model"))
+        print(f"{name}: analysis {wall:.1f} s, CPU {cpu:.1f} s ({stages})", flush=True)
+
+
+_ARENA_CHILD = """
+import resource, sys, time
+from socialav.inference import backends
+from socialav.pipelines.config import DetectConfig
+from socialav.pipelines.detect import SpeakerDetector
+arena, frames = sys.argv[1] == "1", int(sys.argv[2])
+options = backends.ort_session_options
+def patched(num_threads=1):
+    so = options(num_threads)
+    so.enable_cpu_mem_arena = arena
+    return so
+backends.ort_session_options = patched
+detector = SpeakerDetector(DetectConfig(diarize=False, model_batch_frames=frames))
+detector.run(sys.argv[3])
+t = time.perf_counter()
+result = detector.run(sys.argv[3])
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+print(f"| {arena} | {frames} | {peak} | {time.perf_counter() - t:.2f} | {result.timings_s['model']:.2f} |")
+"""
+
+
+def arena() -> None:
+    print("| arena | frames per call | peak RSS MiB | 2nd run s | model s |\n|---|---|---|---|---|")
+    for on, frames in (("1", 32), ("0", 32), ("1", 16), ("1", 8), ("0", 8)):
+        cmd = [sys.executable, "-c", _ARENA_CHILD, on, str(frames), str(INTERVIEW)]
+        print(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip())
+
+
+def yuv2rgb() -> None:
+    import av
+    import cv2
+    import numpy as np
+
+    cv2.setNumThreads(1)
+
+    def convert(mode: str) -> float:
+        spent = 0.0
+        with av.open(str(INTERVIEW)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for frame in container.decode(stream):
+                t = time.perf_counter()
+                if mode == "swscale":
+                    frame.to_ndarray(format="rgb24")
+                else:
+                    cv2.cvtColor(frame.to_ndarray(format="yuv420p"), cv2.COLOR_YUV2RGB_I420)
+                spent += time.perf_counter() - t
+        return spent
+
+    for mode in ("swscale", "opencv", "swscale", "opencv"):
+        print(f"{mode}: {convert(mode):.2f} s for the conversions of 438 frames")
+    with av.open(str(INTERVIEW)) as container:
+        frame = next(container.decode(video=0))
+        a = frame.to_ndarray(format="rgb24").astype(int)
+        b = cv2.cvtColor(frame.to_ndarray(format="yuv420p"), cv2.COLOR_YUV2RGB_I420).astype(int)
+    print(f"pixel difference: mean {np.abs(a - b).mean():.2f}, max {np.abs(a - b).max()}")
+
+
+if __name__ == "__main__":
+    print(f"$ python {' '.join(sys.argv)}")
+    what = sys.argv[1] if len(sys.argv) > 1 else ""
+    if what == "overlap":
+        overlap(sys.argv[2] if len(sys.argv) > 2 else str(INTERVIEW))
+    elif what == "arena":
+        arena()
+    elif what == "yuv2rgb":
+        yuv2rgb()
+    else:
+        sys.exit(__doc__)
+    print(
+        f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MiB"
+    )
