@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from socialav.io.atomic import atomic_output_path
+from socialav.io.media import i420_planes
 from socialav.types import FaceTrack, TrackScores, VideoInfo
 
 logger = logging.getLogger(__name__)
@@ -270,18 +271,9 @@ class _I420Painter:
         self.mask = np.zeros((height_px, width_px), np.uint8)
         self.rgb = np.zeros((height_px, width_px, 3), np.uint8)
 
-    def _planes(self, buffer: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        flat = buffer.reshape(-1)
-        n_y, n_c = self.h * self.w, (self.h // 2) * (self.w // 2)
-        return (
-            flat[:n_y].reshape(self.h, self.w),
-            flat[n_y : n_y + n_c].reshape(self.h // 2, self.w // 2),
-            flat[n_y + n_c : n_y + 2 * n_c].reshape(self.h // 2, self.w // 2),
-        )
-
     def draw(self, buffer: np.ndarray, faces: Iterable[_FaceOverlay], threshold: float) -> None:
         """Draw ``faces`` in place on ``buffer`` (``(3H/2, W)`` uint8, C-contiguous)."""
-        y_plane, u_plane, v_plane = self._planes(buffer)
+        frame_planes = i420_planes(buffer, self.h, self.w)
         for face in faces:
             _draw_faces(self.mask, [face], threshold, paint=255)
             x, y, bw, bh = cv2.boundingRect(self.mask)
@@ -292,23 +284,20 @@ class _I420Painter:
             y1 = min(self.h, (y + bh + 3) // 2 * 2)
             self.mask[y0:y1, x0:x1] = 0
             rh, rw = y1 - y0, x1 - x0
-            c0, c1, d0, d1 = y0 // 2, y1 // 2, x0 // 2, x1 // 2
-            region = np.concatenate(
-                [
-                    y_plane[y0:y1, x0:x1].reshape(-1),
-                    u_plane[c0:c1, d0:d1].reshape(-1),
-                    v_plane[c0:c1, d0:d1].reshape(-1),
-                ]
-            ).reshape(rh * 3 // 2, rw)
+            # the region's own rows and columns of each plane (the chroma ones at half size)
+            cut = [(slice(y0, y1), slice(x0, x1))] + 2 * [
+                (slice(y0 // 2, y1 // 2), slice(x0 // 2, x1 // 2))
+            ]
+            region = np.empty((rh * 3 // 2, rw), np.uint8)
+            for dst, src, where in zip(i420_planes(region, rh, rw), frame_planes, cut, strict=True):
+                dst[...] = src[where]
             self.rgb[y0:y1, x0:x1] = cv2.cvtColor(region, cv2.COLOR_YUV2RGB_I420)
             _draw_faces(self.rgb, [face], threshold)
             back = cv2.cvtColor(
                 np.ascontiguousarray(self.rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2YUV_I420
-            ).reshape(-1)
-            n_y, n_c = rh * rw, (rh // 2) * (rw // 2)
-            y_plane[y0:y1, x0:x1] = back[:n_y].reshape(rh, rw)
-            u_plane[c0:c1, d0:d1] = back[n_y : n_y + n_c].reshape(rh // 2, rw // 2)
-            v_plane[c0:c1, d0:d1] = back[n_y + n_c :].reshape(rh // 2, rw // 2)
+            )
+            for src, dst, where in zip(i420_planes(back, rh, rw), frame_planes, cut, strict=True):
+                dst[where] = src
 
 
 def _first_video_frame_time_s(container: av.container.InputContainer) -> float:

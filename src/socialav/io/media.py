@@ -207,16 +207,25 @@ class _NearestFrames:
         return self.target(self.index) is None
 
 
-def _rotate_i420(buffer: np.ndarray, height_px: int, width_px: int, k: int) -> np.ndarray:
-    """``np.rot90`` by ``k`` of a planar 4:2:0 picture stored as FFmpeg's ``(3H/2, W)`` buffer
-    (Y, then U and V at half size), plane by plane."""
+def i420_planes(
+    buffer: np.ndarray, height_px: int, width_px: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Views of the Y ``(H, W)``, U and V ``(H/2, W/2)`` planes of a planar 4:2:0 picture
+    stored as FFmpeg's (and OpenCV's ``I420``) ``(3H/2, W)`` uint8 buffer; writing to a view
+    writes to the buffer (C-contiguous). ``H`` and ``W`` must be even."""
     flat = buffer.reshape(-1)
     n_y, n_c = height_px * width_px, (height_px // 2) * (width_px // 2)
-    planes = [
+    return (
         flat[:n_y].reshape(height_px, width_px),
         flat[n_y : n_y + n_c].reshape(height_px // 2, width_px // 2),
         flat[n_y + n_c : n_y + 2 * n_c].reshape(height_px // 2, width_px // 2),
-    ]
+    )
+
+
+def _rotate_i420(buffer: np.ndarray, height_px: int, width_px: int, k: int) -> np.ndarray:
+    """``np.rot90`` by ``k`` of a planar 4:2:0 picture (:func:`i420_planes`), plane by
+    plane."""
+    planes = i420_planes(buffer, height_px, width_px)
     out = np.concatenate([np.rot90(p, k).reshape(-1) for p in planes])
     new_w = height_px if k % 2 else width_px
     return out.reshape(-1, new_w)
