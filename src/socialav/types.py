@@ -352,18 +352,23 @@ class FaceCropChunk:
         start_frame: frame index of the first crop on the analysis timeline.
         faces_gray112: ``(W, 112, 112)`` uint8 grayscale crops of frames ``start_frame ..
             start_frame + W - 1``.
+        first_row: the track row of the first crop (0 for the track's first chunk).
     """
 
     track_key: int
     start_frame: int
     faces_gray112: np.ndarray
+    first_row: int = 0
 
     def __post_init__(self) -> None:
         faces = self.faces_gray112
         rows = faces.shape[0] if isinstance(faces, np.ndarray) and faces.ndim else -1
         _check_rows("faces_gray112", faces, rows, (112, 112), np.uint8)
-        if self.start_frame < 0:
-            raise ValueError(f"start_frame must be >= 0, got {self.start_frame}")
+        if self.start_frame < 0 or self.first_row < 0:
+            raise ValueError(
+                f"start_frame and first_row must be >= 0, got {self.start_frame} and "
+                f"{self.first_row}"
+            )
 
 
 @dataclass

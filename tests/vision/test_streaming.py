@@ -50,7 +50,7 @@ def _run(detect_every: int, seed: int, chunk_frames: int | None = None):
         cropper.advance_open(tracker.open_tracks())
         cropper.prune(k)
         if chunk_frames:
-            for key, first_frame, crops in cropper.take_chunks(chunk_frames):
+            for key, _, first_frame, crops in cropper.take_chunks(chunk_frames):
                 assert crops.shape == (chunk_frames, 112, 112)
                 chunks.setdefault(key, []).append((first_frame, crops))
             # what an open track holds stays below a chunk plus the not yet final frames

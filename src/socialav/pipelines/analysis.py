@@ -223,8 +223,8 @@ class VideoAnalysis:
             cropper.prune(frame_index)
             chunks = cropper.take_chunks(settings.chunk_frames) if settings.chunk_frames else ()
             t = timer.add("crop", t)
-            for key, start_frame, faces_gray112 in chunks:
-                yield FaceCropChunk(key, start_frame, faces_gray112)
+            for key, first_row, start_frame, faces_gray112 in chunks:
+                yield FaceCropChunk(key, start_frame, faces_gray112, first_row)
             t = time.perf_counter()
             if rgb is not None:
                 rgb.advance_open(tracker.open_tracks())

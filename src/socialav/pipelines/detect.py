@@ -25,6 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
 from functools import partial
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -324,7 +325,6 @@ class SpeakerDetector:
         # what is scored: ("chunk", track_key, start_frame) or ("track", track_id, start_frame)
         pending: list[tuple[tuple, TrackInputs]] = []
         key_of: dict[int, int | None] = {}  # track_id -> track_key of its chunks
-        chunked_keys: set[int] = set()
         scorer = _BackgroundScorer(
             partial(self._score_batch, scene_stream=scene_stream),
             overlap=cfg.overlap_model
@@ -333,9 +333,16 @@ class SpeakerDetector:
             timer=timer,
         )
 
-        def submit(item: tuple, x: TrackInputs) -> None:
+        def submit(item: tuple, ident: int, faces: np.ndarray, continued: bool) -> None:
+            """Queue the crops of frames ``item[2] ..`` with their MFCC for scoring."""
             nonlocal pending
-            pending.append((item, x))
+            t0 = time.perf_counter()
+            start = item[2]
+            mfcc = track_mfcc(
+                soundtrack.samples(), start, start + len(faces) - 1, video.fps, continued=continued
+            )
+            timer.add("audio", t0)
+            pending.append((item, TrackInputs(ident, faces, mfcc)))
             if sum(len(x.faces_gray112) for _, x in pending) >= cfg.score_batch_frames:
                 scorer.submit(pending, tracks)
                 pending = []
@@ -343,47 +350,35 @@ class SpeakerDetector:
         with scorer:  # a failed analysis stops the scoring thread too
             for analysed in analysis:
                 if isinstance(analysed, FaceCropChunk):
-                    audio = soundtrack.samples()
-                    t0 = time.perf_counter()
-                    start = analysed.start_frame
-                    end = start + len(analysed.faces_gray112) - 1
-                    # a track's first chunk starts with the track (keys are unique per video)
-                    continued = analysed.track_key in chunked_keys
-                    chunked_keys.add(analysed.track_key)
-                    mfcc = track_mfcc(audio, start, end, video.fps, continued=continued)
-                    timer.add("audio", t0)
+                    key = analysed.track_key
                     submit(
-                        ("chunk", analysed.track_key, start),
-                        TrackInputs(analysed.track_key, analysed.faces_gray112, mfcc),
+                        ("chunk", key, analysed.start_frame),
+                        key,
+                        analysed.faces_gray112,
+                        continued=analysed.first_row > 0,
                     )
                     continue
                 track = analysed.track
                 key_of[track.track_id] = analysed.track_key
                 if analysed.face_embedding is not None:
                     face_embeddings[track.track_id] = analysed.face_embedding
-                audio = soundtrack.samples()
                 if self.social is not None:  # trained LAM/TTM score now: the RGB crops are freed
                     t0 = time.perf_counter()
                     span = None
                     if self.social.needs_audio:
-                        span = track_audio(audio, track.start_frame, track.end_frame, video.fps)
+                        span = track_audio(
+                            soundtrack.samples(), track.start_frame, track.end_frame, video.fps
+                        )
                     observed[track.track_id] = self.social.observe(analysed, span, video.fps)
                     timer.add("social", t0)
                 tracks.append(track)
                 if len(analysed.faces_gray112):
-                    t0 = time.perf_counter()
                     start = track.start_frame + analysed.faces_first_row
-                    mfcc = track_mfcc(
-                        audio,
-                        start,
-                        track.end_frame,
-                        video.fps,
-                        continued=start > track.start_frame,
-                    )
-                    timer.add("audio", t0)
                     submit(
                         ("track", track.track_id, start),
-                        TrackInputs(track.track_id, analysed.faces_gray112, mfcc),
+                        track.track_id,
+                        analysed.faces_gray112,
+                        continued=analysed.faces_first_row > 0,
                     )
             if pending:
                 scorer.submit(pending, tracks)
@@ -609,10 +604,8 @@ def _assemble_logits(
             parts = pieces.get(("chunk", key), []) + parts
         parts.sort(key=lambda p: p[0])
         starts = [p[0] for p in parts]
-        expected = [
-            track.start_frame + sum(len(p[1]) for p in parts[:i]) for i in range(len(parts))
-        ]
-        total = sum(len(p[1]) for p in parts)
+        ends = list(accumulate((len(p[1]) for p in parts), initial=track.start_frame))
+        expected, total = ends[:-1], ends[-1] - track.start_frame
         if starts != expected or total != len(track):
             raise RuntimeError(
                 f"face track {track.track_id}: scored spans start at {starts} with "

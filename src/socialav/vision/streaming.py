@@ -43,7 +43,7 @@ class StreamingFaceCropper:
     def add_frame(self, frame_index: int, frame: np.ndarray) -> None:
         self.frames[frame_index] = frame
 
-    def take_chunks(self, chunk_frames: int) -> list[tuple[int, int, np.ndarray]]:
+    def take_chunks(self, chunk_frames: int) -> list[tuple[int, int, int, np.ndarray]]:
         """Hand on the crops of open tracks in whole chunks, each crop once, and forget them.
 
         A crop is final once cut (its frame lies before the track's last detection), so a
@@ -51,9 +51,9 @@ class StreamingFaceCropper:
         track stays below ``chunk_frames`` crops plus the not yet final ones.
 
         Returns:
-            ``(key, first_frame, crops)`` per chunk, crops ``(chunk_frames, 112, 112)`` uint8
-            of frames ``first_frame .. first_frame + chunk_frames - 1``, in frame order per
-            track.
+            ``(key, first_row, first_frame, crops)`` per chunk, crops ``(chunk_frames, 112,
+            112)`` uint8 of the track's rows ``first_row ..`` (frames ``first_frame ..
+            first_frame + chunk_frames - 1``), in frame order per track.
 
         Raises:
             ValueError: ``chunk_frames < 1``.
@@ -64,7 +64,8 @@ class StreamingFaceCropper:
         for key, crops in self.crops.items():
             while len(crops) >= chunk_frames:
                 done = self.handed_on.get(key, 0)
-                chunks.append((key, self._first_frame[key] + done, np.stack(crops[:chunk_frames])))
+                first_frame = self._first_frame[key] + done
+                chunks.append((key, done, first_frame, np.stack(crops[:chunk_frames])))
                 del crops[:chunk_frames]
                 self.handed_on[key] = done + chunk_frames
         return chunks
