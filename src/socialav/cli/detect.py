@@ -401,7 +401,11 @@ def _run_here(jobs, console: Console, debug: bool):
     for job in jobs:
         with _StageBars(console, Path(job.video).name) as progress:
             result = detect_video_task(
-                job, detector, progress, warn=lambda line: typer.echo(f"warning: {line}", err=True)
+                job,
+                detector,
+                progress,
+                warn=lambda line: typer.echo(f"warning: {line}", err=True),
+                reraise=debug,
             )
         if result.error is not None:
             typer.echo(f"error: {result.error}", err=True)
@@ -436,9 +440,7 @@ def _run_on_cluster(jobs, cluster: str, console: Console, debug: bool):
                 soft_wrap=True,
             )
             yield by_video[result.video], result
-    except (ImportError, ConnectionError) as exc:
-        exit_with_error(exc, debug)
-    except Exception as exc:  # a model that cannot load on a worker: one line
+    except Exception as exc:  # no Dask, no scheduler, models that cannot load: one line
         exit_with_error(exc, debug)
 
 
@@ -466,6 +468,7 @@ def _build_config(
     """
     from dataclasses import replace
 
+    from socialav.data.cluster import parse_cluster
     from socialav.inference.segments import SegmentConfig
     from socialav.pipelines.config import DetectConfig
 
@@ -484,10 +487,8 @@ def _build_config(
         changes["segments"] = SegmentConfig(**{**config.segments.__dict__, "threshold": threshold})
     if threads is not None:
         changes["num_threads"] = threads
-    elif cluster is not None and cluster.strip().startswith("local:"):
-        # the local workers share this machine's cores
-        workers = int(cluster.strip()[len("local:") :])
-        changes["num_threads"] = max(1, (os.cpu_count() or 1) // workers)
+    elif cluster is not None and (workers := parse_cluster(cluster).local_workers):
+        changes["num_threads"] = max(1, (os.cpu_count() or 1) // workers)  # cores shared
     if context is not None:
         changes["context_weights"] = context
     if lam_weights is not None:

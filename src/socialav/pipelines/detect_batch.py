@@ -135,6 +135,7 @@ def detect_video_task(
     detector: SpeakerDetector | None = None,
     progress: Progress | None = None,
     warn: Callable[[str], None] | None = None,
+    reraise: bool = False,
 ) -> VideoDetectSummary:
     """Analyse one video and write its outputs (a task of :func:`run_detect_tasks`).
 
@@ -144,6 +145,7 @@ def detect_video_task(
         progress: ``progress(stage, done, total)`` of the analysis and the writing.
         warn: called with each line of :func:`result_warnings` as soon as the analysis
             ends (they are also kept in :attr:`VideoDetectSummary.warnings`).
+        reraise: raise this video's error instead of reporting it (``--debug``).
 
     Returns:
         The summary; errors that concern this video (unreadable media, no audio, an output
@@ -172,6 +174,8 @@ def detect_video_task(
             stem=task.stem,
         )
     except (MediaError, OSError, ValueError, RuntimeError) as exc:
+        if reraise:
+            raise
         summary.error = " ".join(str(exc).split())
         return summary
     summary.seconds = time.perf_counter() - t
