@@ -13,6 +13,7 @@ from media_factory import cut_clip
 from typer.testing import CliRunner
 
 from socialav.cli import app
+from socialav.io.media import MediaError
 from socialav.pipelines.config import DetectConfig
 from socialav.pipelines.detect import SpeakerDetector
 from socialav.pipelines.detect_batch import VideoDetectTask, detect_video_task
@@ -65,6 +66,8 @@ def test_a_video_that_fails_in_its_task_is_reported_not_raised(tmp_path, videos_
     task = VideoDetectTask(str(cut), "cut", str(out), ("csv", "json"), config)
     summary = detect_video_task(task, detector)
     assert summary.error is not None and str(cut) in summary.error
+    with pytest.raises(MediaError):  # --debug: the traceback, not a summary
+        detect_video_task(task, detector, reraise=True)
     assert not out.exists() or not any(out.glob("cut.*"))
     good = VideoDetectTask(
         str(videos_dir / "grid_bbaf2n.mpg"), "grid", str(out), ("csv", "json"), config
