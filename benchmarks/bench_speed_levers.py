@@ -3,6 +3,7 @@
     SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_speed_levers.py overlap VIDEO
     SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_speed_levers.py arena
     python benchmarks/bench_speed_levers.py yuv2rgb
+    SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_speed_levers.py memory [--minutes 10]
 
 - ``overlap``: the analysis pass (``SpeakerDetector.run``, defaults) with the ASD model on a
   second thread or inline, and with a 1-thread ONNX Runtime session on the second thread;
@@ -10,6 +11,10 @@
   of ``bench_speed.py``).
 - ``arena``: peak RSS and model seconds on the interview with ONNX Runtime's CPU memory arena on
   or off and 8/16/32 frames per visual-encoder call (a fresh process each).
+- ``memory``: the resident size of one ``SpeakerDetector.run`` + ``DetectResult.write`` on the
+  interview looped to ``--minutes`` (default 10), sampled every 0.25 s: its peak per stage
+  (load, analyse, persons, write, video, ...), and the extra peak of the persons' voice windows
+  (``embed_speech_windows`` on that soundtrack, in a fresh process).
 - ``yuv2rgb``: PyAV's swscale ``to_ndarray("rgb24")`` vs OpenCV's ``COLOR_YUV2RGB_I420`` on
   the interview's 438 frames, and how far apart their pixels are.
 """
@@ -75,6 +80,64 @@ def arena() -> None:
         print(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip())
 
 
+_VOICE_CHILD = """
+import sys
+from pathlib import Path
+from socialav.audio.voice import embed_speech_windows
+from socialav.diarization.models import DiarizationModels
+from socialav.io.media import read_audio
+models = DiarizationModels.load(num_threads=2)
+audio = read_audio(sys.argv[1])
+regions = models.vad(audio)
+def high_water_mib():  # VmHWM: this process's own peak (ru_maxrss survives fork + exec)
+    return int(Path("/proc/self/status").read_text().split("VmHWM:")[1].split()[0]) // 1024
+before = high_water_mib()
+windows = embed_speech_windows(audio, regions, models.voice, models.config.voice_step_s)
+after = high_water_mib()
+print(f"voice windows: {len(windows)}, peak RSS {before} -> {after} MiB (+{after - before})")
+"""
+
+
+def memory(minutes: float) -> None:
+    import tempfile
+    import threading
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_speed import loop_video
+
+    from socialav.pipelines.config import DetectConfig
+    from socialav.pipelines.detect import SpeakerDetector
+
+    tmp = Path(tempfile.mkdtemp(prefix="socialav-memory-"))
+    video = loop_video(INTERVIEW, tmp / "interview_looped.mp4", 60 * minutes)
+    stage = ["load"]
+    peaks: dict[str, int] = {}
+
+    def sample() -> None:
+        while stage[0] != "end":
+            status = Path("/proc/self/status").read_text()
+            mib = int(status.split("VmRSS:")[1].split()[0]) // 1024
+            peaks[stage[0]] = max(peaks.get(stage[0], 0), mib)
+            time.sleep(0.25)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    detector = SpeakerDetector(DetectConfig())
+
+    def progress(name: str, done: int, total: int | None) -> None:
+        stage[0] = name
+
+    result = detector.run(video, progress)
+    stage[0] = "write"
+    result.write(tmp / "out", progress=progress)
+    time.sleep(0.5)
+    stage[0] = "end"
+    thread.join()
+    print(f"{minutes:g}-minute interview, peak RSS MiB per stage: {peaks}")
+    cmd = [sys.executable, "-c", _VOICE_CHILD, str(video)]
+    print(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip())
+
+
 def yuv2rgb() -> None:
     import av
     import cv2
@@ -114,6 +177,11 @@ if __name__ == "__main__":
         arena()
     elif what == "yuv2rgb":
         yuv2rgb()
+    elif what == "memory":
+        minutes = (
+            float(sys.argv[sys.argv.index("--minutes") + 1]) if "--minutes" in sys.argv else 10
+        )
+        memory(minutes)
     else:
         sys.exit(__doc__)
     print(
