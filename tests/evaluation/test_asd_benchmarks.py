@@ -127,3 +127,38 @@ def test_scene_items_show_the_two_face_scene_of_each_pair():
     assert all(it.scenes is None for it in plain) and len(unique_items(plain)) == 12
     with pytest.raises(ValueError, match="has no full frames"):
         natural_items(_clips(), scene_size_px=4)
+
+
+def test_sync_items_split_cross_and_other_sentence_pairs_by_speaker():
+    clips = _clips(4)
+    clips[0].speaker = clips[1].speaker = "s1"  # c0 and c1: one speaker, two sentences
+    mouth = np.arange(20 * 20 * 2, dtype=np.float32).reshape(20, 20, 2)
+    clips[0].mouth_points = mouth
+    items = sync_items(clips, delays_frames=(3,))
+    kinds = {
+        (own.name, other.name): other.kind
+        for own, other in zip(items[::2], items[1::2], strict=True)
+    }
+    assert kinds[("c0", "c1+c0")] == kinds[("c1", "c0+c1")] == "other_sentence"
+    assert kinds[("c0", "c2+c0")] == kinds[("c2", "c3+c2")] == "cross"
+    assert sum(k == "other_sentence" for k in kinds.values()) == 2
+    delayed = next(o for o in items[1::2] if o.name == "c0@-3+c0")
+    np.testing.assert_array_equal(delayed.mouth_points[3:], mouth[:-3])
+    np.testing.assert_array_equal(delayed.mouth_points[:3], np.repeat(mouth[:1], 3, axis=0))
+    assert next(o for o in items[1::2] if o.name == "c0+c2").mouth_points is mouth
+
+
+def test_sync_items_partners_per_clip_caps_pairs_per_kind():
+    clips = _clips(6)
+    for c in clips[:3]:
+        c.speaker = "a"
+    items = sync_items(clips, delays_frames=(), partners_per_clip=1, seed=3)
+    for clip in clips:
+        others = [
+            o for own, o in zip(items[::2], items[1::2], strict=True) if own.name == clip.name
+        ]
+        assert sorted(o.kind for o in others) == (
+            ["cross", "other_sentence"] if clip.speaker == "a" else ["cross"]
+        )
+    again = sync_items(clips, delays_frames=(), partners_per_clip=1, seed=3)
+    assert [it.name for it in again] == [it.name for it in items]

@@ -143,6 +143,10 @@ class BenchmarkClip:
         speech: ``(T,)`` bool voice activity of ``audio`` per frame.
         frames: ``(T, H, W, 3)`` uint8 RGB full frames of the face track's span (needed only
             for scene-context items), or None.
+        speaker: who speaks in the clip; clips of one speaker give ``other_sentence`` pairs
+            in :func:`sync_items`, never ``cross`` pairs. None: the clip is its own speaker.
+        mouth_points: ``(T, 20, 2)`` float32 lip landmarks of ``faces``
+            (:class:`~socialav.vision.lip_landmarks.LipLandmarker`), or None.
     """
 
     name: str
@@ -150,6 +154,13 @@ class BenchmarkClip:
     audio: np.ndarray
     speech: np.ndarray
     frames: np.ndarray | None = None
+    speaker: str | None = None
+    mouth_points: np.ndarray | None = None
+
+    @property
+    def speaker_id(self) -> str:
+        """``speaker``, or the clip's name when unknown."""
+        return self.speaker if self.speaker is not None else self.name
 
 
 @dataclass
@@ -158,13 +169,15 @@ class BenchmarkItem:
 
     Attributes:
         name: ``"<face clip>+<audio clip>"`` (``@-d`` for a face delayed by ``d`` frames).
-        kind: ``natural`` (own face, own audio), ``cross`` (another clip's face) or
-            ``delayed`` (own face, delayed).
+        kind: ``natural`` (own face, own audio), ``cross`` (another speaker's face),
+            ``other_sentence`` (the same speaker's face in another clip) or ``delayed``
+            (own face, delayed).
         faces: ``(T, 112, 112)`` uint8.
         mfcc: ``(4T, 13)`` float32.
         labels: ``(T,)`` int 1 = speaking.
         scenes: ``(T, S, S, 3)`` uint8 RGB scene images of the video the face is in (see
             the module docstring), or None.
+        mouth_points: ``(T, 20, 2)`` lip landmarks of ``faces`` (delayed like them), or None.
     """
 
     name: str
@@ -173,6 +186,7 @@ class BenchmarkItem:
     mfcc: np.ndarray
     labels: np.ndarray
     scenes: np.ndarray | None = None
+    mouth_points: np.ndarray | None = None
 
 
 def _mfcc_for(audio: np.ndarray, num_frames: int) -> np.ndarray:
@@ -261,6 +275,7 @@ def natural_items(
                 _mfcc_for(c.audio, len(c.faces)),
                 c.speech.astype(int),
                 scenes,
+                c.mouth_points,
             )
         )
     return items
@@ -270,24 +285,47 @@ def sync_items(
     clips: Sequence[BenchmarkClip],
     delays_frames: Sequence[int] = (5, 10),
     scene_size_px: int | None = None,
+    partners_per_clip: int | None = None,
+    seed: int = 0,
 ) -> list[BenchmarkItem]:
     """The TalkSet-style synchrony benchmark: pairs of faces shown with one clip's audio.
 
     For every ordered pair of clips (A, B): A's face with A's audio (speaking where A's voice
-    is active) beside B's face with A's audio (``cross``, never speaking). For every clip A and
-    delay ``d``: A's face beside A's face delayed by ``d`` frames (``delayed``, never speaking;
-    its first frame fills the start). Every pair contributes both faces, so each clip's own
+    is active) beside B's face with A's audio, never speaking: ``cross`` when B is another
+    speaker, ``other_sentence`` when B is the same speaker in another clip
+    (:attr:`BenchmarkClip.speaker`; the hardest case: same face, same voice). For every clip A
+    and delay ``d``: A's face beside A's face delayed by ``d`` frames (``delayed``, never
+    speaking; its first frame fills the start). Every pair contributes both faces, so each clip's own
     face appears once per pair it is in (the same object: score it once); the positive rate is
     about half the speech rate, as in a two-face video.
 
     With ``scene_size_px`` both items of a pair carry the pair's two-face scene (see the
     module docstring) and the own face is a separate item per pair.
 
+    Args:
+        partners_per_clip: pair each clip A with at most this many other speakers' clips
+            and at most this many of its own speaker's other clips, drawn with ``seed``
+            (None: every ordered pair; the count grows as the square of the clips).
+
     Raises:
         ValueError: ``scene_size_px`` is set but a clip has no ``frames``.
     """
     natural = natural_items(clips)
     items: list[BenchmarkItem] = []
+    rng = np.random.default_rng(seed)
+
+    def partners(a: BenchmarkClip) -> list[BenchmarkClip]:
+        others = [b for b in clips if b is not a]
+        if partners_per_clip is None:
+            return others
+        chosen = []
+        for same in (False, True):
+            group = [b for b in others if (b.speaker_id == a.speaker_id) == same]
+            if len(group) > partners_per_clip:
+                picked = rng.choice(len(group), partners_per_clip, replace=False)
+                group = [group[i] for i in sorted(picked)]
+            chosen.extend(group)
+        return chosen
 
     def add_pair(
         own: BenchmarkItem,
@@ -312,28 +350,40 @@ def sync_items(
         items.extend([own_here, other])
 
     for a, own in zip(clips, natural, strict=True):
-        for b in clips:
-            if b is a:
-                continue
+        for b in partners(a):
             n = len(b.faces)
+            kind = "other_sentence" if b.speaker_id == a.speaker_id else "cross"
             other = BenchmarkItem(
-                f"{b.name}+{a.name}", "cross", b.faces, _mfcc_for(a.audio, n), np.zeros(n, int)
+                f"{b.name}+{a.name}",
+                kind,
+                b.faces,
+                _mfcc_for(a.audio, n),
+                np.zeros(n, int),
+                mouth_points=b.mouth_points,
             )
             add_pair(own, other, None if scene_size_px is None else _frames_of(b), a)
         for d in delays_frames:
             n = len(a.faces)
-            delayed = np.concatenate([np.repeat(a.faces[:1], d, axis=0), a.faces[: n - d]])
+            delayed = _delay(a.faces, d)
             other = BenchmarkItem(
-                f"{a.name}@-{d}+{a.name}", "delayed", delayed, own.mfcc, np.zeros(n, int)
+                f"{a.name}@-{d}+{a.name}",
+                "delayed",
+                delayed,
+                own.mfcc,
+                np.zeros(n, int),
+                mouth_points=None if a.mouth_points is None else _delay(a.mouth_points, d),
             )
             delayed_frames = None
             if scene_size_px is not None:
                 frames = _frames_of(a)
-                delayed_frames = np.concatenate(
-                    [np.repeat(frames[:1], d, axis=0), frames[: len(frames) - d]]
-                )
+                delayed_frames = _delay(frames, d)
             add_pair(own, other, delayed_frames, a)
     return items
+
+
+def _delay(frames: np.ndarray, d: int) -> np.ndarray:
+    """``frames`` delayed by ``d`` rows, the first row filling the start (same length)."""
+    return np.concatenate([np.repeat(frames[:1], d, axis=0), frames[: len(frames) - d]])
 
 
 def unique_items(items: Sequence[BenchmarkItem]) -> list[BenchmarkItem]:
@@ -355,7 +405,7 @@ def benchmark_ap(
         items: natural items, or the pairs of :func:`sync_items` (own face, other face).
         scores: item name → ``(T,)`` speaking scores (any monotone score).
         kinds: for pairs, keep only those whose other face is of these kinds (``cross``,
-            ``delayed``); None keeps everything.
+            ``other_sentence``, ``delayed``); None keeps everything.
     """
     if kinds is not None:
         pairs = zip(items[::2], items[1::2], strict=True)

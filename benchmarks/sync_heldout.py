@@ -1,0 +1,351 @@
+"""Synchrony on held-out speakers: clip caches, the lip-sync head, and the per-case table.
+
+Three steps (from the repository root, with ../shared beside it; docs/sync_finetuning.md,
+"Round two", has the exact commands and the results):
+
+    # 1. analyse clip folders once (face track, crops, audio, speech, lip landmarks)
+    SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/sync_heldout.py extract \
+        --videos ../data/grid_s1/data/s1 --align-dir ../data/grid_s1/data/alignments/s1 \
+        --speaker grid_s1 --cache runs/sync_clips/grid_s1
+    # 2. train the lip-landmark x MFCC sync head on training caches
+    python benchmarks/sync_heldout.py train --cache runs/sync_clips/grid_s1 \
+        --cache runs/sync_clips/more --out runs/lip_sync
+    # 3. the held-out table: ASD weights alone, the head alone, and both
+    SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/sync_heldout.py evaluate \
+        --cache runs/sync_clips/heldout --weights lr-asd-ava,light-asd-sync \
+        --lip-sync runs/lip_sync/lip_sync.pt
+
+Items are the sync benchmark of socialav.evaluation.asd_benchmarks (two faces, one audio):
+cross pairs (another speaker's face), other-sentence pairs (the same speaker's face from
+another clip) and delayed self-pairs (5 / 10 / 25 frames), each reported on its own; natural
+AP is each clip with its own audio. ASD scores are what ``detect`` writes (softmax class 1,
+5-frame smoothing, full-track windows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from socialav.pipelines.sync_clips import VIDEO_SUFFIXES, load_sync_clips
+
+
+def _videos(folder: Path, align_dir: Path | None) -> list[Path]:
+    videos = sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+    if not videos:
+        raise SystemExit(f"error: no videos ({', '.join(VIDEO_SUFFIXES)}) in {folder}")
+    if align_dir is not None:  # GRID keeps alignments in a folder of their own
+        for v in videos:
+            src = align_dir / f"{v.stem}.align"
+            if not v.with_suffix(".align").exists() and not src.exists():
+                raise SystemExit(f"error: no alignment {src} for {v}")
+    return videos
+
+
+def _landmarker():
+    from socialav import hub
+    from socialav.vision.lip_landmarks import LipLandmarker
+
+    return LipLandmarker(hub.resolve_weights("dlib-shape-68"))
+
+
+def extract(args: argparse.Namespace) -> None:
+    """Step 1: fill a clip cache."""
+    from socialav.inference.backends import configure_threads
+    from socialav.pipelines.config import DetectConfig
+    from socialav.pipelines.detect import SpeakerDetector
+
+    configure_threads(args.threads)
+    videos = _videos(args.videos, args.align_dir)
+    if args.align_dir is not None:  # link the alignments beside the videos, in the cache
+        linked = args.cache / "videos"
+        linked.mkdir(parents=True, exist_ok=True)
+        for v in videos:
+            for src, dst in ((v, linked / v.name), (args.align_dir / f"{v.stem}.align", None)):
+                dst = dst or linked / src.name
+                if not dst.exists():
+                    dst.symlink_to(src.resolve())
+        videos = [linked / v.name for v in videos]
+    if args.limit:
+        videos = videos[: args.limit]
+    start = time.perf_counter()
+
+    def progress(done: int, total: int, name: str) -> None:
+        if done % 25 == 0 or done == total:
+            print(f"{done}/{total} {name} ({time.perf_counter() - start:.0f} s)", flush=True)
+
+    clips = load_sync_clips(
+        videos,
+        args.cache,
+        lambda: SpeakerDetector(DetectConfig(num_threads=args.threads)),
+        speaker_regex=args.speaker_regex,
+        speaker=args.speaker,
+        landmarker=_landmarker(),
+        progress=progress,
+    )
+    speakers = {c.speaker_id for c in clips}
+    print(f"{len(clips)} clips with a face track, {len(speakers)} speakers -> {args.cache}")
+
+
+def _load_caches(caches: list[Path], speaker_regex: str | None) -> list:
+    from socialav.pipelines.sync_clips import load_cached_clips
+
+    clips = []
+    for cache in caches:
+        clips.extend(load_cached_clips(cache, speaker_regex))
+    return clips
+
+
+def _segments(clip, frames: int) -> list:
+    """A clip of at least ``2 * frames`` frames cut into ``len // frames`` segments of
+    ``frames`` frames (same speaker): more sentences per speaker, less weight per clip."""
+    from socialav.evaluation.asd_benchmarks import BenchmarkClip
+
+    n = len(clip.faces)
+    if frames <= 0 or n < 2 * frames:
+        return [clip]
+    hop = 640
+    out = []
+    for i in range(n // frames):
+        a, b = i * frames, (i + 1) * frames
+        out.append(
+            BenchmarkClip(
+                f"{clip.name}#{i}",
+                clip.faces[a:b],
+                clip.audio[a * hop : b * hop + 400],
+                clip.speech[a:b],
+                speaker=clip.speaker_id,
+                mouth_points=None if clip.mouth_points is None else clip.mouth_points[a:b],
+            )
+        )
+    return out
+
+
+def train(args: argparse.Namespace) -> None:
+    """Step 2: train the lip-sync head on training caches (one group per cache)."""
+    import torch
+
+    from socialav.pipelines.sync_clips import load_cached_clips
+    from socialav.training.lip_sync import (
+        LipSyncConfig,
+        prepare_tracks,
+        save_lip_sync,
+        train_lip_sync,
+    )
+
+    torch.set_num_threads(args.threads)
+    groups, val = [], []
+    rng = np.random.default_rng(0)
+    for cache in args.cache:
+        tracks = prepare_tracks(load_cached_clips(cache, args.speaker_regex))
+        speakers = sorted({t.speaker for t in tracks})
+        if len(speakers) > 1:  # hold out whole speakers
+            held = set(rng.choice(speakers, max(1, len(speakers) // 8), replace=False))
+        else:  # one speaker: hold out clips
+            held = {t.name for t in tracks[:: max(2, round(1 / 0.05))]}
+        val.extend(t for t in tracks if t.speaker in held or t.name in held)
+        groups.append([t for t in tracks if t.speaker not in held and t.name not in held])
+        print(f"{cache}: {len(groups[-1])} train / {len(tracks) - len(groups[-1])} val clips")
+    cfg = LipSyncConfig(
+        epochs=args.epochs,
+        steps_per_epoch=args.steps,
+        group_weights=tuple(float(w) for w in args.group_weights.split(","))
+        if args.group_weights
+        else None,
+        kind_probabilities=tuple(float(p) for p in args.kinds.split(",")),
+        seed=args.seed,
+    )
+    model, history = train_lip_sync(groups, val, cfg)
+    args.out.mkdir(parents=True, exist_ok=True)
+    save_lip_sync(model, cfg, history, args.out / "lip_sync.pt")
+    print(f"-> {args.out / 'lip_sync.pt'}")
+
+
+def _offset_mfcc(audio: np.ndarray, num_frames: int, offset_frames: int) -> np.ndarray:
+    """MFCC of ``audio`` played ``offset_frames`` late (negative: early), zeros filling in."""
+    from socialav.audio.features import track_mfcc
+
+    hop = 640
+    if offset_frames >= 0:
+        shifted = np.concatenate([np.zeros(offset_frames * hop, audio.dtype), audio])
+    else:
+        shifted = audio[-offset_frames * hop :]
+    need = num_frames * hop + 240
+    if len(shifted) < need:
+        shifted = np.concatenate([shifted, np.zeros(need - len(shifted), audio.dtype)])
+    return track_mfcc(shifted, 0, num_frames - 1)
+
+
+def evaluate(args: argparse.Namespace) -> None:
+    """Step 3: the held-out table."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_accuracy import load_weights
+
+    from socialav.evaluation.asd_benchmarks import (
+        benchmark_ap,
+        natural_items,
+        sync_items,
+        unique_items,
+    )
+    from socialav.inference.asd import WindowConfig, predict_tracks_logits
+    from socialav.inference.backends import configure_threads, make_runner
+    from socialav.inference.segments import smooth, speaking_probability
+    from socialav.vision.lip_landmarks import lip_motion_features
+
+    configure_threads(args.threads)
+    clips = _load_caches(args.cache, args.speaker_regex)
+    if args.exclude:
+        clips = [c for c in clips if not any(x in c.name for x in args.exclude.split(","))]
+    for alias in args.alias:  # NAME_PART=SPEAKER: clips known to show one speaker
+        part, speaker = alias.split("=", 1)
+        for c in clips:
+            if part in c.name:
+                c.speaker = speaker
+    clips = [seg for c in clips for seg in _segments(c, args.segment_frames)]
+    delays = [int(d) for d in args.delays.split(",")]
+    items = sync_items(clips, delays, partners_per_clip=args.partners, seed=0)
+    natural = natural_items(clips)
+    offsets = [int(o) for o in args.offsets.split(",")]
+    probes = []  # (clip, offset, faces, mfcc, mouth) for the offset probe
+    for c in clips:
+        for o in offsets:
+            probes.append((c, o, _offset_mfcc(c.audio, len(c.faces), o)))
+    todo = unique_items(natural + items)
+    speakers = {c.speaker_id for c in clips}
+    kinds = ["cross", "other_sentence"] + [f"delayed@{d}" for d in delays]
+    count = {k: 0 for k in kinds}
+    for other in items[1::2]:
+        k = (
+            other.kind
+            if other.kind != "delayed"
+            else f"delayed@{other.name.split('@-')[1].split('+')[0]}"
+        )
+        count[k] += 1
+    print(
+        f"{len(clips)} clips, {len(speakers)} speakers, {sum(len(c.faces) for c in clips)} "
+        f"frames; pairs: " + ", ".join(f"{k} {v}" for k, v in count.items())
+    )
+
+    def pair_ap(scores: dict, kind: str) -> float:
+        pairs = list(zip(items[::2], items[1::2], strict=True))
+        if kind.startswith("delayed@"):
+            tag = f"@-{kind.split('@')[1]}+"
+            sel = [p for p in pairs if p[1].kind == "delayed" and tag in p[1].name]
+        else:
+            sel = [p for p in pairs if p[1].kind == kind]
+        if not sel:
+            return float("nan")
+        return benchmark_ap([it for p in sel for it in p], scores)
+
+    scorers: dict[str, tuple[dict, dict]] = {}  # name -> (item scores, probe scores)
+    windows = WindowConfig(durations_s=None)
+    asd_names = [w for w in args.weights.split(",") if w]
+    for name in asd_names:
+        model, _ = load_weights(name)
+        runner = make_runner(model, "onnx", num_threads=args.threads)
+        t = time.perf_counter()
+        logits = predict_tracks_logits(runner, [(it.faces, it.mfcc) for it in todo], windows)
+        scores = {
+            it.name: smooth(speaking_probability(lg), 5)
+            for it, lg in zip(todo, logits, strict=True)
+        }
+        plog = predict_tracks_logits(runner, [(c.faces, m) for c, _, m in probes], windows)
+        pscores = [smooth(speaking_probability(lg), 5) for lg in plog]
+        scorers[name] = (scores, pscores)
+        print(f"scored {name} in {time.perf_counter() - t:.0f} s", file=sys.stderr)
+    if args.lip_sync:
+        from socialav.training.lip_sync import load_lip_sync
+
+        sync_model = load_lip_sync(args.lip_sync)
+
+        def sync_prob(mouth: np.ndarray, mfcc: np.ndarray) -> np.ndarray:
+            logit = sync_model.score(lip_motion_features(mouth), mfcc)
+            return smooth(1.0 / (1.0 + np.exp(-logit.astype(np.float64))), 5)
+
+        scores = {it.name: sync_prob(it.mouth_points, it.mfcc) for it in todo}
+        pscores = [sync_prob(c.mouth_points, m) for c, _, m in probes]
+        label = f"lip-sync ({Path(args.lip_sync).parent.name})"
+        scorers[label] = (scores, pscores)
+        for name in asd_names:
+            a_scores, a_p = scorers[name]
+            fused = {k: a_scores[k] * scores[k] for k in scores}
+            fused_p = [x * y for x, y in zip(a_p, pscores, strict=True)]
+            scorers[f"{name} x {label}"] = (fused, fused_p)
+
+    print(f"\n$ {' '.join(['python', *sys.argv])}\n")
+    head = ["scorer", "natural AP", "sync AP", *[k.replace("_", " ") for k in kinds]]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for name, (scores, _) in scorers.items():
+        row = [name, f"{benchmark_ap(natural, scores):.2f}", f"{benchmark_ap(items, scores):.2f}"]
+        row += [f"{pair_ap(scores, k):.2f}" for k in kinds]
+        print("| " + " | ".join(row) + " |")
+    chance = 100 * np.mean(np.concatenate([it.labels for it in items]))
+    print(f"\nchance level (positive rate) of the sync set: {chance:.2f} AP")
+    print(
+        "\nOffset probe: mean score over each clip's speech frames, its audio played late (+) "
+        "or early (-) by N frames; mean over clips (drop = in sync - offset)\n"
+    )
+    head = ["scorer", "in sync", *[f"{o:+d} frames (drop)" for o in offsets if o != 0]]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for name, (_, pscores) in scorers.items():
+        means: dict[int, list[float]] = {o: [] for o in offsets}
+        for (c, o, _), s in zip(probes, pscores, strict=True):
+            if c.speech.any():
+                means[o].append(float(np.mean(s[c.speech])))
+        base = np.mean(means[0]) if 0 in means else float("nan")
+        row = [name, f"{base:.2f}"]
+        row += [f"{np.mean(means[o]):.2f} ({base - np.mean(means[o]):.2f})" for o in offsets if o]
+        print("| " + " | ".join(row) + " |")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="step", required=True)
+    p = sub.add_parser("extract", help="analyse a folder of clips into a cache")
+    p.add_argument("--videos", type=Path, required=True)
+    p.add_argument("--align-dir", type=Path, default=None, help="folder of GRID .align files")
+    p.add_argument("--cache", type=Path, required=True)
+    p.add_argument("--speaker", default=None, help="one speaker id for every clip")
+    p.add_argument("--speaker-regex", default=None, help="first group = speaker id")
+    p.add_argument("--limit", type=int, default=0, help="first N videos only (0: all)")
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=extract)
+    p = sub.add_parser("train", help="train the lip-sync head on clip caches")
+    p.add_argument("--cache", type=Path, action="append", required=True, help="repeatable")
+    p.add_argument("--speaker-regex", default=None)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--steps", type=int, default=200, help="steps per epoch")
+    p.add_argument("--group-weights", default="", help="per --cache, e.g. 0.5,0.5")
+    p.add_argument(
+        "--kinds", default="0.4,0.2,0.2,0.2", help="own,shifted,other_sentence,other_speaker"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.set_defaults(func=train)
+    p = sub.add_parser("evaluate", help="the held-out table")
+    p.add_argument("--cache", type=Path, action="append", required=True, help="repeatable")
+    p.add_argument("--speaker-regex", default=None)
+    p.add_argument("--exclude", default="", help="comma-separated substrings of clip names")
+    p.add_argument("--weights", default="lr-asd-ava,light-asd-ava,light-asd-sync")
+    p.add_argument("--lip-sync", type=Path, default=None, help="a lip-sync checkpoint")
+    p.add_argument("--delays", default="5,10,25")
+    p.add_argument("--offsets", default="0,25,-15", help="offset probe, frames")
+    p.add_argument("--partners", type=int, default=3, help="cross / other-sentence per clip")
+    p.add_argument("--segment-frames", type=int, default=150, help="cut long clips (0: no)")
+    p.add_argument("--alias", action="append", default=[], help="NAME_PART=SPEAKER")
+    p.add_argument("--threads", type=int, default=2)
+    p.set_defaults(func=evaluate)
+    args = parser.parse_args(argv)
+    print(f"$ {' '.join(['python', *sys.argv])}", flush=True)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
