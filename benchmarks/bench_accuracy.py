@@ -58,12 +58,18 @@ ASD_WEIGHTS = [name for name, e in hub.REGISTRY.items() if e.kind == "asd"]
 
 
 def load_grid_clips(
-    detector: SpeakerDetector, videos_dir: Path, with_frames: bool = False
+    detector: SpeakerDetector,
+    videos_dir: Path,
+    with_frames: bool = False,
+    exclude: tuple[str, ...] = (),
 ) -> list[BenchmarkClip]:
-    """The longest face track of each GRID clip, its audio and its ground truth (and, with
-    ``with_frames``, the full RGB frames of the track's span, for scene-context models)."""
+    """The longest face track of each GRID clip (but those whose stem is in ``exclude``),
+    its audio and its ground truth (and, with ``with_frames``, the full RGB frames of the
+    track's span, for scene-context models)."""
     clips = []
     for path in sorted(videos_dir.glob("grid_*.mpg")):
+        if path.stem in exclude:
+            continue
         video = probe_video(path)
         analysed = max(detector.face_tracks(path, video), key=lambda a: len(a.track))
         track, faces = analysed.track, analysed.faces_gray112
@@ -130,13 +136,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--delays", default="5,10", help="delays of the self-pairs, frames")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--videos", type=Path, default=SHARED / "videos")
+    parser.add_argument(
+        "--exclude",
+        default="",
+        help="comma-separated GRID clip stems to leave out (grid_bbaf2n is speaker s1: leave "
+        "it out when a model trained on s1 is compared)",
+    )
+    parser.add_argument(
+        "--heldout-cache",
+        type=Path,
+        action="append",
+        default=[],
+        help="clip caches of the held-out sync benchmark (benchmarks/sync_heldout.py): "
+        "also print its per-case table for the same weights (repeatable)",
+    )
     args = parser.parse_args(argv)
     configure_threads(args.threads)
 
     detector = SpeakerDetector(DetectConfig(num_threads=args.threads))
     models = {name: load_weights(name) for name in args.weights.split(",")}
     with_frames = any(ctx is not None for _, ctx in models.values())
-    clips = load_grid_clips(detector, args.videos, with_frames=with_frames)
+    exclude = tuple(x for x in args.exclude.split(",") if x)
+    clips = load_grid_clips(detector, args.videos, with_frames=with_frames, exclude=exclude)
     delays = [int(d) for d in args.delays.split(",")]
     items = sync_items(clips, delays)
     natural = natural_items(clips)
@@ -188,6 +209,15 @@ def main(argv: list[str] | None = None) -> None:
                 print("| " + " | ".join(row) + " |", flush=True)
     chance = 100 * np.mean(np.concatenate([it.labels for it in items]))
     print(f"\nchance level (positive rate) of the sync set: {chance:.2f} AP")
+    if args.heldout_cache:  # the held-out speakers' table (docs/sync_finetuning.md)
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import sync_heldout
+
+        print("\nHeld-out speakers (benchmarks/sync_heldout.py evaluate):\n", flush=True)
+        cache_args = [a for c in args.heldout_cache for a in ("--cache", str(c))]
+        sync_heldout.main(
+            ["evaluate", *cache_args, "--weights", args.weights, "--threads", str(args.threads)]
+        )
 
 
 if __name__ == "__main__":

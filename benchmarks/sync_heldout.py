@@ -25,6 +25,7 @@ AP is each clip with its own audio. ASD scores are what ``detect`` writes (softm
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 import time
 from pathlib import Path
@@ -32,6 +33,13 @@ from pathlib import Path
 import numpy as np
 
 from socialav.pipelines.sync_clips import VIDEO_SUFFIXES, load_sync_clips
+
+#: Held-out clips (benchmarks/sync_heldout_clips.csv): ``<source>_<speaker>_<stem>``.
+HELDOUT_SPEAKER_REGEX = r"^[^_]+_([^_]+)_"
+#: ../shared's grid_id2_vcd_swwp2s shows the speaker of GRID-U04 (rizkiarm/LipNet pwij3p).
+HELDOUT_ALIASES = ("swwp2s=GRID-U04",)
+#: GRID-U08's audio has a noise floor the energy VAD takes for speech (all 75 frames).
+HELDOUT_EXCLUDE = "GRID-U08"
 
 
 def _videos(folder: Path, align_dir: Path | None) -> list[Path]:
@@ -157,6 +165,11 @@ def train(args: argparse.Namespace) -> None:
         if args.group_weights
         else None,
         kind_probabilities=tuple(float(p) for p in args.kinds.split(",")),
+        feature_scale=tuple(float(v) for v in args.feature_scale.split(",")),
+        mfcc_cmvn=args.cmvn,
+        dropout=args.dropout,
+        hidden=args.hidden,
+        lr=args.lr,
         seed=args.seed,
     )
     model, history = train_lip_sync(groups, val, cfg)
@@ -200,7 +213,9 @@ def evaluate(args: argparse.Namespace) -> None:
     clips = _load_caches(args.cache, args.speaker_regex)
     if args.exclude:
         clips = [c for c in clips if not any(x in c.name for x in args.exclude.split(","))]
-    for alias in args.alias:  # NAME_PART=SPEAKER: clips known to show one speaker
+    for alias in (
+        HELDOUT_ALIASES if args.alias is None else args.alias
+    ):  # NAME_PART=SPEAKER: clips known to show one speaker
         part, speaker = alias.split("=", 1)
         for c in clips:
             if part in c.name:
@@ -241,41 +256,57 @@ def evaluate(args: argparse.Namespace) -> None:
             return float("nan")
         return benchmark_ap([it for p in sel for it in p], scores)
 
-    scorers: dict[str, tuple[dict, dict]] = {}  # name -> (item scores, probe scores)
+    scorers: dict[str, tuple[dict, list]] = {}  # name -> (item scores, probe scores)
     windows = WindowConfig(durations_s=None)
-    asd_names = [w for w in args.weights.split(",") if w]
-    for name in asd_names:
-        model, _ = load_weights(name)
-        runner = make_runner(model, "onnx", num_threads=args.threads)
-        t = time.perf_counter()
-        logits = predict_tracks_logits(runner, [(it.faces, it.mfcc) for it in todo], windows)
-        scores = {
-            it.name: smooth(speaking_probability(lg), 5)
-            for it, lg in zip(todo, logits, strict=True)
-        }
-        plog = predict_tracks_logits(runner, [(c.faces, m) for c, _, m in probes], windows)
-        pscores = [smooth(speaking_probability(lg), 5) for lg in plog]
+    signature = hashlib.sha1(
+        "\n".join([it.name for it in todo] + [f"{c.name}{o}" for c, o, _ in probes]).encode()
+    ).hexdigest()[:12]
+    for name in [w for w in args.weights.split(",") if w]:
+        cached = None
+        if args.score_cache is not None:  # ASD scores of exactly these items, kept
+            safe = "".join(ch if ch.isalnum() or ch in "-." else "_" for ch in name)
+            cached = args.score_cache / f"{safe}_{signature}.npz"
+        if cached is not None and cached.exists():
+            with np.load(cached) as z:
+                scores = {it.name: z[f"i{i}"] for i, it in enumerate(todo)}
+                pscores = [z[f"p{i}"] for i in range(len(probes))]
+        else:
+            model, _ = load_weights(name)
+            runner = make_runner(model, "onnx", num_threads=args.threads)
+            t = time.perf_counter()
+            logits = predict_tracks_logits(runner, [(it.faces, it.mfcc) for it in todo], windows)
+            scores = {
+                it.name: smooth(speaking_probability(lg), 5)
+                for it, lg in zip(todo, logits, strict=True)
+            }
+            plog = predict_tracks_logits(runner, [(c.faces, m) for c, _, m in probes], windows)
+            pscores = [smooth(speaking_probability(lg), 5) for lg in plog]
+            print(f"scored {name} in {time.perf_counter() - t:.0f} s", file=sys.stderr)
+            if cached is not None:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                arrays = {f"i{i}": scores[it.name] for i, it in enumerate(todo)}
+                arrays.update({f"p{i}": p for i, p in enumerate(pscores)})
+                np.savez(cached, **arrays)
         scorers[name] = (scores, pscores)
-        print(f"scored {name} in {time.perf_counter() - t:.0f} s", file=sys.stderr)
+    asd_names = list(scorers)
     if args.lip_sync:
         from socialav.training.lip_sync import load_lip_sync
 
-        sync_model = load_lip_sync(args.lip_sync)
-
-        def sync_prob(mouth: np.ndarray, mfcc: np.ndarray) -> np.ndarray:
+        def sync_prob(sync_model, mouth: np.ndarray, mfcc: np.ndarray) -> np.ndarray:
             logit = sync_model.score(lip_motion_features(mouth), mfcc)
             return smooth(1.0 / (1.0 + np.exp(-logit.astype(np.float64))), 5)
 
-        scores = {it.name: sync_prob(it.mouth_points, it.mfcc) for it in todo}
-        pscores = [sync_prob(c.mouth_points, m) for c, _, m in probes]
-        label = f"lip-sync ({Path(args.lip_sync).parent.name})"
-        scorers[label] = (scores, pscores)
-        for name in asd_names:
-            a_scores, a_p = scorers[name]
-            fused = {k: a_scores[k] * scores[k] for k in scores}
-            fused_p = [x * y for x, y in zip(a_p, pscores, strict=True)]
-            scorers[f"{name} x {label}"] = (fused, fused_p)
-
+        for path in args.lip_sync:
+            sync_model = load_lip_sync(path)
+            scores = {it.name: sync_prob(sync_model, it.mouth_points, it.mfcc) for it in todo}
+            pscores = [sync_prob(sync_model, c.mouth_points, m) for c, _, m in probes]
+            label = f"lip-sync ({Path(path).parent.name})"
+            scorers[label] = (scores, pscores)
+            for name in asd_names:
+                a_scores, a_p = scorers[name]
+                fused = {k: a_scores[k] * scores[k] for k in scores}
+                fused_p = [x * y for x, y in zip(a_p, pscores, strict=True)]
+                scorers[f"{name} x {label}"] = (fused, fused_p)
     print(f"\n$ {' '.join(['python', *sys.argv])}\n")
     head = ["scorer", "natural AP", "sync AP", *[k.replace("_", " ") for k in kinds]]
     print("| " + " | ".join(head) + " |")
@@ -326,20 +357,42 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--kinds", default="0.4,0.2,0.2,0.2", help="own,shifted,other_sentence,other_speaker"
     )
+    p.add_argument("--feature-scale", default="1,1", help="min,max random lip amplitude")
+    p.add_argument("--cmvn", action="store_true", help="MFCC mean normalisation")
+    p.add_argument("--dropout", type=float, default=0.2)
+    p.add_argument("--hidden", type=int, default=96)
+    p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.set_defaults(func=train)
     p = sub.add_parser("evaluate", help="the held-out table")
     p.add_argument("--cache", type=Path, action="append", required=True, help="repeatable")
-    p.add_argument("--speaker-regex", default=None)
-    p.add_argument("--exclude", default="", help="comma-separated substrings of clip names")
+    p.add_argument(
+        "--speaker-regex",
+        default=HELDOUT_SPEAKER_REGEX,
+        help="speaker id = first group (default: the sync_heldout_clips.csv file names)",
+    )
+    p.add_argument(
+        "--exclude",
+        default=HELDOUT_EXCLUDE,
+        help="comma-separated substrings of clip names (default: GRID-U08, whose energy "
+        "VAD marks all 75 frames as speech)",
+    )
     p.add_argument("--weights", default="lr-asd-ava,light-asd-ava,light-asd-sync")
-    p.add_argument("--lip-sync", type=Path, default=None, help="a lip-sync checkpoint")
+    p.add_argument(
+        "--lip-sync", type=Path, action="append", default=[], help="checkpoint (repeatable)"
+    )
     p.add_argument("--delays", default="5,10,25")
     p.add_argument("--offsets", default="0,25,-15", help="offset probe, frames")
     p.add_argument("--partners", type=int, default=3, help="cross / other-sentence per clip")
     p.add_argument("--segment-frames", type=int, default=150, help="cut long clips (0: no)")
-    p.add_argument("--alias", action="append", default=[], help="NAME_PART=SPEAKER")
+    p.add_argument("--score-cache", type=Path, default=None, help="keep ASD scores here")
+    p.add_argument(
+        "--alias",
+        action="append",
+        default=None,
+        help="NAME_PART=SPEAKER, repeatable (default: swwp2s=GRID-U04, one GRID speaker)",
+    )
     p.add_argument("--threads", type=int, default=2)
     p.set_defaults(func=evaluate)
     args = parser.parse_args(argv)

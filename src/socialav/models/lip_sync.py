@@ -32,15 +32,24 @@ class LipSyncNet(nn.Module):
         feature_dim: lip features per frame (47).
         hidden: channels of each branch.
         dropout: dropout before the GRU (training only).
+        mfcc_cmvn: subtract each sequence's mean MFCC (cepstral mean normalisation: removes
+            the recording channel, which differs between studio and broadcast audio).
 
     Shapes:
         ``forward(lips (B, T, F) float32, mfcc (B, 4T, 13) float32) -> (B, T)`` logits.
     """
 
-    def __init__(self, feature_dim: int = 47, hidden: int = 96, dropout: float = 0.2) -> None:
+    def __init__(
+        self,
+        feature_dim: int = 47,
+        hidden: int = 96,
+        dropout: float = 0.2,
+        mfcc_cmvn: bool = False,
+    ) -> None:
         super().__init__()
         self.feature_dim = feature_dim
         self.hidden = hidden
+        self.mfcc_cmvn = mfcc_cmvn
 
         def conv(cin: int, cout: int, k: int, stride: int = 1) -> nn.Sequential:
             return nn.Sequential(
@@ -71,6 +80,8 @@ class LipSyncNet(nn.Module):
                 f"mfcc must be (B, 4T, 13) = {(b, MFCC_FRAMES_PER_VIDEO_FRAME * t, 13)}, "
                 f"got {tuple(mfcc.shape)}"
             )
+        if self.mfcc_cmvn:
+            mfcc = mfcc - mfcc.mean(dim=1, keepdim=True)
         diff = torch.diff(lips, dim=1, prepend=lips[:, :1])
         v = self.visual(torch.cat([lips, diff], dim=2).transpose(1, 2))
         a = self.audio(mfcc.transpose(1, 2))[:, :, :t]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +56,10 @@ class LipSyncConfig:
             the order of the groups given; None: in proportion to the clips.
         hidden: width of the network.
         feature_noise: std of Gaussian noise added to the lip features.
+        feature_scale: ``(min, max)`` of a random factor on each window's lip features
+            (how much lips move differs from person to person and with the landmarker).
+        mfcc_cmvn: the network subtracts each sequence's mean MFCC.
+        dropout: of the network.
         energy_jitter: the MFCC log-energy column is moved by up to this much (a gain
             change of the audio).
         seed: random seed.
@@ -72,6 +76,9 @@ class LipSyncConfig:
     group_weights: tuple[float, ...] | None = None
     hidden: int = 96
     feature_noise: float = 0.02
+    feature_scale: tuple[float, float] = (1.0, 1.0)
+    mfcc_cmvn: bool = False
+    dropout: float = 0.2
     energy_jitter: float = 1.5
     seed: int = 0
     extra: dict = field(default_factory=dict)
@@ -193,6 +200,10 @@ class _Sampler:
             labels.append(y)
         lips_t = torch.from_numpy(np.stack(lips))
         mfcc_t = torch.from_numpy(np.stack(mfcc).copy())
+        lo, hi = self.cfg.feature_scale
+        if (lo, hi) != (1.0, 1.0):
+            factor = np.exp(self.rng.uniform(np.log(lo), np.log(hi), (size, 1, 1)))
+            lips_t = lips_t * torch.from_numpy(factor.astype(np.float32))
         if self.cfg.feature_noise:
             lips_t = lips_t + self.cfg.feature_noise * torch.randn_like(lips_t)
         if self.cfg.energy_jitter:
@@ -244,8 +255,8 @@ def train_lip_sync(
     sampler = _Sampler(train_groups, cfg, cfg.seed)
     val = None
     if val_tracks:
-        val = _Sampler([val_tracks], cfg, cfg.seed + 1)
-    model = LipSyncNet(LIP_FEATURE_DIM, cfg.hidden)
+        val = _Sampler([val_tracks], replace(cfg, group_weights=None), cfg.seed + 1)
+    model = LipSyncNet(LIP_FEATURE_DIM, cfg.hidden, cfg.dropout, cfg.mfcc_cmvn)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, cfg.lr_decay)
     loss_fn = nn.BCEWithLogitsLoss()
@@ -286,6 +297,7 @@ def save_lip_sync(model: LipSyncNet, cfg: LipSyncConfig, history: list[dict], pa
         "architecture": "lip-sync",
         "feature_dim": model.feature_dim,
         "hidden": model.hidden,
+        "mfcc_cmvn": model.mfcc_cmvn,
         "state_dict": model.state_dict(),
         "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()},
         "history": history,
@@ -303,6 +315,10 @@ def load_lip_sync(path: str | Path) -> LipSyncNet:
     payload = torch.load(Path(path), map_location="cpu", weights_only=True)
     if not isinstance(payload, dict) or payload.get("architecture") != "lip-sync":
         raise ValueError(f"{path}: not a lip-sync checkpoint (no architecture 'lip-sync')")
-    model = LipSyncNet(int(payload["feature_dim"]), int(payload["hidden"]))
+    model = LipSyncNet(
+        int(payload["feature_dim"]),
+        int(payload["hidden"]),
+        mfcc_cmvn=bool(payload.get("mfcc_cmvn", False)),
+    )
     model.load_state_dict(payload["state_dict"], strict=True)
     return model.eval()
