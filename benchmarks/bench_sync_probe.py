@@ -8,7 +8,7 @@ Run (from the repository root, with ../shared beside it):
 
 The face track of grid_id2_vcd_swwp2s (socialav's detector, tracker and crops) is scored over
 its word frames (the .align file) with its own audio, with grid_bbaf2n's audio (another
-speaker) and with its own audio 10 frames late, in one full-track pass (softmax class 1, no
+speaker; ``--other``) and with its own audio 10 frames late, in one full-track pass (softmax class 1, no
 smoothing; the probe of tests/training/test_sync_weights.py). Printed per weights: mean
 P(speaking), share of frames above 0.5 (what `detect` marks), and the AUC of own-voice frames
 against each mismatched condition (how well they are ranked apart; 0.5 = not at all).
@@ -49,6 +49,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--weights", default="light-asd-ava,light-asd-sync")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--videos", type=Path, default=SHARED / "videos")
+    parser.add_argument(
+        "--other",
+        default="grid_bbaf2n",
+        help="GRID clip whose audio is the other speaker's (grid_bbaf2n is speaker s1: use "
+        "grid_lbax4n for models trained on s1)",
+    )
     args = parser.parse_args(argv)
     configure_threads(args.threads)
 
@@ -60,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     audio = read_audio(path)[track.start_frame * 640 :]
     words = align_to_frames(read_grid_align(path.with_suffix(".align")), video.num_frames)
     words = words[track.start_frame : track.end_frame + 1].astype(bool)
-    other = read_audio(args.videos / "grid_bbaf2n.mpg")[: len(audio)]
+    other = read_audio(args.videos / f"{args.other}.mpg")[: len(audio)]
     late = np.concatenate([np.zeros(DELAY_FRAMES * 640, np.int16), audio])
 
     print(f"$ {' '.join(['python', *sys.argv])}")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import re
 import sys
 import time
 from pathlib import Path
@@ -194,20 +195,8 @@ def _offset_mfcc(audio: np.ndarray, num_frames: int, offset_frames: int) -> np.n
 
 
 def evaluate(args: argparse.Namespace) -> None:
-    """Step 3: the held-out table."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench_accuracy import load_weights
-
-    from socialav.evaluation.asd_benchmarks import (
-        benchmark_ap,
-        natural_items,
-        sync_items,
-        unique_items,
-    )
-    from socialav.inference.asd import WindowConfig, predict_tracks_logits
-    from socialav.inference.backends import configure_threads, make_runner
-    from socialav.inference.segments import smooth, speaking_probability
-    from socialav.vision.lip_landmarks import lip_motion_features
+    """Step 3: the held-out tables."""
+    from socialav.inference.backends import configure_threads
 
     configure_threads(args.threads)
     clips = _load_caches(args.cache, args.speaker_regex)
@@ -221,6 +210,33 @@ def evaluate(args: argparse.Namespace) -> None:
             if part in c.name:
                 c.speaker = speaker
     clips = [seg for c in clips for seg in _segments(c, args.segment_frames)]
+    subsets = [("all clips", clips)]
+    for spec in args.subset:  # NAME=REGEX: also the clips whose name matches, and the rest
+        label, pattern = spec.split("=", 1)
+        inside = [c for c in clips if re.search(pattern, c.name)]
+        rest = [c for c in clips if not re.search(pattern, c.name)]
+        subsets += [(label, inside), (f"not {label}", rest)]
+    for title, subset in subsets:
+        print(f"\n## {title}\n", flush=True)
+        _evaluate_clips(subset, args)
+
+
+def _evaluate_clips(clips: list, args: argparse.Namespace) -> None:
+    """The tables of one set of clips (pairs are built inside the set)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_accuracy import load_weights
+
+    from socialav.evaluation.asd_benchmarks import (
+        benchmark_ap,
+        natural_items,
+        sync_items,
+        unique_items,
+    )
+    from socialav.inference.asd import WindowConfig, predict_tracks_logits
+    from socialav.inference.backends import make_runner
+    from socialav.inference.segments import smooth, speaking_probability
+    from socialav.vision.lip_landmarks import lip_motion_features
+
     delays = [int(d) for d in args.delays.split(",")]
     items = sync_items(clips, delays, partners_per_clip=args.partners, seed=0)
     natural = natural_items(clips)
@@ -292,22 +308,36 @@ def evaluate(args: argparse.Namespace) -> None:
     if args.lip_sync:
         from socialav.training.lip_sync import load_lip_sync
 
-        def sync_prob(sync_model, mouth: np.ndarray, mfcc: np.ndarray) -> np.ndarray:
-            logit = sync_model.score(lip_motion_features(mouth), mfcc)
-            return smooth(1.0 / (1.0 + np.exp(-logit.astype(np.float64))), 5)
+        def sigmoid(x: np.ndarray) -> np.ndarray:
+            return 1.0 / (1.0 + np.exp(-x.astype(np.float64)))
 
         for path in args.lip_sync:
             sync_model = load_lip_sync(path)
-            scores = {it.name: sync_prob(sync_model, it.mouth_points, it.mfcc) for it in todo}
-            pscores = [sync_prob(sync_model, c.mouth_points, m) for c, _, m in probes]
+            logits = {
+                it.name: sync_model.score(lip_motion_features(it.mouth_points), it.mfcc)
+                for it in todo
+            }
+            plogits = [
+                sync_model.score(lip_motion_features(c.mouth_points), m) for c, _, m in probes
+            ]
             label = f"lip-sync ({Path(path).parent.name})"
-            scorers[label] = (scores, pscores)
+            scorers[label] = (
+                {k: smooth(sigmoid(v), 5) for k, v in logits.items()},
+                [smooth(sigmoid(v), 5) for v in plogits],
+            )
+            fusions = {"x": (scorers[label][0], scorers[label][1])}
+            for floor in [float(f) for f in args.veto_floor.split(",") if f]:
+                # soft veto: the lip-sync probability scales the ASD score down to `floor`
+                fusions[f"x ({floor:g} + {1 - floor:g} p)"] = (
+                    {k: floor + (1 - floor) * v for k, v in scorers[label][0].items()},
+                    [floor + (1 - floor) * v for v in scorers[label][1]],
+                )
             for name in asd_names:
                 a_scores, a_p = scorers[name]
-                fused = {k: a_scores[k] * scores[k] for k in scores}
-                fused_p = [x * y for x, y in zip(a_p, pscores, strict=True)]
-                scorers[f"{name} x {label}"] = (fused, fused_p)
-    print(f"\n$ {' '.join(['python', *sys.argv])}\n")
+                for how, (s_scores, s_p) in fusions.items():
+                    fused = {k: a_scores[k] * s_scores[k] for k in s_scores}
+                    fused_p = [x * y for x, y in zip(a_p, s_p, strict=True)]
+                    scorers[f"{name} {how} {label}"] = (fused, fused_p)
     head = ["scorer", "natural AP", "sync AP", *[k.replace("_", " ") for k in kinds]]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
@@ -386,7 +416,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--offsets", default="0,25,-15", help="offset probe, frames")
     p.add_argument("--partners", type=int, default=3, help="cross / other-sentence per clip")
     p.add_argument("--segment-frames", type=int, default=150, help="cut long clips (0: no)")
+    p.add_argument(
+        "--veto-floor",
+        default="",
+        help="comma-separated floors f: also fuse as ASD x (f + (1 - f) lip-sync probability)",
+    )
     p.add_argument("--score-cache", type=Path, default=None, help="keep ASD scores here")
+    p.add_argument(
+        "--subset",
+        action="append",
+        default=[],
+        help="NAME=REGEX: also the tables of the clips whose name matches and of the rest",
+    )
     p.add_argument(
         "--alias",
         action="append",
@@ -396,7 +437,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.set_defaults(func=evaluate)
     args = parser.parse_args(argv)
-    print(f"$ {' '.join(['python', *sys.argv])}", flush=True)
+    print(f"$ {' '.join(['python', *sys.argv[:1], *(argv or sys.argv[1:])])}", flush=True)
     args.func(args)
 
 
