@@ -35,22 +35,19 @@ from socialav import hub
 from socialav.checkpoints.load import load_pretrained
 from socialav.evaluation.asd_benchmarks import (
     BenchmarkClip,
-    align_to_frames,
     benchmark_ap,
     natural_items,
-    read_grid_align,
     sync_items,
     unique_items,
-    voice_activity,
 )
 from socialav.inference.asd import WindowConfig, predict_tracks_logits
 from socialav.inference.backends import configure_threads, make_runner
 from socialav.inference.context import predict_tracks_logits_with_context
 from socialav.inference.segments import smooth, speaking_probability
-from socialav.io.media import iter_frames, probe_video, read_audio
 from socialav.models.scene_context import SceneContextASD
 from socialav.pipelines.config import DetectConfig
 from socialav.pipelines.detect import SpeakerDetector
+from socialav.pipelines.sync_clips import extract_sync_clip
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 WINDOWS = {"full": None, "6s": (6.0,), "demo": (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)}
@@ -68,24 +65,8 @@ def load_grid_clips(
     track's span, for scene-context models)."""
     clips = []
     for path in sorted(videos_dir.glob("grid_*.mpg")):
-        if path.stem in exclude:
-            continue
-        video = probe_video(path)
-        analysed = max(detector.face_tracks(path, video), key=lambda a: len(a.track))
-        track, faces = analysed.track, analysed.faces_gray112
-        frames = None
-        if with_frames:
-            frames = np.stack(
-                [f for i, f in iter_frames(path) if track.start_frame <= i <= track.end_frame]
-            )
-        audio = read_audio(path)[track.start_frame * 640 :]
-        align = path.with_suffix(".align")
-        if align.exists():
-            speech = align_to_frames(read_grid_align(align), video.num_frames)
-            speech = speech[track.start_frame : track.end_frame + 1]
-        else:
-            speech = voice_activity(audio, len(track))
-        clips.append(BenchmarkClip(path.stem, faces, audio, speech, frames))
+        if path.stem not in exclude:
+            clips.append(extract_sync_clip(detector, path, with_frames=with_frames))
     return clips
 
 

@@ -437,7 +437,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.set_defaults(func=evaluate)
     args = parser.parse_args(argv)
-    print(f"$ {' '.join(['python', *sys.argv[:1], *(argv or sys.argv[1:])])}", flush=True)
+    words = ["python", f"benchmarks/{Path(__file__).name}", *(argv or sys.argv[1:])]
+    print("$ " + " ".join(words), flush=True)
     args.func(args)
 
 

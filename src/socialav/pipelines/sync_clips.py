@@ -24,7 +24,7 @@ from socialav.evaluation.asd_benchmarks import (
     voice_activity,
 )
 from socialav.io.atomic import atomic_output_path
-from socialav.io.media import probe_video, read_audio
+from socialav.io.media import iter_frames, probe_video, read_audio
 from socialav.pipelines.detect import SpeakerDetector
 from socialav.types import ANALYSIS_FPS, AUDIO_SAMPLE_RATE
 
@@ -56,6 +56,7 @@ def extract_sync_clip(
     path: str | Path,
     speaker: str | None = None,
     landmarker=None,
+    with_frames: bool = False,
 ) -> BenchmarkClip | None:
     """The longest face track of one video as a :class:`BenchmarkClip`.
 
@@ -66,6 +67,8 @@ def extract_sync_clip(
         speaker: the clip's speaker id.
         landmarker: a :class:`~socialav.vision.lip_landmarks.LipLandmarker`, or None (no
             ``mouth_points``).
+        with_frames: also decode the full RGB frames of the track's span (``frames``, for
+            scene-context models).
 
     Returns:
         The clip, or None when the video has no face track.
@@ -88,7 +91,14 @@ def extract_sync_clip(
     else:
         speech = voice_activity(audio, len(track))
     mouth = None if landmarker is None else landmarker.mouth_points(faces)
-    return BenchmarkClip(path.stem, faces, audio, speech, speaker=speaker, mouth_points=mouth)
+    frames = None
+    if with_frames:
+        frames = np.stack(
+            [f for i, f in iter_frames(path) if track.start_frame <= i <= track.end_frame]
+        )
+    return BenchmarkClip(
+        path.stem, faces, audio, speech, frames, speaker=speaker, mouth_points=mouth
+    )
 
 
 def _save(clip: BenchmarkClip, path: Path) -> None:
