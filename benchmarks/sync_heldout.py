@@ -1,7 +1,10 @@
 """Synchrony on held-out speakers: clip caches, the lip-sync head, and the per-case table.
 
 Three steps (from the repository root, with ../shared beside it; docs/sync_finetuning.md,
-"Round two", has the exact commands and the results):
+"Round two", has the exact commands and the results), after ``gather`` has copied the
+held-out clips out of clones of their public repositories (sync_heldout_clips.csv):
+
+    python benchmarks/sync_heldout.py gather --repos ../repos --out ../data/sync_heldout/clips
 
     # 1. analyse clip folders once (face track, crops, audio, speech, lip landmarks)
     SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/sync_heldout.py extract \
@@ -53,6 +56,52 @@ def _videos(folder: Path, align_dir: Path | None) -> list[Path]:
             if not v.with_suffix(".align").exists() and not src.exists():
                 raise SystemExit(f"error: no alignment {src} for {v}")
     return videos
+
+
+def _git_dir(repos: Path, repo: str) -> Path | None:
+    """A clone of ``owner/name`` under ``repos``: ``<owner>+<name>`` (a work tree, or a bare
+    mirror with ``repo/`` inside) or ``<name>``."""
+    owner, name = repo.split("/", 1)
+    for candidate in (repos / f"{owner}+{name}" / "repo", repos / f"{owner}+{name}", repos / name):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def gather(args: argparse.Namespace) -> None:
+    """Step 0: copy the clips of a clip list out of local clones, checking each sha256."""
+    import csv
+    import hashlib
+    import subprocess
+
+    from socialav.io.atomic import atomic_write
+
+    rows = list(csv.DictReader(args.clips.open()))
+    missing = sorted({r["repo"] for r in rows if _git_dir(args.repos, r["repo"]) is None})
+    if missing:
+        clones = "\n".join(
+            f"  git clone https://github.com/{r} {args.repos / r.replace('/', '+')}"
+            for r in missing
+        )
+        raise SystemExit(f"error: no clone under {args.repos} of:\n{clones}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    for r in rows:
+        target = args.out / r["file"]
+        git_dir = _git_dir(args.repos, r["repo"])
+        data = subprocess.run(
+            ["git", "-C", str(git_dir), "show", f"{r['commit']}:{r['path']}"],
+            check=True,
+            capture_output=True,
+        ).stdout
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != r["sha256"]:
+            raise SystemExit(
+                f"error: {r['repo']} @ {r['commit']}:{r['path']} has sha256 {digest}, "
+                f"expected {r['sha256']} ({args.clips})"
+            )
+        with atomic_write(target, "wb", encoding=None) as f:
+            f.write(data)
+    print(f"{len(rows)} clips -> {args.out}")
 
 
 def _landmarker():
@@ -368,6 +417,11 @@ def _evaluate_clips(clips: list, args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="step", required=True)
+    p = sub.add_parser("gather", help="copy a clip list's clips out of local git clones")
+    p.add_argument("--clips", type=Path, default=Path(__file__).parent / "sync_heldout_clips.csv")
+    p.add_argument("--repos", type=Path, required=True, help="folder of clones (owner+name)")
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=gather)
     p = sub.add_parser("extract", help="analyse a folder of clips into a cache")
     p.add_argument("--videos", type=Path, required=True)
     p.add_argument("--align-dir", type=Path, default=None, help="folder of GRID .align files")
