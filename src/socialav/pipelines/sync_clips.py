@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,6 +28,9 @@ from socialav.io.atomic import atomic_output_path
 from socialav.io.media import iter_frames, probe_video, read_audio
 from socialav.pipelines.detect import SpeakerDetector
 from socialav.types import ANALYSIS_FPS, AUDIO_SAMPLE_RATE
+
+if TYPE_CHECKING:
+    from socialav.vision.lip_landmarks import LipLandmarker
 
 __all__ = [
     "VIDEO_SUFFIXES",
@@ -55,7 +59,7 @@ def extract_sync_clip(
     detector: SpeakerDetector,
     path: str | Path,
     speaker: str | None = None,
-    landmarker=None,
+    landmarker: LipLandmarker | None = None,
     with_frames: bool = False,
 ) -> BenchmarkClip | None:
     """The longest face track of one video as a :class:`BenchmarkClip`.
@@ -135,7 +139,7 @@ def load_sync_clips(
     detector_factory: Callable[[], SpeakerDetector],
     speaker_regex: str | None = None,
     speaker: str | None = None,
-    landmarker=None,
+    landmarker: LipLandmarker | None = None,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> list[BenchmarkClip]:
     """:func:`extract_sync_clip` of every video, read from ``cache_dir`` when cached there.

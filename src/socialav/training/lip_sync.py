@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +81,6 @@ class LipSyncConfig:
     dropout: float = 0.2
     energy_jitter: float = 1.5
     seed: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 @dataclass
