@@ -8,10 +8,11 @@ Run (from the repository root, with ../shared beside it):
 
 The face track of grid_id2_vcd_swwp2s (socialav's detector, tracker and crops) is scored over
 its word frames (the .align file) with its own audio, with grid_bbaf2n's audio (another
-speaker; ``--other``) and with its own audio 10 frames late, in one full-track pass (softmax class 1, no
-smoothing; the probe of tests/training/test_sync_weights.py). Printed per weights: mean
-P(speaking), share of frames above 0.5 (what `detect` marks), and the AUC of own-voice frames
-against each mismatched condition (how well they are ranked apart; 0.5 = not at all).
+speaker; ``--other``) and with its own audio 10 frames late, in one full-track pass (softmax
+class 1, no smoothing; the probe of tests/training/test_sync_weights.py). Printed per
+weights: mean P(speaking), share of frames above 0.5 (what `detect` marks), and the AUC of
+own-voice frames against each mismatched condition (how well they are ranked apart; 0.5 =
+not at all).
 """
 
 from __future__ import annotations

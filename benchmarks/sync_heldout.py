@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from socialav.pipelines.sync_clips import VIDEO_SUFFIXES, load_sync_clips
+from socialav.types import ANALYSIS_FPS, AUDIO_SAMPLE_RATE
 
 #: Held-out clips (benchmarks/sync_heldout_clips.csv): ``<source>_<speaker>_<stem>``.
 HELDOUT_SPEAKER_REGEX = r"^[^_]+_([^_]+)_"
@@ -44,6 +45,11 @@ HELDOUT_SPEAKER_REGEX = r"^[^_]+_([^_]+)_"
 HELDOUT_ALIASES = ("swwp2s=GRID-U04",)
 #: GRID-U08's audio has a noise floor the energy VAD takes for speech (all 75 frames).
 HELDOUT_EXCLUDE = "GRID-U08"
+_SAMPLES_PER_FRAME = AUDIO_SAMPLE_RATE // int(ANALYSIS_FPS)
+#: track_mfcc reads this much audio after a span (window 25 ms minus hop 10 ms).
+_MFCC_TAIL_SAMPLES = AUDIO_SAMPLE_RATE * 15 // 1000
+#: a segment keeps one 25 ms MFCC window of the audio after it.
+_SEGMENT_TAIL_SAMPLES = AUDIO_SAMPLE_RATE * 25 // 1000
 
 
 def _videos(folder: Path, align_dir: Path | None) -> list[Path]:
@@ -166,7 +172,7 @@ def _segments(clip, frames: int) -> list:
     n = len(clip.faces)
     if frames <= 0 or n < 2 * frames:
         return [clip]
-    hop = 640
+    hop = _SAMPLES_PER_FRAME
     out = []
     for i in range(n // frames):
         a, b = i * frames, (i + 1) * frames
@@ -174,7 +180,7 @@ def _segments(clip, frames: int) -> list:
             BenchmarkClip(
                 f"{clip.name}#{i}",
                 clip.faces[a:b],
-                clip.audio[a * hop : b * hop + 400],
+                clip.audio[a * hop : b * hop + _SEGMENT_TAIL_SAMPLES],
                 clip.speech[a:b],
                 speaker=clip.speaker_id,
                 mouth_points=None if clip.mouth_points is None else clip.mouth_points[a:b],
@@ -232,15 +238,20 @@ def _offset_mfcc(audio: np.ndarray, num_frames: int, offset_frames: int) -> np.n
     """MFCC of ``audio`` played ``offset_frames`` late (negative: early), zeros filling in."""
     from socialav.audio.features import track_mfcc
 
-    hop = 640
+    hop = _SAMPLES_PER_FRAME
     if offset_frames >= 0:
         shifted = np.concatenate([np.zeros(offset_frames * hop, audio.dtype), audio])
     else:
         shifted = audio[-offset_frames * hop :]
-    need = num_frames * hop + 240
+    need = num_frames * hop + _MFCC_TAIL_SAMPLES
     if len(shifted) < need:
         shifted = np.concatenate([shifted, np.zeros(need - len(shifted), audio.dtype)])
     return track_mfcc(shifted, 0, num_frames - 1)
+
+
+def _case(other) -> str:
+    """The table column of a pair's other face: its kind, with the delay for delayed faces."""
+    return f"delayed@{other.delay_frames}" if other.kind == "delayed" else other.kind
 
 
 def evaluate(args: argparse.Namespace) -> None:
@@ -251,9 +262,8 @@ def evaluate(args: argparse.Namespace) -> None:
     clips = _load_caches(args.cache, args.speaker_regex)
     if args.exclude:
         clips = [c for c in clips if not any(x in c.name for x in args.exclude.split(","))]
-    for alias in (
-        HELDOUT_ALIASES if args.alias is None else args.alias
-    ):  # NAME_PART=SPEAKER: clips known to show one speaker
+    aliases = HELDOUT_ALIASES if args.alias is None else args.alias
+    for alias in aliases:  # NAME_PART=SPEAKER: clips known to show one speaker
         part, speaker = alias.split("=", 1)
         for c in clips:
             if part in c.name:
@@ -290,33 +300,22 @@ def _evaluate_clips(clips: list, args: argparse.Namespace) -> None:
     items = sync_items(clips, delays, partners_per_clip=args.partners, seed=0)
     natural = natural_items(clips)
     offsets = [int(o) for o in args.offsets.split(",")]
-    probes = []  # (clip, offset, faces, mfcc, mouth) for the offset probe
+    probes = []  # (clip, offset, mfcc of its audio at that offset) for the offset probe
     for c in clips:
         for o in offsets:
             probes.append((c, o, _offset_mfcc(c.audio, len(c.faces), o)))
     todo = unique_items(natural + items)
     speakers = {c.speaker_id for c in clips}
     kinds = ["cross", "other_sentence"] + [f"delayed@{d}" for d in delays]
-    count = {k: 0 for k in kinds}
-    for other in items[1::2]:
-        k = (
-            other.kind
-            if other.kind != "delayed"
-            else f"delayed@{other.name.split('@-')[1].split('+')[0]}"
-        )
-        count[k] += 1
+    pairs = list(zip(items[::2], items[1::2], strict=True))
+    count = {k: sum(_case(other) == k for _, other in pairs) for k in kinds}
     print(
         f"{len(clips)} clips, {len(speakers)} speakers, {sum(len(c.faces) for c in clips)} "
         f"frames; pairs: " + ", ".join(f"{k} {v}" for k, v in count.items())
     )
 
     def pair_ap(scores: dict, kind: str) -> float:
-        pairs = list(zip(items[::2], items[1::2], strict=True))
-        if kind.startswith("delayed@"):
-            tag = f"@-{kind.split('@')[1]}+"
-            sel = [p for p in pairs if p[1].kind == "delayed" and tag in p[1].name]
-        else:
-            sel = [p for p in pairs if p[1].kind == kind]
+        sel = [p for p in pairs if _case(p[1]) == kind]
         if not sel:
             return float("nan")
         return benchmark_ap([it for p in sel for it in p], scores)

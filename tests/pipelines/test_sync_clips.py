@@ -48,3 +48,9 @@ def test_clips_are_extracted_once_then_read_from_the_cache(videos_dir, tmp_path)
         load_cached_clips(tmp_path)
     with pytest.raises(ValueError, match="same file stem"):
         load_sync_clips([videos[0], videos[0]], tmp_path / "cache", factory)
+
+
+def test_a_cache_of_another_version_is_refused(tmp_path):
+    np.savez(tmp_path / "old.npz", version=np.int64(0), faces=np.zeros((1, 112, 112), np.uint8))
+    with pytest.raises(ValueError, match="old.npz: clip cache version 0, expected 1"):
+        load_cached_clips(tmp_path)

@@ -178,6 +178,7 @@ class BenchmarkItem:
         scenes: ``(T, S, S, 3)`` uint8 RGB scene images of the video the face is in (see
             the module docstring), or None.
         mouth_points: ``(T, 20, 2)`` lip landmarks of ``faces`` (delayed like them), or None.
+        delay_frames: for ``delayed`` items, how many frames the face is delayed; else 0.
     """
 
     name: str
@@ -187,6 +188,7 @@ class BenchmarkItem:
     labels: np.ndarray
     scenes: np.ndarray | None = None
     mouth_points: np.ndarray | None = None
+    delay_frames: int = 0
 
 
 def _mfcc_for(audio: np.ndarray, num_frames: int) -> np.ndarray:
@@ -295,9 +297,9 @@ def sync_items(
     speaker, ``other_sentence`` when B is the same speaker in another clip
     (:attr:`BenchmarkClip.speaker`; the hardest case: same face, same voice). For every clip A
     and delay ``d``: A's face beside A's face delayed by ``d`` frames (``delayed``, never
-    speaking; its first frame fills the start). Every pair contributes both faces, so each clip's own
-    face appears once per pair it is in (the same object: score it once); the positive rate is
-    about half the speech rate, as in a two-face video.
+    speaking; its first frame fills the start). Every pair contributes both faces, so each
+    clip's own face appears once per pair it is in (the same object: score it once); the
+    positive rate is about half the speech rate, as in a two-face video.
 
     With ``scene_size_px`` both items of a pair carry the pair's two-face scene (see the
     module docstring) and the own face is a separate item per pair.
@@ -372,6 +374,7 @@ def sync_items(
                 own.mfcc,
                 np.zeros(n, int),
                 mouth_points=None if a.mouth_points is None else _delay(a.mouth_points, d),
+                delay_frames=d,
             )
             delayed_frames = None
             if scene_size_px is not None:

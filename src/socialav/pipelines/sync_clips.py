@@ -24,7 +24,7 @@ from socialav.evaluation.asd_benchmarks import (
     read_grid_align,
     voice_activity,
 )
-from socialav.io.atomic import atomic_output_path
+from socialav.io.atomic import atomic_write
 from socialav.io.media import iter_frames, probe_video, read_audio
 from socialav.pipelines.detect import SpeakerDetector
 from socialav.types import ANALYSIS_FPS, AUDIO_SAMPLE_RATE
@@ -115,13 +115,18 @@ def _save(clip: BenchmarkClip, path: Path) -> None:
     }
     if clip.mouth_points is not None:
         arrays["mouth_points"] = clip.mouth_points
-    with atomic_output_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+    with atomic_write(path, "wb", encoding=None) as f:
+        np.savez(f, **arrays)
 
 
 def _load(path: Path, name: str) -> BenchmarkClip:
     with np.load(path) as z:
+        version = int(z["version"]) if "version" in z.files else None
+        if version != _CACHE_VERSION:
+            raise ValueError(
+                f"{path}: clip cache version {version}, expected {_CACHE_VERSION}; delete the "
+                "cache folder to rebuild it"
+            )
         mouth = z["mouth_points"] if "mouth_points" in z.files else None
         return BenchmarkClip(
             name,
@@ -156,7 +161,8 @@ def load_sync_clips(
         progress: called ``(done, total, name)`` after each video.
 
     Raises:
-        ValueError: two videos with the same file stem (their caches would collide).
+        ValueError: two videos with the same file stem (their caches would collide), or a
+            cached clip of another cache version.
     """
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
@@ -199,6 +205,7 @@ def load_cached_clips(
 
     Raises:
         FileNotFoundError: ``cache_dir`` holds no ``.npz`` clip.
+        ValueError: a cached clip of another cache version.
     """
     files = sorted(Path(cache_dir).glob("*.npz"))
     if not files:
@@ -206,7 +213,8 @@ def load_cached_clips(
     clips = []
     for f in files:
         clip = _load(f, f.stem)
-        if speaker_regex and speaker_of(f.stem, speaker_regex) != f.stem:
-            clip.speaker = speaker_of(f.stem, speaker_regex)
+        found = speaker_of(f.stem, speaker_regex)
+        if found != f.stem:
+            clip.speaker = found
         clips.append(clip)
     return clips

@@ -113,11 +113,12 @@ def prepare_tracks(clips: Sequence[BenchmarkClip]) -> list[SyncTrack]:
         ValueError: a clip has no ``mouth_points``.
     """
     hop = AUDIO_SAMPLE_RATE // int(ANALYSIS_FPS)
+    tail = AUDIO_SAMPLE_RATE * 15 // 1000  # track_mfcc reads 15 ms past a span
     out = []
     for c in clips:
         if c.mouth_points is None:
             raise ValueError(f"clip {c.name!r} has no lip landmarks (mouth_points)")
-        audio_frames = max(len(c.faces), (len(c.audio) - 240) // hop)
+        audio_frames = max(len(c.faces), (len(c.audio) - tail) // hop)
         out.append(
             SyncTrack(
                 c.name,
