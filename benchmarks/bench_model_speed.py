@@ -27,7 +27,8 @@ import numpy as np
 
 from socialav.checkpoints.load import load_asd_model
 from socialav.inference.asd import WindowConfig, predict_tracks_logits
-from socialav.inference.backends import TorchRunner, configure_threads, export_onnx, make_runner
+from socialav.inference.backends import configure_threads, make_runner
+from socialav.inference.torch_backend import TorchRunner, export_onnx
 
 WEIGHTS = {
     "light-asd-ava": ("light_asd_ava", "light-asd/pretrain_AVA_CVPR.model"),

@@ -33,7 +33,7 @@ INTERVIEW = SHARED / "videos" / "visualvoice_interview.mp4"
 
 
 def overlap(video: str) -> None:
-    from socialav.inference.backends import make_runner
+    from socialav.inference.backends import load_asd_runner
     from socialav.pipelines.config import DetectConfig
     from socialav.pipelines.detect import SpeakerDetector
 
@@ -44,7 +44,7 @@ def overlap(video: str) -> None:
         ("overlap, ORT 1 thread", True, 1),
     ):
         detector = base.instantiate(overlap_model=on)
-        detector.runner = make_runner(detector.model, "onnx", num_threads=ort_threads)
+        detector.runner = load_asd_runner(DetectConfig().asd_weights, num_threads=ort_threads)[0]
         c0, t0 = sum(os.times()[:2]), time.perf_counter()
         seconds = detector.run(video).timings_s
         wall, cpu = time.perf_counter() - t0, sum(os.times()[:2]) - c0

@@ -21,11 +21,22 @@ ANALYSIS_FPS: float = 25.0
 DETECT_TASKS: tuple[str, ...] = ("asd", "lam", "ttm")
 #: The runtimes the ASD models run on (:mod:`socialav.inference.backends`).
 ASD_BACKENDS: tuple[str, ...] = ("torch", "onnx")
+#: The ONNX graphs of an exported ASD model (one per runner stage) and their exporter's
+#: version, part of the cache file names: bump it when the exported graphs change
+#: (:mod:`socialav.inference.torch_backend`, :mod:`socialav.checkpoints.onnx_cache`).
+ASD_ONNX_GRAPHS: tuple[str, ...] = ("visual", "audio", "decoder")
+ASD_ONNX_VERSION: str = "4"
 #: Audio sample rate expected by the MFCC front-end of the ASD models (Hz).
 AUDIO_SAMPLE_RATE: int = 16000
 #: MFCC frames per second (10 ms hop) and per video frame at 25 fps.
 MFCC_RATE_HZ: int = 100
 MFCC_FRAMES_PER_VIDEO_FRAME: int = 4
+#: Number of MFCC coefficients the ASD models take.
+NUM_MFCC: int = 13
+#: Side of the square gray face crop the ASD models take, in pixels.
+FACE_SIZE_PX: int = 112
+#: Width of the ASD models' audio and visual embeddings (the input of their back-ends).
+ASD_EMBED_DIM: int = 128
 #: Frame rate of Ego4D clips: the annotations' frame numbers and the LAM/TTM baselines' input
 #: frames (``extract_frame.sh`` of EGO4D/social-interactions extracts at 30 fps).
 EGO4D_FPS: float = 30.0

@@ -16,13 +16,9 @@ from socialav.inference.asd import (
     usable_frames,
     window_spans,
 )
-from socialav.inference.backends import (
-    conv2d_visual_encoder,
-    export_onnx,
-    make_runner,
-    weights_sha256,
-)
+from socialav.inference.backends import make_runner
 from socialav.inference.segments import speaking_probability
+from socialav.inference.torch_backend import conv2d_visual_encoder, export_onnx, weights_sha256
 from socialav.models.light_asd import AudioVisualASD, LightASD
 from socialav.models.lr_asd import LRASD
 
@@ -182,7 +178,8 @@ def test_onnx_backend_matches_torch_and_caches(onnx_cache: Path) -> None:
     mtimes = {k: p.stat().st_mtime_ns for k, p in paths.items()}
     assert export_onnx(model, onnx_cache) == paths
     assert {k: p.stat().st_mtime_ns for k, p in paths.items()} == mtimes
-    assert all(p.name.startswith(weights_sha256(model)[:16]) for p in paths.values())
+    assert all(p.name.startswith(f"asd-{weights_sha256(model)[:16]}") for p in paths.values())
+    assert set(paths) == {"visual", "audio", "decoder"}
     assert not list(onnx_cache.glob("*.tmp"))
     other = _random_eval_model(LRASD, seed=7)
     assert export_onnx(other, onnx_cache)["visual"] != paths["visual"]

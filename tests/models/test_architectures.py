@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from socialav.checkpoints.load import load_asd_model
-from socialav.inference.backends import conv2d_visual_encoder
+from socialav.inference.torch_backend import conv2d_visual_encoder
 from socialav.models.light_asd import AudioVisualASD, LightASD
 from socialav.models.lr_asd import LRASD
 

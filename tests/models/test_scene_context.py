@@ -236,8 +236,8 @@ def test_scene_embedding_stream_encodes_each_frame_once_in_order():
 def test_windowed_context_scoring_equals_forward_context_per_window(durations_s):
     """predict_tracks_logits_with_context = forward_context on each window on its own."""
     from socialav.inference.asd import WindowConfig
-    from socialav.inference.backends import TorchRunner
     from socialav.inference.context import predict_tracks_logits_with_context
+    from socialav.inference.torch_backend import TorchRunner
 
     torch.manual_seed(0)
     model = build_scene_context_asd(scene=DEBUG_SCENE).eval()

@@ -41,6 +41,32 @@ def test_smoothing_reproduces_fixture(interview_reference, k):
     assert got[0, 0] == pytest.approx(raw_s[:7].min(), abs=1e-4)
 
 
+@pytest.mark.parametrize("length", [1, 6, 12, 13, 14, 40, 1001])
+def test_smoothing_equals_scipy_signal_medfilt(length):
+    """The median filter is scipy.signal.medfilt's (the demo's), value for value, also for
+    tracks shorter than the kernel."""
+    import warnings
+
+    from scipy.signal import medfilt
+
+    rng = np.random.default_rng(length)
+    xy = rng.uniform(0, 1200, (length, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(20, 300, (length, 2))], axis=1)
+    got = smooth_crop_geometry(boxes, kernel_size=13)
+    raw = np.stack(
+        [
+            np.maximum(boxes[:, 3] - boxes[:, 1], boxes[:, 2] - boxes[:, 0]) / 2,
+            (boxes[:, 0] + boxes[:, 2]) / 2,
+            (boxes[:, 1] + boxes[:, 3]) / 2,
+        ],
+        axis=1,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # kernel longer than a short track
+        want = np.stack([medfilt(raw[:, j], kernel_size=13) for j in range(3)], axis=1)
+    np.testing.assert_array_equal(got, want)
+
+
 def test_smoothing_hand_values():
     boxes = np.array([[0, 0, 10, 20], [0, 0, 30, 10], [10, 10, 14, 12]], float)
     got = smooth_crop_geometry(boxes, kernel_size=1)

@@ -1,4 +1,5 @@
-"""Voice embeddings: the GE2E speaker encoder of Resemblyzer, re-implemented on torch.
+"""Voice embeddings: the GE2E speaker encoder of Resemblyzer, re-implemented (in PyTorch, or
+its ONNX export in onnxruntime: the default, which needs no PyTorch once exported).
 
 Model (Wan, Wang, Papir and Lopez Moreno, "Generalized End-to-End Loss for Speaker
 Verification", ICASSP 2018; weights trained by Resemble AI and shipped as ``pretrained.pt`` in
@@ -25,6 +26,7 @@ Other speaker encoders (ECAPA-TDNN, WeSpeaker ResNet ...) plug in through the
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -250,13 +252,19 @@ def normalize_volume(wav: np.ndarray, target_dbfs: float = GE2E_TARGET_DBFS) -> 
 
 
 class GE2EVoiceEncoder:
-    """Resemblyzer's GE2E encoder on CPU torch (see the module docstring).
+    """Resemblyzer's GE2E encoder on the CPU (see the module docstring).
 
     Args:
-        model: a :class:`socialav.models.ge2e.GE2E` with its weights
-            (:func:`socialav.checkpoints.load.load_voice_encoder` loads the Resemblyzer one).
-        num_threads: torch intra-op threads for the forward pass (None: leave torch's).
-        batch_windows: windows per LSTM call.
+        model: a :class:`socialav.models.ge2e.GE2E` with its weights, run in PyTorch, or the
+            path of its ONNX export (input ``mels`` ``(B, frames, 40)`` float32, output
+            ``embedding`` ``(B, 256)``), run in onnxruntime;
+            :func:`socialav.checkpoints.load.load_voice_encoder` gives the Resemblyzer one.
+        num_threads: intra-op threads for the forward pass (None: leave PyTorch's / let
+            onnxruntime choose).
+        batch_windows: windows per network call.
+
+    Raises:
+        onnxruntime's errors: an ONNX file that cannot be loaded.
     """
 
     sample_rate: int = AUDIO_SAMPLE_RATE
@@ -264,20 +272,29 @@ class GE2EVoiceEncoder:
     embedding_dim: int = 256
 
     def __init__(self, model, num_threads: int | None = 1, batch_windows: int = 64) -> None:
-        import torch
-
-        self.model = model.eval()
         self.num_threads = num_threads
         self.batch_windows = int(batch_windows)
-        self._torch = torch
+        self._session = None
+        self._torch = None
+        self.model = None
+        if isinstance(model, (str, os.PathLike)):
+            import onnxruntime as ort
 
-    def embed_mels(self, mels: np.ndarray) -> np.ndarray:
-        """``(n, frames, 40)`` float32 power mel → ``(n, 256)`` float32 L2-normed embeddings."""
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = num_threads or 0
+            options.inter_op_num_threads = 1
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            self._session = ort.InferenceSession(
+                str(model), options, providers=["CPUExecutionProvider"]
+            )
+        else:
+            import torch
+
+            self.model = model.eval()
+            self._torch = torch
+
+    def _run_torch(self, mels: np.ndarray, out: np.ndarray) -> None:
         torch = self._torch
-        mels = np.asarray(mels, dtype=np.float32)
-        if mels.ndim != 3 or mels.shape[2] != GE2E_MEL_CHANNELS:
-            raise ValueError(f"mels must have shape (n, frames, 40), but got shape {mels.shape}")
-        out = np.zeros((len(mels), self.embedding_dim), dtype=np.float32)
         previous = torch.get_num_threads()
         if self.num_threads:
             torch.set_num_threads(self.num_threads)
@@ -288,6 +305,19 @@ class GE2EVoiceEncoder:
                     out[i : i + len(chunk)] = self.model(chunk).numpy()
         finally:
             torch.set_num_threads(previous)
+
+    def embed_mels(self, mels: np.ndarray) -> np.ndarray:
+        """``(n, frames, 40)`` float32 power mel → ``(n, 256)`` float32 L2-normed embeddings."""
+        mels = np.ascontiguousarray(mels, dtype=np.float32)
+        if mels.ndim != 3 or mels.shape[2] != GE2E_MEL_CHANNELS:
+            raise ValueError(f"mels must have shape (n, frames, 40), but got shape {mels.shape}")
+        out = np.zeros((len(mels), self.embedding_dim), dtype=np.float32)
+        if self._session is None:
+            self._run_torch(mels, out)
+            return out
+        for i in range(0, len(mels), self.batch_windows):
+            chunk = mels[i : i + self.batch_windows]
+            out[i : i + len(chunk)] = self._session.run(None, {"mels": chunk})[0]
         return out
 
     def embed_windows(self, windows: np.ndarray) -> np.ndarray:
@@ -325,7 +355,8 @@ class GE2EVoiceEncoder:
         return (mean / np.linalg.norm(mean)).astype(np.float32), partials, slices
 
     def __repr__(self) -> str:
-        return f"GE2EVoiceEncoder(threads={self.num_threads})"
+        runtime = "torch" if self._session is None else "onnx"
+        return f"GE2EVoiceEncoder({runtime}, threads={self.num_threads})"
 
 
 #: Voice windows whose audio is cut and embedded at a time (bounds the memory of long videos).

@@ -23,6 +23,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from socialav.checkpoints.errors import CheckpointMismatchError
 from socialav.checkpoints.format import read_torch_file
 from socialav.models.light_asd import AudioVisualASD, LightASD
 from socialav.models.lr_asd import LRASD
@@ -127,28 +128,6 @@ REFERENCE_SIGNATURE_KEYS: dict[ReferenceLayout, str] = {
     "light-asd": "model.GRU.gru_forward.weight_ih_l0",
     "lr-asd": "model.detector.gru_forward.weight_ih_l0",
 }
-
-
-class CheckpointMismatchError(ValueError):
-    """A checkpoint does not fit the requested architecture.
-
-    Attributes:
-        unexpected: checkpoint keys that the architecture does not have (reference names).
-        missing: parameters of the architecture absent from the checkpoint (reference names).
-        shape_mismatches: ``(reference key, expected shape, found shape)``.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        unexpected: list[str],
-        missing: list[str],
-        shape_mismatches: list[tuple[str, tuple[int, ...], tuple[int, ...]]],
-    ) -> None:
-        super().__init__(message)
-        self.unexpected = unexpected
-        self.missing = missing
-        self.shape_mismatches = shape_mismatches
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from socialav import __version__
+from socialav.checkpoints.errors import CheckpointError
 from socialav.io.atomic import atomic_write
 from socialav.models.registry import (
     ASD_INPUT_CONTRACT,
@@ -74,10 +75,6 @@ _LEGACY_FORMATS = ("socialav-asd-checkpoint",)
 
 #: What the ASD models take; stored in and checked against every ASD checkpoint.
 INPUT_CONTRACT: dict[str, Any] = ASD_INPUT_CONTRACT
-
-
-class CheckpointError(ValueError):
-    """A socialav checkpoint is malformed or does not match what the caller expects."""
 
 
 def build_model(architecture: str, config: Mapping[str, Any] | None = None) -> nn.Module:

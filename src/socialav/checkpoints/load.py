@@ -17,25 +17,14 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from socialav import hub
-from socialav.checkpoints.asd_reference import (
-    REFERENCE_SIGNATURE_KEYS,
-    CheckpointMismatchError,
-    load_reference_asd,
-)
-from socialav.checkpoints.format import (
-    CHECKPOINT_FORMAT,
-    CheckpointError,
-    load_model_checkpoint,
-    read_torch_file,
-)
-from socialav.checkpoints.talknet_reference import TALKNET_SIGNATURE_KEY, load_talknet
-from socialav.models.registry import architecture_spec, architectures_for_task
+from socialav.checkpoints.errors import CheckpointError, CheckpointMismatchError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +47,8 @@ __all__ = [
 FSANET_WEIGHTS: tuple[str, ...] = ("fsanet-1x1", "fsanet-var")
 
 _LEGACY_FORMATS = ("socialav-asd-checkpoint",)
+# (PyTorch and the model classes are imported by the functions that need them: resolving a
+# file and the ONNX loaders below work without PyTorch, see socialav.checkpoints.onnx_cache)
 
 
 @dataclass(frozen=True)
@@ -135,6 +126,9 @@ def resolve_weights_file(
 def _reference_architecture(state: object) -> str | None:
     """The architecture whose original checkpoint has these keys (``module.`` prefixes of
     ``nn.DataParallel`` ignored), or ``None``."""
+    from socialav.checkpoints.asd_reference import REFERENCE_SIGNATURE_KEYS
+    from socialav.checkpoints.talknet_reference import TALKNET_SIGNATURE_KEY
+
     if not isinstance(state, Mapping):
         return None
     keys = {str(k).removeprefix("module.") for k in state}
@@ -144,6 +138,8 @@ def _reference_architecture(state: object) -> str | None:
 
 
 def _allowed(architecture: str | None, task: str | None) -> tuple[str, ...] | None:
+    from socialav.models.registry import architecture_spec, architectures_for_task
+
     if architecture is not None:
         architecture_spec(architecture)  # unknown names are an error
         return (architecture,)
@@ -186,6 +182,15 @@ def load_pretrained(
             fit (the message names the file and what was expected and found).
         CheckpointMismatchError: an original checkpoint whose keys do not fit (names them).
     """
+    from socialav.checkpoints.asd_reference import REFERENCE_SIGNATURE_KEYS, load_reference_asd
+    from socialav.checkpoints.format import (
+        CHECKPOINT_FORMAT,
+        load_model_checkpoint,
+        read_torch_file,
+    )
+    from socialav.checkpoints.talknet_reference import TALKNET_SIGNATURE_KEY, load_talknet
+    from socialav.models.registry import architecture_spec
+
     allowed = _allowed(architecture, task)
     entry = hub.get_entry(str(weights)) if str(weights) in hub.REGISTRY else None
     if entry is not None and entry.kind != "asd":
@@ -240,6 +245,8 @@ def load_pretrained(
 
 
 def _task_or_unknown(architecture: str) -> str:
+    from socialav.models.registry import architecture_spec
+
     try:
         return architecture_spec(architecture).task
     except ValueError:
@@ -286,13 +293,28 @@ def load_face_detector(
         socialav.hub.WeightsError: unknown name, missing or corrupt file.
         ValueError: the entry is not a face detector.
     """
-    from socialav.vision.detection import UltraLightFaceDetector
+    from socialav.checkpoints.onnx_cache import find_exported, write_exported
+    from socialav.vision.detection import UltraLightFaceDetector, strip_initializer_inputs
 
     info = _onnx_info(name)
     if info.task != "face-detector":
         raise ValueError(f"weights {name!r} are a {info.task} model, not a face detector")
+    # the published graph without its weights listed as inputs, cached (stripping it needs
+    # the onnx package, whose import costs about 0.4 s of every start)
+    found = find_exported(info.sha256, "stripped", "1", ("model",))
+    if found is None:
+
+        def write(path: Path) -> None:
+            path.write_bytes(strip_initializer_inputs(info.path.read_bytes()))
+
+        record = {"source": info.name, "task": info.task}
+        found = write_exported(info.sha256, "stripped", "1", {"model": write}, record)
     detector = UltraLightFaceDetector(
-        info.path, score_threshold=score_threshold, intra_op_num_threads=num_threads, **kwargs
+        found.graphs["model"],
+        score_threshold=score_threshold,
+        intra_op_num_threads=num_threads,
+        inputs_stripped=True,
+        **kwargs,
     )
     return detector, info
 
@@ -339,22 +361,65 @@ def load_vad(name: str = "silero-vad", *, num_threads: int = 1, **kwargs: Any):
     return SileroVAD(info.path, num_threads=num_threads, **kwargs), info
 
 
-def load_voice_encoder(name: str = "resemblyzer-ge2e", *, num_threads: int | None = 1):
+#: Version of the exported GE2E graph (part of its cache file names).
+GE2E_ONNX_VERSION = "1"
+
+
+def load_voice_encoder(
+    name: str = "resemblyzer-ge2e",
+    *,
+    num_threads: int | None = 1,
+    backend: str = "onnx",
+    cache_dir: str | Path | None = None,
+):
     """The GE2E voice encoder of a registry entry (kind ``voice-embedding``; Resemblyzer's
     ``pretrained.pt`` in the ``resemblyzer`` wheel), wrapped with its mel front-end.
+
+    With ``backend="onnx"`` (default) the network runs in onnxruntime from its ONNX export,
+    cached under the file's sha256 (:mod:`socialav.checkpoints.onnx_cache`): once exported it
+    loads without PyTorch. Embeddings equal the PyTorch model's to about 1e-6
+    (``tests/audio/test_voice.py``).
+
+    Args:
+        name: the registry entry.
+        num_threads: intra-op threads of the network.
+        backend: ``"onnx"`` or ``"torch"``.
+        cache_dir: the ONNX cache folder (default ``onnx/`` of the user cache).
 
     Returns:
         ``(encoder, info)`` (:class:`~socialav.audio.voice.GE2EVoiceEncoder`).
 
     Raises:
+        ValueError: unknown backend.
         socialav.hub.WeightsError, CheckpointError, CheckpointMismatchError: missing,
             corrupt or mismatching weights.
     """
     from socialav.audio.voice import GE2EVoiceEncoder
-    from socialav.checkpoints.ge2e_reference import load_ge2e
+    from socialav.checkpoints.onnx_cache import find_exported, torch_onnx_writer, write_exported
 
+    if backend not in ("onnx", "torch"):
+        raise ValueError(f"backend must be 'onnx' or 'torch', but got {backend!r}")
     info = _entry_info(name, "voice-embedding")
-    return GE2EVoiceEncoder(load_ge2e(info.path), num_threads=num_threads), info
+    if backend == "onnx":
+        found = find_exported(info.sha256, "ge2e", GE2E_ONNX_VERSION, ("encoder",), cache_dir)
+        if found is not None:
+            return GE2EVoiceEncoder(found.graphs["encoder"], num_threads=num_threads), info
+    import torch
+
+    from socialav.checkpoints.ge2e_reference import load_ge2e
+    from socialav.models.ge2e import GE2E_MEL_CHANNELS
+
+    model = load_ge2e(info.path)
+    if backend == "torch":
+        return GE2EVoiceEncoder(model, num_threads=num_threads), info
+    axes = {"mels": {0: "batch", 1: "frames"}, "embedding": {0: "batch"}}
+    example = torch.zeros(2, 160, GE2E_MEL_CHANNELS)
+    writer = torch_onnx_writer(model.eval(), (example,), ("mels",), "embedding", axes)
+    record = {"architecture": "ge2e", "task": info.task, "format": info.format}
+    exported = write_exported(
+        info.sha256, "ge2e", GE2E_ONNX_VERSION, {"encoder": writer}, record, cache_dir
+    )
+    return GE2EVoiceEncoder(exported.graphs["encoder"], num_threads=num_threads), info
 
 
 def load_face_embedder(descriptor: str = "dlib-face-resnet", landmarks: str = "dlib-shape-5"):

@@ -28,13 +28,21 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from socialav.inference.backends import ASDRunner, TorchRunner
-from socialav.models.light_asd import EMBED_DIM, NUM_MFCC, AudioVisualASD
-from socialav.types import ANALYSIS_FPS, MFCC_FRAMES_PER_VIDEO_FRAME, TrackInputs
+from socialav.inference.backends import ASDRunner
+from socialav.types import (
+    ANALYSIS_FPS,
+    MFCC_FRAMES_PER_VIDEO_FRAME,
+    NUM_MFCC,
+    TrackInputs,
+)
+from socialav.types import ASD_EMBED_DIM as EMBED_DIM
+
+if TYPE_CHECKING:
+    from socialav.models.light_asd import AudioVisualASD
 
 logger = logging.getLogger(__name__)
 
@@ -200,7 +208,9 @@ def predict_tracks_logits(
     Raises:
         ValueError: malformed inputs (shape or dtype), naming the track and what was found.
     """
-    if isinstance(runner, AudioVisualASD):
+    if not hasattr(runner, "decode_logits"):  # a PyTorch model: run it as it is
+        from socialav.inference.torch_backend import TorchRunner
+
         runner = TorchRunner(runner, next(runner.parameters()).device)
     for k, (faces, mfcc) in enumerate(tracks):
         _check_track(k, faces, mfcc)

@@ -17,9 +17,11 @@ except within ``R`` frames of a window edge, where the window's zero padding sho
   reproducing them; use it only where speed matters more than matching the reference.
 
 Audio embeddings and the GRU backend are computed per window, batched across windows of the
-same length (across durations and tracks). Backends (``make_runner``): ``"torch"`` (the
-PyTorch model) and ``"onnx"`` (encoders exported to ONNX and run with onnxruntime, fp32, the
-visual encoder's 3-D convolutions rewritten as 2-D ones; the default). Static int8
+same length (across durations and tracks). Backends (``make_runner``, ``load_asd_runner``):
+``"torch"`` (the PyTorch model, :mod:`socialav.inference.torch_backend`) and ``"onnx"`` (the
+default: the three stages exported once to ONNX and run with onnxruntime, fp32, the visual
+encoder's 3-D convolutions rewritten as 2-D ones; weights whose graphs are cached load without
+PyTorch). Static int8
 quantisation (onnxruntime QDQ, per-channel, calibrated on real crops) was tried and dropped:
 on this AVX2-only CPU it was no faster than the fp32 conv2d graph and moved logits by
 0.24-0.83.
@@ -27,20 +29,21 @@ on this AVX2-only CPU it was no faster than the fp32 conv2d graph and moved logi
 
 from __future__ import annotations
 
-import copy
-import hashlib
 import logging
-import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
-import torch
 
-from socialav.hub import cache_dir
-from socialav.io.atomic import atomic_output_path
-from socialav.models.light_asd import FACE_SIZE_PX, NUM_MFCC, AudioVisualASD, ConvBN
-from socialav.types import ASD_BACKENDS
+from socialav.checkpoints.load import WeightsInfo, load_pretrained, resolve_weights_file
+from socialav.checkpoints.onnx_cache import default_cache_dir, find_exported
+from socialav.types import ASD_BACKENDS, ASD_ONNX_GRAPHS, ASD_ONNX_VERSION
+
+if TYPE_CHECKING:
+    import torch
+
+    from socialav.models.light_asd import AudioVisualASD
 
 logger = logging.getLogger(__name__)
 
@@ -49,14 +52,11 @@ __all__ = [
     "BACKENDS",
     "DEFAULT_BACKEND",
     "OnnxRunner",
-    "TorchRunner",
     "configure_threads",
-    "conv2d_visual_encoder",
     "default_cache_dir",
-    "export_onnx",
+    "load_asd_runner",
     "make_runner",
     "ort_session_options",
-    "weights_sha256",
 ]
 
 
@@ -69,6 +69,12 @@ BACKENDS: tuple[Backend, ...] = ASD_BACKENDS  # type: ignore[assignment]
 #: Backend used when none is named: the fastest one whose logits stay within the tolerance
 #: checked in ``tests/test_inference.py`` (see ``benchmarks/bench_model_speed.py``).
 DEFAULT_BACKEND: Backend = "onnx"
+
+#: Version and names of the exported graphs (see :mod:`socialav.types`).
+ONNX_EXPORT_VERSION = ASD_ONNX_VERSION
+ONNX_GRAPHS: tuple[str, ...] = ASD_ONNX_GRAPHS
+#: Architectures whose three stages export to ONNX (the scene-context model wraps one).
+ONNX_ARCHITECTURES: tuple[str, ...] = ("light-asd", "lr-asd", "talknet")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -90,6 +96,8 @@ def configure_threads(num_threads: int) -> int:
     """
     if num_threads < 1:
         raise ValueError(f"num_threads must be >= 1, but got {num_threads}")
+    import torch
+
     torch.set_num_threads(num_threads)
     try:
         torch.set_num_interop_threads(1)
@@ -144,149 +152,39 @@ class ASDRunner(Protocol):
         ...
 
 
-class TorchRunner:
-    """Runs an :class:`~socialav.models.light_asd.AudioVisualASD` in PyTorch (eval mode,
-    ``torch.inference_mode``) on ``device``.
-
-    Args:
-        model: the model (not modified).
-        device: PyTorch device.
-        conv2d_visual: compute the visual encoder with :func:`conv2d_visual_encoder` (same
-            result up to float rounding, about 2.5x faster on CPU); False runs the model as is.
-    """
-
-    def __init__(
-        self,
-        model: AudioVisualASD,
-        device: str | torch.device = "cpu",
-        conv2d_visual: bool = True,
-    ) -> None:
-        self.device = torch.device(device)
-        if conv2d_visual:
-            model = conv2d_visual_encoder(model)
-        self.model = model.to(self.device).eval()
-        self.visual_receptive_field_frames = model.visual_receptive_field_frames
-
-    def _tensor(self, x: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
-
-    def encode_visual(self, faces: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return self.model.encode_visual(self._tensor(faces)).float().cpu().numpy()
-
-    def encode_audio(self, mfcc: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return self.model.encode_audio(self._tensor(mfcc)).float().cpu().numpy()
-
-    def decode_logits(self, audio_embed: np.ndarray, visual_embed: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            x = self.model.decode(self._tensor(audio_embed), self._tensor(visual_embed))
-            return self.model.av_head(x).float().cpu().numpy()
-
-
-class _FoldedConv3dAs2d(torch.nn.Module):
-    """A ``ConvBN`` 3-D convolution with a spatial ``(1, k, k)``, temporal ``(k, 1, 1)`` or
-    pointwise kernel, its eval-mode batch norm folded in, computed with ``conv2d`` on
-    ``(B, C, T, H, W)`` tensors. Same result as the original up to float rounding; onnxruntime
-    runs 2-D convolutions with its blocked (NCHWc) kernels, about 1.3x faster on one thread
-    and scaling to two threads, where its 3-D convolution does not."""
-
-    def __init__(self, unit: ConvBN) -> None:
-        super().__init__()
-        conv, bn = unit.conv, unit.bn
-        if not isinstance(conv, torch.nn.Conv3d) or not isinstance(bn, torch.nn.BatchNorm3d):
-            raise TypeError(f"expected a Conv3d + BatchNorm3d unit, but got {unit}")
-        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        weight = conv.weight * scale.view(-1, 1, 1, 1, 1)
-        bias = bn.bias - bn.running_mean * scale
-        kt, kh, kw = conv.kernel_size
-        self.spatial = kt == 1 and (kh, kw) != (1, 1)
-        if not self.spatial and (kh, kw) != (1, 1):
-            raise ValueError(f"kernel {conv.kernel_size} is neither spatial nor temporal")
-        if self.spatial:
-            self.conv = torch.nn.Conv2d(
-                conv.in_channels, conv.out_channels, (kh, kw), conv.stride[1:], conv.padding[1:]
-            )
-            self.conv.weight.data = weight[:, :, 0].detach().clone()
-        else:
-            self.conv = torch.nn.Conv2d(
-                conv.in_channels, conv.out_channels, (kt, 1), 1, (conv.padding[0], 0)
-            )
-            self.conv.weight.data = weight[..., 0].detach().clone()
-        self.conv.bias.data = bias.detach().clone()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, t, h, w = x.shape
-        if self.spatial:  # frames as the batch: (B*T, C, H, W)
-            y = self.conv(x.transpose(1, 2).reshape(b * t, c, h, w))
-            return y.reshape(b, t, y.shape[1], y.shape[2], y.shape[3]).transpose(1, 2)
-        y = self.conv(x.reshape(b, c, t, h * w))  # time as the height: (B, C, T, H*W)
-        return y.reshape(b, y.shape[1], t, h, w)
-
-
-def conv2d_visual_encoder(model: AudioVisualASD) -> AudioVisualASD:
-    """A copy of ``model`` (eval mode, same device) whose visual encoder computes every
-    Conv3d + BatchNorm3d unit with :class:`_FoldedConv3dAs2d` (for inference only: the batch
-    norm statistics are folded into the convolutions)."""
-    model = copy.deepcopy(model).eval()
-    for module in list(model.visual_encoder.modules()):
-        if isinstance(module, ConvBN) and isinstance(module.conv, torch.nn.Conv3d):
-            module.conv = _FoldedConv3dAs2d(module)
-            module.bn = torch.nn.Identity()
-    return model
-
-
-class _VisualEncoderGraph(torch.nn.Module):
-    def __init__(self, model: AudioVisualASD) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, faces: torch.Tensor) -> torch.Tensor:
-        return self.model.encode_visual(faces)
-
-
-class _AudioEncoderGraph(torch.nn.Module):
-    def __init__(self, model: AudioVisualASD) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, mfcc: torch.Tensor) -> torch.Tensor:
-        return self.model.encode_audio(mfcc)
-
-
 class OnnxRunner:
-    """Visual and audio encoders in onnxruntime (CPU, fp32), the GRU backend in PyTorch.
+    """The three stages of an ASD model in onnxruntime (CPU, fp32), from exported graphs.
 
-    The visual encoder is exported in its conv2d form (:func:`conv2d_visual_encoder`), the
-    audio encoder as is; the small sequential GRU backend stays in PyTorch (about 1 % of the
-    time). Logits match the PyTorch model to about 2e-6.
+    The visual encoder is exported in its conv2d form
+    (:func:`~socialav.inference.torch_backend.conv2d_visual_encoder`), the audio encoder and
+    the back-end with ``av_head`` as they are; logits match the PyTorch model to about 2e-6
+    (``tests/inference/test_asd.py``). Building it needs no PyTorch.
 
     Args:
-        model: the loaded PyTorch model (its encoders are exported once to ``cache_dir``).
-        num_threads: onnxruntime intra-op threads (PyTorch threads: see
-            :func:`configure_threads`).
-        cache_dir: where exported graphs are kept (see :func:`export_onnx`).
+        graphs: ``{"visual", "audio", "decoder"}`` -> ``.onnx`` file
+            (:func:`~socialav.inference.torch_backend.export_asd_graphs`).
+        visual_receptive_field_frames: the model's (stored in the cache record).
+        num_threads: onnxruntime intra-op threads.
 
     Raises:
-        ImportError: if the ``onnx`` package (needed to export) is missing and the graphs are
-            not in the cache yet.
+        KeyError: a graph is missing from ``graphs``.
+        onnxruntime's errors: a graph file that cannot be loaded.
     """
 
     def __init__(
         self,
-        model: AudioVisualASD,
+        graphs: Mapping[str, str | Path],
+        visual_receptive_field_frames: int,
         num_threads: int = 1,
-        cache_dir: str | Path | None = None,
     ) -> None:
         import onnxruntime as ort
 
-        self.torch_runner = TorchRunner(model, "cpu", conv2d_visual=False)
-        self.visual_receptive_field_frames = model.visual_receptive_field_frames
-        paths = export_onnx(model, cache_dir)
+        self.visual_receptive_field_frames = int(visual_receptive_field_frames)
         so = ort_session_options(num_threads)
         providers = ["CPUExecutionProvider"]
-        self._visual = ort.InferenceSession(str(paths["visual"]), so, providers=providers)
-        self._audio = ort.InferenceSession(str(paths["audio"]), so, providers=providers)
+        self._visual, self._audio, self._decoder = (
+            ort.InferenceSession(str(graphs[g]), so, providers=providers) for g in ONNX_GRAPHS
+        )
 
     def encode_visual(self, faces: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(faces, dtype=np.float32)
@@ -297,7 +195,11 @@ class OnnxRunner:
         return self._audio.run(None, {"mfcc": x})[0]
 
     def decode_logits(self, audio_embed: np.ndarray, visual_embed: np.ndarray) -> np.ndarray:
-        return self.torch_runner.decode_logits(audio_embed, visual_embed)
+        feeds = {
+            "audio_embed": np.ascontiguousarray(audio_embed, dtype=np.float32),
+            "visual_embed": np.ascontiguousarray(visual_embed, dtype=np.float32),
+        }
+        return self._decoder.run(None, feeds)[0]
 
 
 def make_runner(
@@ -307,105 +209,111 @@ def make_runner(
     device: str | torch.device = "cpu",
     cache_dir: str | Path | None = None,
 ) -> ASDRunner:
-    """Wrap ``model`` for :func:`predict_tracks_logits` with the chosen backend.
+    """Wrap a loaded PyTorch ``model`` for :func:`predict_tracks_logits` with the chosen
+    backend (to load weights by name or file, possibly without PyTorch, use
+    :func:`load_asd_runner`).
 
     Args:
-        model: a loaded Light-ASD / LR-ASD model (``socialav.checkpoints.asd_reference``).
+        model: a loaded Light-ASD / LR-ASD / TalkNet model
+            (``socialav.checkpoints.asd_reference``).
         backend: ``"torch"`` or ``"onnx"`` (default; the fastest within 1e-4 of the torch
-            logits, see ``benchmarks/bench_model_speed.py``).
+            logits, see ``benchmarks/bench_model_speed.py``); its graphs are exported once per
+            weights (keyed by their :func:`weights_sha256`).
         num_threads: CPU threads for onnxruntime; PyTorch threads are set by
             :func:`configure_threads`.
         device: PyTorch device for ``"torch"`` (the onnx backend runs on the CPU).
-        cache_dir: see :func:`export_onnx`.
+        cache_dir: the ONNX cache folder (default :func:`default_cache_dir`).
 
     Raises:
         ValueError: unknown backend.
     """
+    from socialav.inference import torch_backend
+
     if backend == "torch":
-        return TorchRunner(model, device)
+        return torch_backend.TorchRunner(model, device)
     if backend == "onnx":
-        return OnnxRunner(model, num_threads=num_threads, cache_dir=cache_dir)
+        graphs = torch_backend.export_onnx(model, cache_dir)
+        rf = model.visual_receptive_field_frames
+        return OnnxRunner(graphs, rf, num_threads=num_threads)
     raise ValueError(f"backend must be one of {BACKENDS}, but got {backend!r}")
 
 
-# ----------------------------------------------------------------------------------------------
-# ONNX export (cached, atomic)
-# ----------------------------------------------------------------------------------------------
-_EXPORT_VERSION = "3"  # bump when the exported graphs change
+def _cached_onnx_runner(
+    weights: str | Path, what: str, num_threads: int, cache_dir: str | Path | None
+) -> tuple[OnnxRunner, WeightsInfo] | None:
+    path, sha256 = resolve_weights_file(weights, what, "a checkpoint file", kind="asd")
+    found = find_exported(sha256, "asd", ONNX_EXPORT_VERSION, ONNX_GRAPHS, cache_dir)
+    if found is None:
+        return None
+    record = found.record
+    try:
+        info = WeightsInfo(
+            name=str(weights),
+            path=path,
+            sha256=sha256,
+            architecture=str(record["architecture"]),
+            task=str(record["task"]),
+            format=str(record["format"]),
+        )
+        runner = OnnxRunner(found.graphs, int(record["visual_receptive_field_frames"]), num_threads)
+    except Exception as exc:  # a damaged entry: export it again from the checkpoint
+        logger.warning("ONNX cache entry of %s unusable (%s): exporting it again", path, exc)
+        return None
+    return runner, info
 
 
-_ONNX_OPSET = 17
+def load_asd_runner(
+    weights: str | Path,
+    *,
+    backend: Backend | str = DEFAULT_BACKEND,
+    device: str | torch.device = "cpu",
+    num_threads: int = 1,
+    cache_dir: str | Path | None = None,
+    what: str = "ASD weights",
+) -> tuple[ASDRunner, WeightsInfo, AudioVisualASD | None]:
+    """Load ASD weights (a registry name or a checkpoint file) ready to score.
 
+    With the ``onnx`` backend on the CPU, weights whose three graphs are already in the ONNX
+    cache (:mod:`socialav.checkpoints.onnx_cache`, keyed by the file's sha256) load without
+    importing PyTorch: that saves about 1 s of start-up and 180 MiB of resident memory
+    (``docs/speed.md``). Otherwise the PyTorch model is loaded
+    (:func:`~socialav.checkpoints.load.load_pretrained`, ``task="asd"``) and, for ``onnx``, its
+    graphs are exported into the cache for next time.
 
-def default_cache_dir() -> Path:
-    """``onnx/`` in the user cache of :func:`socialav.hub.cache_dir` (``$SOCIALAV_CACHE_DIR``
-    > ``$XDG_CACHE_HOME/socialav`` > ``~/.cache/socialav``)."""
-    return cache_dir() / "onnx"
-
-
-def weights_sha256(model: torch.nn.Module) -> str:
-    """SHA-256 of a model's class name and ``state_dict`` (names, dtypes, shapes, bytes)."""
-    h = hashlib.sha256(type(model).__name__.encode())
-    for name, tensor in model.state_dict().items():
-        t = tensor.detach().cpu().contiguous()
-        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
-        h.update(t.numpy().tobytes())
-    return h.hexdigest()
-
-
-def export_onnx(model: AudioVisualASD, cache_dir: str | Path | None = None) -> dict[str, Path]:
-    """Export the visual and audio encoders of ``model`` to ONNX (fp32), once per weights.
-
-    Files ``<sha256[:16]>-v<version>-{visual,audio}.onnx`` in ``cache_dir`` (see
-    :func:`default_cache_dir`), written atomically. Inputs: ``faces`` ``(B, T, 112, 112)``
-    float32 pixel values / ``mfcc`` ``(B, 4T, 13)``; output ``(B, T, 128)``; B and T dynamic.
-    Needs the ``onnx`` package.
+    Args:
+        weights: registry name (``lr-asd-ava``, ...) or checkpoint file.
+        backend: ``"onnx"`` (default) or ``"torch"``.
+        device: PyTorch device (``"onnx"`` runs on the CPU).
+        num_threads: onnxruntime intra-op threads (PyTorch's: :func:`configure_threads`).
+        cache_dir: the ONNX cache folder (default :func:`default_cache_dir`).
+        what: what the weights are for, in error messages.
 
     Returns:
-        ``{"visual": path, "audio": path}``.
+        ``(runner, info, model)``; ``model`` is the PyTorch model, or ``None`` when it was not
+        needed (loaded from the cache).
+
+    Raises:
+        ValueError: unknown backend, or scene-context weights (they are ``context_weights``).
+        FileNotFoundError, socialav.hub.WeightsError, CheckpointError: see
+            :func:`~socialav.checkpoints.load.load_pretrained`.
     """
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    stem = f"{weights_sha256(model)[:16]}-v{_EXPORT_VERSION}"
-    paths = {"visual": cache / f"{stem}-visual.onnx", "audio": cache / f"{stem}-audio.onnx"}
-    cpu_model = copy.deepcopy(model).cpu().eval()  # export must not touch the caller's model
-    graphs = {
-        "visual": (
-            _VisualEncoderGraph(conv2d_visual_encoder(cpu_model)),
-            torch.zeros(1, 8, FACE_SIZE_PX, FACE_SIZE_PX),
-            "faces",
-        ),
-        "audio": (_AudioEncoderGraph(cpu_model), torch.zeros(1, 32, NUM_MFCC), "mfcc"),
-    }
-    for kind, (graph, example, input_name) in graphs.items():
-        if paths[kind].exists():
-            continue
-        try:
-            import onnx  # noqa: F401  (torch.onnx.export needs it)
-        except ImportError as err:
-            raise ImportError(
-                "exporting the ASD encoders to ONNX needs the 'onnx' package: pip install onnx, "
-                "or use backend='torch'"
-            ) from err
-        logger.info("exporting the %s encoder to %s", kind, paths[kind])
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, but got {backend!r}")
+    if backend == "onnx" and str(device) == "cpu":
+        cached = _cached_onnx_runner(weights, what, num_threads, cache_dir)
+        if cached is not None:
+            return cached[0], cached[1], None
+    model, info = load_pretrained(weights, task="asd", device=device, what=what)
+    if info.architecture not in ONNX_ARCHITECTURES:
+        raise ValueError(
+            f"weights {str(weights)!r} are a {info.architecture} checkpoint: pass them as "
+            "--context (context_weights)"
+        )
+    if backend == "torch":
+        return make_runner(model, "torch", num_threads, device), info, model
+    from socialav.inference.torch_backend import export_asd_graphs
 
-        def write(tmp: Path, graph=graph, example=example, input_name=input_name) -> None:
-            with warnings.catch_warnings():  # tracer warnings about shape checks
-                warnings.simplefilter("ignore", torch.jit.TracerWarning)
-                warnings.simplefilter("ignore", DeprecationWarning)
-                torch.onnx.export(
-                    graph,
-                    (example,),
-                    str(tmp),
-                    dynamo=False,
-                    input_names=[input_name],
-                    output_names=["embedding"],
-                    dynamic_axes={
-                        input_name: {0: "batch", 1: "time"},
-                        "embedding": {0: "batch", 1: "time"},
-                    },
-                    opset_version=_ONNX_OPSET,
-                )
-
-        with atomic_output_path(paths[kind]) as tmp:
-            write(tmp)
-    return paths
+    record = {"architecture": info.architecture, "task": info.task, "format": info.format}
+    exported = export_asd_graphs(model, info.sha256, record, cache_dir)
+    rf = model.visual_receptive_field_frames
+    return OnnxRunner(exported.graphs, rf, num_threads=num_threads), info, model

@@ -28,16 +28,17 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from socialav import types
+
 #: Pixel statistics of the grayscale face crops used for input normalisation
 #: (``ASD_Model.forward_visual_frontend`` in Light-ASD and LR-ASD).
 FACE_PIXEL_MEAN: float = 0.4161
 FACE_PIXEL_STD: float = 0.1688
-#: Side of the square face crop the models take, in pixels.
-FACE_SIZE_PX: int = 112
-#: Number of MFCC coefficients of the audio input.
-NUM_MFCC: int = 13
-#: Width of the audio-visual embedding fed to the 2-way heads.
-EMBED_DIM: int = 128
+#: Side of the square face crop the models take (px), the number of MFCC coefficients of the
+#: audio input, and the width of the audio-visual embedding fed to the 2-way heads.
+FACE_SIZE_PX: int = types.FACE_SIZE_PX
+NUM_MFCC: int = types.NUM_MFCC
+EMBED_DIM: int = types.ASD_EMBED_DIM
 
 # Batch-norm settings of every normalisation layer in both reference models.
 _BN_MOMENTUM = 0.01

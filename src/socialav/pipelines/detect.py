@@ -27,27 +27,20 @@ from dataclasses import asdict, replace
 from functools import partial
 from itertools import accumulate
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from socialav import __version__
 from socialav.audio.features import track_audio, track_mfcc
-from socialav.checkpoints.load import (
-    load_face_detector,
-    load_head_pose,
-    load_pretrained,
-)
+from socialav.checkpoints.load import load_face_detector, load_head_pose
 from socialav.diarization.models import DiarizationModels, diarize_video
 from socialav.diarization.records import DiarizationResult
 from socialav.inference.asd import score_track_inputs
-from socialav.inference.backends import configure_threads, make_runner
-from socialav.inference.context import SceneEmbeddingStream, context_weights_record
+from socialav.inference.backends import configure_threads, load_asd_runner, make_runner
 from socialav.inference.segments import smooth, speaking_probability, speaking_segments
-from socialav.inference.social import SocialScorer, make_social_scorer
 from socialav.io.media import NoAudioStreamError, probe_video, read_audio
-from socialav.models.scene_context import SceneContextASD
 from socialav.pipelines.analysis import AnalysisSettings, StageTimer, VideoAnalysis
 from socialav.pipelines.config import LOADING_FIELDS, DetectConfig
 from socialav.pipelines.result import DetectResult, RunInfo
@@ -60,6 +53,11 @@ from socialav.types import (
     TrackScores,
     VideoInfo,
 )
+
+if TYPE_CHECKING:  # PyTorch models, imported only when asked for (--context, LAM/TTM)
+    from socialav.inference.context import SceneEmbeddingStream
+    from socialav.inference.social import SocialScorer
+    from socialav.models.scene_context import SceneContextASD
 
 logger = logging.getLogger(__name__)
 
@@ -79,18 +77,18 @@ def _release_freed_memory() -> None:
 
 
 def _versions() -> dict[str, str]:
-    import av
-    import onnxruntime
-    import torch
+    """Versions of socialav, Python and the libraries that shape the results (read from the
+    installed packages' metadata: PyTorch is not imported for this)."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    return {
-        "socialav": __version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "onnxruntime": onnxruntime.__version__,
-        "av": av.__version__,
-        "numpy": np.__version__,
-    }
+    found = {"socialav": __version__, "python": platform.python_version()}
+    for name, dist in (("torch", "torch"), ("onnxruntime", "onnxruntime"), ("av", "av")):
+        try:
+            found[name] = version(dist)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    found["numpy"] = np.__version__
+    return found
 
 
 class SpeakerDetector:
@@ -115,22 +113,31 @@ class SpeakerDetector:
     def __init__(self, config: DetectConfig | None = None) -> None:
         config = config if config is not None else DetectConfig()
         self.config = config
-        self.num_threads = configure_threads(config.num_threads or (os.cpu_count() or 1))
+        self.num_threads = config.num_threads or (os.cpu_count() or 1)
+        if self.num_threads < 1:
+            raise ValueError(f"num_threads must be >= 1, but got {self.num_threads}")
         cv2.setNumThreads(1)  # crops are small: OpenCV's pool only adds overhead here
         #: The scene-context model of ``config.context_weights`` (None without it).
         self.context_model: SceneContextASD | None = None
+        #: The PyTorch ASD model; ``None`` when the ONNX graphs were loaded from the cache
+        #: without PyTorch (:func:`~socialav.inference.backends.load_asd_runner`).
+        self.model = None
         weights: dict[str, Any] = {}
         if config.context_weights is None:
-            self.model, info = load_pretrained(
-                config.asd_weights, task="asd", device=config.device, what="ASD weights"
+            if config.backend == "torch" or config.device != "cpu":
+                configure_threads(self.num_threads)
+            self.runner, info, self.model = load_asd_runner(
+                config.asd_weights,
+                backend=config.backend,
+                device=config.device,
+                num_threads=self.num_threads,
             )
-            if info.architecture == "scene-context":
-                raise ValueError(
-                    f"weights {config.asd_weights!r} are a scene-context checkpoint: pass them "
-                    "as --context (context_weights)"
-                )
             weights["asd"] = info.record()
         else:  # the scene-context model replaces the ASD model; its base scores the faces
+            from socialav.checkpoints.load import load_pretrained
+            from socialav.inference.context import context_weights_record
+
+            configure_threads(self.num_threads)
             model, info = load_pretrained(
                 config.context_weights,
                 "scene-context",
@@ -143,10 +150,10 @@ class SpeakerDetector:
             weights["asd"] = {
                 k: record[k] for k in ("name", "sha256", "architecture", "base_architecture")
             }
+            self.runner = make_runner(
+                self.model, config.backend, num_threads=self.num_threads, device=config.device
+            )
         self.architecture = weights["asd"]["architecture"]
-        self.runner = make_runner(
-            self.model, config.backend, num_threads=self.num_threads, device=config.device
-        )
         self.detector, detector_info = load_face_detector(
             config.face_detector,
             score_threshold=config.detector_score_threshold,
@@ -156,9 +163,14 @@ class SpeakerDetector:
         if self.context_model is not None:
             weights["context"] = record
         #: LAM/TTM (None when neither is asked for).
-        self.social: SocialScorer | None = make_social_scorer(
-            config.tasks, config.lam_weights, config.ttm_weights, config.device
-        )
+        self.social: SocialScorer | None = None
+        if set(config.tasks) & {"lam", "ttm"}:
+            from socialav.inference.social import make_social_scorer
+
+            configure_threads(self.num_threads)
+            self.social = make_social_scorer(
+                config.tasks, config.lam_weights, config.ttm_weights, config.device
+            )
         self.head_pose = None
         if self.social is not None and self.social.needs_head_pose:
             self.head_pose, pose_infos = load_head_pose(num_threads=self.num_threads)
@@ -305,6 +317,8 @@ class SpeakerDetector:
 
         scene_stream = None
         if self.context_model is not None:
+            from socialav.inference.context import SceneEmbeddingStream
+
             scene_stream = SceneEmbeddingStream(
                 self.context_model, cfg.scene_batch_frames, device=cfg.device
             )

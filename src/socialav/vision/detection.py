@@ -166,6 +166,9 @@ class UltraLightFaceDetector:
         top_k: keep at most this many faces per frame (``<= 0``: all).
         intra_op_num_threads: onnxruntime threads inside an operator (1 leaves the second
             core to decoding; 0 lets onnxruntime choose).
+        inputs_stripped: the file went through :func:`strip_initializer_inputs` already (as
+            :func:`~socialav.checkpoints.load.load_face_detector` caches it), so the ``onnx``
+            package need not be imported to do it again.
 
     Raises:
         FileNotFoundError: the ONNX file is not found.
@@ -183,6 +186,7 @@ class UltraLightFaceDetector:
         resize_mode: ResizeMode = "stretch",
         top_k: int = -1,
         intra_op_num_threads: int = 1,
+        inputs_stripped: bool = False,
     ) -> None:
         import onnxruntime as ort
 
@@ -205,7 +209,9 @@ class UltraLightFaceDetector:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.log_severity_level = 3  # the published graphs trigger warnings we fix below
-        model_bytes = strip_initializer_inputs(self.model_path.read_bytes())
+        model_bytes = self.model_path.read_bytes()
+        if not inputs_stripped:
+            model_bytes = strip_initializer_inputs(model_bytes)
         self._session = ort.InferenceSession(
             model_bytes, options, providers=["CPUExecutionProvider"]
         )

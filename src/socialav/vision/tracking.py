@@ -11,8 +11,9 @@ Reference: ``Columbia_test.py`` of Junhua-Liao/Light-ASD (the same code is in Ta
 * boxes are linearly interpolated (``scipy.interpolate.interp1d``) over the frames between
   detections;
 * the crop geometry per frame is the half-size ``s = max(w, h) / 2`` and the centre
-  ``(cx, cy)`` of the box, each median-filtered with ``scipy.signal.medfilt(kernel_size=13)``
-  (zero-padded at both ends of the track, exactly as the demo).
+  ``(cx, cy)`` of the box, each median-filtered as ``scipy.signal.medfilt(kernel_size=13)``
+  (zero-padded at both ends of the track, exactly as the demo; computed with
+  ``scipy.ndimage.median_filter``, which gives the same values).
 
 The demo processes a whole shot at once; :class:`FaceTracker` gets the same tracks frame by
 frame (the greedy "first-created track picks first" order is preserved, so with detection on
@@ -24,11 +25,10 @@ grow, so that the pipeline can free their memory.
 from __future__ import annotations
 
 import logging
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.signal import medfilt
+from scipy.ndimage import median_filter
 
 from socialav.types import Detections, FaceTrack
 from socialav.vision.detection import box_iou_one_to_many
@@ -100,13 +100,12 @@ def smooth_crop_geometry(boxes_xyxy_px: np.ndarray, kernel_size: int = 13) -> np
     size = np.maximum(boxes[:, 3] - boxes[:, 1], boxes[:, 2] - boxes[:, 0]) / 2
     centre_x = (boxes[:, 0] + boxes[:, 2]) / 2
     centre_y = (boxes[:, 1] + boxes[:, 3]) / 2
-    with warnings.catch_warnings():
-        # tracks shorter than the kernel: scipy warns that it zero-pads, which is what it does
-        # (and what the demo gets) for every track's first and last frames anyway
-        warnings.filterwarnings("ignore", "kernel_size exceeds volume extent", UserWarning)
-        columns = [
-            medfilt(column, kernel_size=kernel_size) for column in (size, centre_x, centre_y)
-        ]
+    # scipy.ndimage's median with zero padding is scipy.signal.medfilt element for element
+    # (tests/vision/test_tracking.py), and imports in a quarter of the time (0.15 vs 0.66 s)
+    columns = [
+        median_filter(column, size=kernel_size, mode="constant", cval=0.0)
+        for column in (size, centre_x, centre_y)
+    ]
     return np.stack(columns, axis=1)
 
 

@@ -186,7 +186,7 @@ class VisualEmbeddingCache:
     ) -> None:
         import hashlib
 
-        from socialav.inference.backends import conv2d_visual_encoder
+        from socialav.inference.torch_backend import conv2d_visual_encoder
 
         self._model = conv2d_visual_encoder(model)
         for param in self._model.parameters():
