@@ -1,45 +1,99 @@
-"""Speed of write_annotated_video at 1280x720 (visualvoice_interview.mp4, 438 frames).
+"""Speed of write_annotated_video at 1280x720 (visualvoice_interview.mp4, 438 frames), at the
+source size and capped in height (``max_height_px``, detect's ``--video-max-height``).
 
-Run: python benchmarks/bench_annotate.py [preset:crf ...]   (default: the four rows below)
+Run: python benchmarks/bench_annotate.py [--video PATH] [preset:crf[:max_height[:area]] ...]
+(default: the rows below; max_height 0 = the source size; ``area``: scale with OpenCV's
+INTER_AREA whatever the factor). ``--video`` takes another video (e.g. the looped 3-minute
+interview of ``bench_speed.py``; the face boxes are scaled to its width).
 
-Each row writes the annotated video with the default frames (decoded as yuv420p and drawn on
-region by region) and random speaking probabilities on two constant face boxes.
+Each row writes the annotated video with the default frames (decoded as yuv420p, scaled
+plane by plane with OpenCV when capped: bilinear below a factor of 3, INTER_AREA from
+there, drawn on region by region) and random speaking probabilities on two constant face
+boxes; the output files stay for a look.
 """
 
 import os
+import resource
 import sys
 import tempfile
 import time
 
+import cv2
 import numpy as np
 
+from socialav.io import annotate
 from socialav.io.annotate import write_annotated_video
 from socialav.io.media import iter_frames, probe_video
 from socialav.types import FaceTrack, TrackScores
 
+DEFAULT_ROWS = [
+    "ultrafast:28:0",
+    "ultrafast:28:480",
+    "ultrafast:28:480:area",
+    "superfast:23:0",
+    "superfast:23:480",
+]
+
+args = sys.argv[1:]
 src = os.path.join(
     os.path.dirname(__file__), "..", "..", "shared", "videos", "visualvoice_interview.mp4"
 )
+if args[:1] == ["--video"]:
+    src, args = args[1], args[2:]
 video = probe_video(src)
 n = video.num_frames
 rng = np.random.default_rng(0)
 tracks, scores = [], []
 for tid, box in enumerate([(256, 146, 640, 504), (700, 60, 1100, 520)]):
     fr = np.arange(n)
-    tracks.append(FaceTrack(tid, fr, np.tile(box, (n, 1)), np.zeros((n, 3))))
+    box_px = np.array(box) * video.width_px / 1280
+    tracks.append(FaceTrack(tid, fr, np.tile(box_px, (n, 1)), np.zeros((n, 3))))
     p = rng.uniform(size=n)
     scores.append(TrackScores(tid, fr, p, p, extra={"lam": p, "ttm": 1 - p}))
 t = time.perf_counter()
-k = sum(1 for _ in iter_frames(src))
+k = sum(1 for _ in iter_frames(src, pixel_format="yuv420p"))
 dec = time.perf_counter() - t
-print(f"$ python {' '.join(sys.argv)}")
-print("| preset | crf | frames | seconds | fps | MiB |\n|---|---|---|---|---|---|")
-print(f"| (decode only, iter_frames) | - | {k} | {dec:.1f} | {k / dec:.0f} | - |")
-for choice in sys.argv[1:] or ["superfast:23", "ultrafast:23", "ultrafast:28", "veryfast:23"]:
-    preset, crf = choice.split(":")
-    out = os.path.join(tempfile.mkdtemp(), f"annot_{preset}_{crf}.mp4")
-    t = time.perf_counter()
-    r = write_annotated_video(out, src, video, tracks, scores, preset=preset, crf=int(crf))
-    s = time.perf_counter() - t
+out_dir = tempfile.mkdtemp(prefix="bench_annotate_")
+print(
+    f"$ python {' '.join(sys.argv)}   ({os.path.basename(src)}, {video.width_px}x{video.height_px})"
+)
+print("| preset | crf | max height | scaler | size | frames | seconds | fps | CPU s | MiB |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+print(
+    f"| (decode only, iter_frames yuv420p) | - | - | - | - | {k} | {dec:.1f} | {k / dec:.0f} "
+    "| - | - |"
+)
+
+
+def cpu_s() -> float:
+    """CPU seconds of this process, all threads (the decoder's and x264's included)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+default_interpolation = annotate._interpolation
+for choice in args or DEFAULT_ROWS:
+    preset, crf, *rest = choice.split(":")
+    cap, force = (rest + ["0", ""][len(rest) :])[:2]
+    annotate._interpolation = (
+        (lambda height_px, out_height_px: cv2.INTER_AREA)
+        if force == "area"
+        else default_interpolation
+    )
+    how = annotate._interpolation(video.height_px, int(cap))
+    capped = 0 < int(cap) < video.height_px
+    scaler = {cv2.INTER_AREA: "area", cv2.INTER_LINEAR: "bilinear"}[how] if capped else "-"
+    out = os.path.join(out_dir, f"annot_{preset}_{crf}_{cap}_{scaler}.mp4")
+    t, c = time.perf_counter(), cpu_s()
+    r = write_annotated_video(
+        out, src, video, tracks, scores, preset=preset, crf=int(crf), max_height_px=int(cap)
+    )
+    s, c = time.perf_counter() - t, cpu_s() - c
     mib = os.path.getsize(out) / 2**20
-    print(f"| {preset} | {crf} | {r.num_frames} | {s:.1f} | {r.num_frames / s:.0f} | {mib:.1f} |")
+    size = f"{r.width_px}x{r.height_px}"
+    cap_text = cap if int(cap) else "source"
+    print(
+        f"| {preset} | {crf} | {cap_text} | {scaler} | {size} | {r.num_frames} | {s:.1f} "
+        f"| {r.num_frames / s:.0f} | {c:.1f} | {mib:.1f} |"
+    )
+print(f"outputs in {out_dir}")

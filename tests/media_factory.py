@@ -113,3 +113,23 @@ def cut_clip(
         for packet in astream.encode():
             out.mux(packet)
     return path
+
+
+def rotate_display_90(path: Path) -> Path:
+    """Mark an MP4's first track (the video of the files above) as shown turned by a quarter
+    turn, as phones mark portrait video: its ``tkhd`` display matrix is rewritten in place
+    (FFmpeg then reports ``rotation`` -90 and a stored W x H picture is shown H x W)."""
+    import struct
+
+    data = bytearray(path.read_bytes())
+    at = data.find(b"tkhd")
+    if at < 0:
+        raise ValueError(f"{path}: expected an MP4 with a tkhd box, found none")
+    version = data[at + 4]
+    # creation, modification, track id, reserved, duration (64-bit times in version 1)
+    times = 8 + 8 + 4 + 4 + 8 if version == 1 else 5 * 4
+    matrix = at + 8 + times + 8 + 4 * 2  # + reserved, layer, group, volume, reserved
+    one = 1 << 16
+    data[matrix : matrix + 36] = struct.pack(">9i", 0, one, 0, -one, 0, 0, 0, 0, 1 << 30)
+    path.write_bytes(bytes(data))
+    return path

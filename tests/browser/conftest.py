@@ -101,8 +101,9 @@ def _first_video_pts_s(path: Path) -> float:
 @pytest.fixture(scope="session")
 def reports(tmp_path_factory, videos_dir) -> dict[str, dict]:
     """Detect outputs of the interview and the Hamilton clip (JSON + report, the source
-    plays) and of a GRID .mpg (+ the annotated video it falls back to), and a report of the
-    interview with hand-made persons. Name → {"html": Path, "record": dict, "video": Path,
+    plays) and of a GRID .mpg (+ the annotated video it falls back to: at the source size,
+    360x288, below the default cap, and as ``grid_capped`` scaled to 180x144), and a report of
+    the interview with hand-made persons. Name → {"html": Path, "record": dict, "video": Path,
     "t0": time of the first video frame on the file's clock (0.852 s in the Hamilton clip)}."""
     from report_records import with_persons
 
@@ -131,6 +132,13 @@ def reports(tmp_path_factory, videos_dir) -> dict[str, dict]:
             "video": videos_dir / file,
             "t0": _first_video_pts_s(videos_dir / file),
         }
+        if name == "grid":  # the same result, its fallback video capped at half the height
+            capped = write_outputs(result, out, kinds, stem="grid_capped", video_max_height_px=144)
+            found["grid_capped"] = {
+                **found["grid"],
+                "html": capped["report"],
+                "record": json.loads(capped["json"].read_text()),
+            }
     persons = with_persons(found["interview"]["record"])
     html = out / "interview_persons.report.html"
     source = videos_dir / "visualvoice_interview.mp4"

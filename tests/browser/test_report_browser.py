@@ -95,7 +95,7 @@ def test_loads_offline_without_console_errors(driver, reports, name):
     assert not [u for _, u in urls if u.startswith(("http:", "https:", "ws:", "wss:", "ftp:"))]
 
 
-@pytest.mark.parametrize("name", ["interview", "grid"])
+@pytest.mark.parametrize("name", ["interview", "grid", "grid_capped"])
 def test_video_loads_and_plays(driver, reports, name):
     _open(driver, reports[name])
     _wait(driver, "document.getElementById('video').readyState >= 2", what="readyState >= 2")
@@ -108,8 +108,9 @@ def test_video_loads_and_plays(driver, reports, name):
     driver.execute_script("document.getElementById('video').pause()")
     src = driver.execute_script("return document.getElementById('video').currentSrc")
     notice = driver.find_element("id", "notice")
-    if name == "grid":  # MPEG-1: the page plays the annotated H.264 copy and says so
-        assert src.endswith("grid_bbaf2n.annotated.mp4")
+    if name.startswith("grid"):  # MPEG-1: the page plays the annotated H.264 copy and says so
+        stem = "grid_capped" if name == "grid_capped" else "grid_bbaf2n"
+        assert src.endswith(f"{stem}.annotated.mp4")
         assert notice.is_displayed() and "annotated copy" in notice.text
     else:
         assert src.endswith("visualvoice_interview.mp4") and not notice.is_displayed()
@@ -156,6 +157,48 @@ def test_canvas_draws_the_boxes_of_the_json(driver, reports, name, frames):
         ys = [b[1] for _, b, _ in boxes] + [b[3] for _, b, _ in boxes]
         if min(b[0] for _, b, _ in boxes) > 30:
             assert _pixel(driver, 5, (min(ys) + max(ys)) / 2, width_px)[3] == 0
+
+
+@pytest.mark.parametrize(("name", "size"), [("grid", (360, 288)), ("grid_capped", (180, 144))])
+def test_annotated_fallback_shows_its_boxes_where_the_json_says(driver, reports, name, size):
+    """The page plays the annotated copy of an .mpg (live boxes off): the boxes drawn into
+    its picture, at its own size (capped or not), land on the JSON's boxes scaled to the
+    player, as the live boxes would."""
+    import cv2
+    import numpy as np
+
+    report = reports[name]
+    record = report["record"]
+    _open(driver, report)
+    assert driver.execute_script("return document.getElementById('show-boxes').checked") is False
+    _wait(driver, "document.getElementById('video').videoWidth > 0", what="video size")
+    video_size = driver.execute_script(
+        "var v = document.getElementById('video'); return [v.videoWidth, v.videoHeight];"
+    )
+    assert tuple(video_size) == size
+    width_px, height_px = record["video"]["width_px"], record["video"]["height_px"]
+    for frame in (20, 40):
+        _show_frame(driver, report, frame)
+        shown = "Number(document.getElementById('overlay').dataset.mediaTime || -1)"
+        expected_s = report["t0"] + frame / 25
+        _wait(driver, f"Math.abs({shown} - {expected_s}) <= 0.041", what="picture")
+        png = driver.find_element("id", "stage").screenshot_as_png
+        image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
+        scale_x, scale_y = image.shape[1] / width_px, image.shape[0] / height_px
+        boxes = _expected_box(record, frame)
+        assert boxes, f"no track at frame {frame}"
+        for _, (x1, y1, _, y2), speaking in boxes:
+            row = image[round((y1 + y2) / 2 * scale_y)].astype(int)
+            r, g, b = row[:, 0], row[:, 1], row[:, 2]
+            mine = (g > 150) & (g > r + 80) if speaking else (r > 150) & (r > g + 80)
+            mine &= np.maximum(r, g) > b + 80
+            # the left edge: within 1.5 pixels of the played video of the JSON's x1 (the
+            # drawing rounds to whole pixels and its 2 px lines lie on one side)
+            x, tolerance = x1 * scale_x, 1.5 * image.shape[1] / size[0]
+            hits = np.flatnonzero(mine)
+            near = hits[np.abs(hits - x) <= 2 * tolerance]
+            assert near.size, (name, frame, "no box edge near", x, hits)
+            assert abs(near.mean() - x) <= tolerance, (name, frame, near, x)
 
 
 def test_click_on_a_row_seeks_the_video_and_picks_the_row(driver, reports):
@@ -273,7 +316,8 @@ def test_wheel_and_range_zoom(driver, reports):
 
 
 @pytest.mark.parametrize(
-    ("name", "at_s"), [("interview", 5.3), ("hamilton", 7.6), ("grid", 1.5), ("persons", 8.5)]
+    ("name", "at_s"),
+    [("interview", 5.3), ("hamilton", 7.6), ("grid", 1.5), ("grid_capped", 1.5), ("persons", 8.5)],
 )
 def test_screenshot(driver, reports, artifacts_dir, name, at_s):
     report = reports[name]

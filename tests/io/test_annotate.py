@@ -7,10 +7,11 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 
-from socialav.io.annotate import write_annotated_video
+from socialav.io.annotate import annotated_size, write_annotated_video
 from socialav.types import FaceTrack, TrackScores, VideoInfo
 
 INTERVIEW = "visualvoice_interview.mp4"
@@ -317,3 +318,170 @@ def test_default_frames_are_drawn_on_their_4_2_0_planes(tmp_path: Path, videos_d
         err_planes = np.abs(frame[corner].astype(int) - source[k][corner]).mean()
         err_rgb = np.abs(b[k][corner].astype(int) - source[k][corner]).mean()
         assert err_planes <= err_rgb + 0.5
+
+
+def scaled(x: float, scale: float) -> int:
+    """Output pixel of source pixel ``x`` in a picture resized by ``scale`` (pixel centres
+    aligned, as cv2.resize aligns them)."""
+    return round((x + 0.5) * scale - 0.5)
+
+
+def interleaving_lag_s(path: Path) -> float:
+    """Largest lag, in file order, between the latest audio and the latest video packet
+    (decoding times): small when the streams are interleaved, the whole duration when one
+    stream is written after the other."""
+    latest = {"audio": 0.0, "video": 0.0}
+    lag = 0.0
+    with av.open(str(path)) as container:
+        for packet in container.demux():
+            if packet.dts is None:
+                continue
+            kind = packet.stream.type
+            latest[kind] = max(latest[kind], float(packet.dts * packet.time_base))
+            lag = max(lag, abs(latest["audio"] - latest["video"]))
+    return lag
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "cap", "expected"),
+    [
+        (1280, 720, 480, (854, 480)),  # 853.3 -> nearest even
+        (1920, 1080, 480, (854, 480)),
+        (3840, 2160, 480, (854, 480)),
+        (720, 1280, 480, (270, 480)),  # portrait: the height is capped
+        (1280, 720, 481, (854, 480)),  # an odd cap: the even height below it
+        (1281, 721, 480, (852, 480)),  # 852.8 / 2 = 426.4 -> 852
+        (640, 480, 480, (640, 480)),  # at the cap: untouched
+        (640, 360, 480, (640, 360)),  # below it: untouched
+        (181, 321, 480, (182, 322)),  # below it and odd: padded as without a cap
+        (1280, 720, 0, (1280, 720)),  # 0 and None: the source size
+        (1281, 721, None, (1282, 722)),
+    ],
+)
+def test_annotated_size(width, height, cap, expected) -> None:
+    assert annotated_size(width, height, cap) == expected
+    w, h = annotated_size(width, height, cap)
+    if cap and height > cap:  # aspect ratio kept within the rounding to even
+        assert abs(w - width * h / height) <= 1.0
+
+
+def test_annotated_size_refuses_a_negative_cap() -> None:
+    with pytest.raises(ValueError, match=r"max_height_px must be >= 0.*got -1"):
+        annotated_size(1280, 720, -1)
+
+
+def test_capped_video_has_the_boxes_at_the_scaled_place(tmp_path: Path, videos_dir: Path) -> None:
+    """720p decoded as 4:2:0, scaled to 854x480 plane by plane, drawn at 480 lines: the
+    boxes sit where the faces are in the smaller picture, and the audio is the source's,
+    interleaved and in sync."""
+    from media_factory import cut_clip
+
+    from socialav.io.media import iter_frames, probe_video
+
+    src = cut_clip(videos_dir / INTERVIEW, tmp_path / "src.mp4", 30)
+    video = probe_video(src)
+    n = video.num_frames
+    left_track, left_scores = constant_track(0, LEFT_FACE, n, 0.9)
+    right_track, right_scores = constant_track(1, RIGHT_FACE, n, 0.1)
+    out = tmp_path / "capped.mp4"
+    result = write_annotated_video(
+        out, src, video, [left_track, right_track], [left_scores, right_scores], max_height_px=480
+    )
+    assert (result.width_px, result.height_px) == (854, 480)
+    assert result.num_frames == n and result.has_audio and result.audio_copied
+    info = probe(out)
+    assert (info["video"]["width"], info["video"]["height"]) == (854, 480)
+    assert info["audio"]["start_s"] == pytest.approx(info["video"]["start_s"], abs=1e-3)
+    assert info["audio"]["duration_s"] == pytest.approx(n / 25, abs=0.05)
+    assert interleaving_lag_s(out) < 0.5
+    sx, sy = 854 / 1280, 480 / 720
+    source = dict(iter_frames(src))
+    for k in (0, n // 2, n - 1):
+        frame = info["frames"][k]
+        x1, y1, x2, y2 = LEFT_FACE
+        ym = (y1 + y2) / 2
+        assert is_green(frame[scaled(ym, sy), scaled(x1, sx)])  # left edge, scaled
+        assert is_green(frame[scaled(y2, sy), scaled((x1 + x2) / 2, sx)])  # bottom edge
+        assert not is_green(frame[round(ym), x1])  # where the unscaled edge would be: the face
+        rx1, ry1, rx2, ry2 = RIGHT_FACE
+        assert is_red(frame[scaled((ry1 + ry2) / 2, sy), scaled(rx2, sx)])
+        # away from the overlays the picture is the source's, scaled
+        small = cv2.resize(source[k], (854, 480), interpolation=cv2.INTER_AREA)
+        corner = (slice(0, 60), slice(0, 100))
+        assert np.abs(frame[corner].astype(int) - small[corner]).mean() < 6.0
+
+
+def test_capped_rgb_frames_odd_portrait(tmp_path: Path, silent_portrait_odd: Path) -> None:
+    """Caller-given RGB frames of an odd-sized portrait video are scaled the same way."""
+    n = 4
+    video = video_info(silent_portrait_odd, n)
+    track, scores = constant_track(0, (40, 60, 140, 200), n, 0.95)
+    result = write_annotated_video(
+        tmp_path / "p.mp4",
+        silent_portrait_odd,
+        video,
+        [track],
+        [scores],
+        frames=decode_frames(silent_portrait_odd, n),
+        max_height_px=160,
+    )
+    assert (result.width_px, result.height_px) == (90, 160)  # 181 * 160 / 321 = 90.2
+    info = probe(tmp_path / "p.mp4")
+    assert (info["video"]["width"], info["video"]["height"]) == (90, 160)
+    frame = info["frames"][2]
+    sx, sy = 90 / 181, 160 / 321  # box (40, 60, 140, 200) -> (19.6, 29.7, 69.4, 99.5)
+    assert is_green(frame[scaled(200, sy), scaled(90, sx)])  # bottom edge
+    assert is_green(frame[scaled(130, sy), scaled(40, sx)])  # left edge
+    assert not is_green(frame[scaled(130, sy), scaled(90, sx)])  # inside: grey
+    assert not is_green(frame[130, 40])  # the unscaled left edge: below the box
+
+
+def test_a_source_at_or_below_the_cap_is_not_scaled(tmp_path: Path, videos_dir: Path) -> None:
+    from socialav.io.media import probe_video
+
+    src = videos_dir / "grid_bbaf2n.mpg"  # 360x288
+    video = probe_video(src)
+    track, scores = constant_track(0, (120, 60, 240, 200), video.num_frames, 0.9)
+    sizes, frames = [], []
+    for cap in (288, 0):
+        out = tmp_path / f"g{cap}.mp4"
+        result = write_annotated_video(out, src, video, [track], [scores], max_height_px=cap)
+        sizes.append((result.width_px, result.height_px))
+        frames.append(probe(out)["frames"])
+    assert sizes == [(360, 288), (360, 288)]
+    assert len(frames[0]) == len(frames[1]) == video.num_frames
+    assert all(np.array_equal(a, b) for a, b in zip(*frames, strict=True))
+
+
+def test_capped_rotated_source_is_upright_with_the_boxes_in_place(
+    tmp_path: Path, videos_dir: Path
+) -> None:
+    """A 1280x720 picture marked as turned a quarter (a phone's portrait video) is shown
+    720x1280: the height cap applies to that upright picture (270x480), the output is stored
+    upright without a rotation, and boxes in upright pixels land in place."""
+    from media_factory import cut_clip, rotate_display_90
+
+    from socialav.io.media import iter_frames, probe_video
+
+    src = rotate_display_90(cut_clip(videos_dir / INTERVIEW, tmp_path / "src.mp4", 10))
+    video = probe_video(src)
+    assert (video.width_px, video.height_px) == (720, 1280)
+    box = (100, 300, 600, 900)  # upright pixels
+    track, scores = constant_track(0, box, video.num_frames, 0.9)
+    out = tmp_path / "upright.mp4"
+    result = write_annotated_video(out, src, video, [track], [scores], max_height_px=480)
+    assert (result.width_px, result.height_px) == (270, 480)
+    info = probe(out)
+    assert (info["video"]["width"], info["video"]["height"]) == (270, 480)
+    with av.open(str(out)) as container:
+        assert next(container.decode(video=0)).rotation == 0
+    s = 270 / 720  # = 480 / 1280
+    frame = info["frames"][5]
+    x1, y1, x2, y2 = box
+    assert is_green(frame[scaled((y1 + y2) / 2, s), scaled(x1, s)])  # left edge
+    assert is_green(frame[scaled(y2, s), scaled((x1 + x2) / 2, s)])  # bottom edge
+    upright = cv2.resize(dict(iter_frames(src))[5], (270, 480), interpolation=cv2.INTER_AREA)
+    below = (slice(400, 480), slice(0, 270))  # under the box: the picture, upright
+    assert np.abs(frame[below].astype(int) - upright[below]).mean() < 6.0
+    turned = cv2.resize(np.rot90(upright, 2), (270, 480))  # upside down would not match
+    assert np.abs(frame[below].astype(int) - turned[below]).mean() > 20.0

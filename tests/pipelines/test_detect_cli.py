@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import av
 import numpy as np
 import pandas as pd
 import pytest
@@ -38,6 +39,9 @@ def test_interview_writes_five_outputs_for_two_people(interview_outputs):
     out, proc = interview_outputs
     for suffix in SUFFIXES:
         assert (out / f"visualvoice_interview{suffix}").stat().st_size > 0, suffix
+    with av.open(str(out / "visualvoice_interview.annotated.mp4")) as container:
+        ctx = container.streams.video[0].codec_context
+        assert (ctx.width, ctx.height) == (854, 480)  # 1280x720 capped at the default 480
     assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporary files left"
     csv = pd.read_csv(out / "visualvoice_interview.ava.csv")
     assert list(csv.columns[:9]) == [

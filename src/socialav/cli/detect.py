@@ -219,6 +219,17 @@ def detect(
         ),
     ] = "csv,rttm,json,timeline,video,report",
     no_video: Annotated[bool, typer.Option("--no-video", help="Skip the annotated video.")] = False,
+    video_max_height: Annotated[
+        int | None,
+        typer.Option(
+            "--video-max-height",
+            metavar="PX",
+            callback=bounded(0),
+            help="Scale the annotated video of a source higher than this down to this height "
+            "(aspect ratio kept; the analysis always sees the source frames); 0: the source "
+            "size. Default 480.",
+        ),
+    ] = None,
     report_embed: Annotated[
         bool,
         typer.Option(
@@ -310,6 +321,7 @@ def detect(
             lam_weights=lam_weights,
             ttm_weights=ttm_weights,
             cluster=cluster,
+            video_max_height=video_max_height,
         )
         settings = config.settings()
     except (ValueError, FileNotFoundError) as exc:  # bad option values: one line
@@ -459,6 +471,7 @@ def _build_config(
     lam_weights: Path | None,
     ttm_weights: list[Path] | None,
     cluster: str | None = None,
+    video_max_height: int | None = None,
 ):
     """The :class:`~socialav.pipelines.config.DetectConfig` of the options (every value
     checked; ``None`` means the option was not given, 0 is a value).
@@ -495,4 +508,6 @@ def _build_config(
         changes["lam_weights"] = str(lam_weights)
     if ttm_weights:
         changes["ttm_weights"] = tuple(str(p) for p in ttm_weights)
+    if video_max_height is not None:
+        changes["video_max_height_px"] = video_max_height
     return replace(config, **changes)

@@ -16,6 +16,7 @@ audio starts 30 ms before its video).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -45,6 +46,61 @@ SILENT_RGB = (230, 0, 0)
 BADGE_RGB = (255, 200, 0)
 
 
+def annotated_size(width_px: int, height_px: int, max_height_px: int | None) -> tuple[int, int]:
+    """``(width, height)`` of the annotated video of a ``width_px x height_px`` (upright)
+    source.
+
+    A source higher than ``max_height_px`` is scaled down to that height (rounded down to
+    even), its width scaled by the same factor and rounded to the nearest even number (at
+    least 2), so the aspect ratio is kept to within one pixel. A source at or below the cap
+    (or any source when ``max_height_px`` is None or 0) keeps its size, odd sizes padded by
+    one pixel to even (4:2:0 needs even sizes).
+
+    Raises:
+        ValueError: a negative ``max_height_px``.
+    """
+    if max_height_px is not None and max_height_px < 0:
+        raise ValueError(f"max_height_px must be >= 0 (0: source size), but got {max_height_px}")
+    if not max_height_px or height_px <= max_height_px:
+        return width_px + width_px % 2, height_px + height_px % 2
+    out_h = max(2, max_height_px - max_height_px % 2)
+    out_w = max(2, 2 * round(width_px * out_h / height_px / 2))
+    return out_w, out_h
+
+
+#: Scale factors from here up use OpenCV's ``INTER_AREA``, smaller ones ``INTER_LINEAR``.
+AREA_SCALE_FROM = 3.0
+
+
+def _interpolation(height_px: int, out_height_px: int) -> int:
+    """OpenCV interpolation for scaling ``height_px`` down to ``out_height_px``.
+
+    Below a factor of :data:`AREA_SCALE_FROM` (720p and 1080p to 480 lines: 1.5 and 2.25)
+    bilinear: every source pixel but a few still weighs in, it looked like ``INTER_AREA``
+    by eye and cost 0.4 instead of 1.4-2.9 ms per frame, which decided whether the capped
+    video was faster at all (``benchmarks/bench_annotate.py``, ``docs/speed.md``). From
+    there up (1440p, 4K) bilinear would skip most source pixels and alias: ``INTER_AREA``.
+    """
+    return cv2.INTER_AREA if height_px >= AREA_SCALE_FROM * out_height_px else cv2.INTER_LINEAR
+
+
+def _resize_i420(
+    buffer: np.ndarray, height_px: int, width_px: int, out_height_px: int, out_width_px: int
+) -> np.ndarray:
+    """A planar 4:2:0 picture (:func:`socialav.io.media.i420_planes`) scaled plane by plane
+    with OpenCV (:func:`_interpolation`; Y to the output size, U and V to half of it): a new
+    ``(3 out_height_px / 2, out_width_px)`` buffer."""
+    out = np.empty((out_height_px * 3 // 2, out_width_px), np.uint8)
+    for src, dst in zip(
+        i420_planes(buffer, height_px, width_px),
+        i420_planes(out, out_height_px, out_width_px),
+        strict=True,
+    ):
+        how = _interpolation(height_px, out_height_px)
+        cv2.resize(src, (dst.shape[1], dst.shape[0]), dst=dst, interpolation=how)
+    return out
+
+
 @dataclass
 class _FaceOverlay:
     box_xyxy_px: np.ndarray
@@ -61,7 +117,8 @@ class AnnotatedVideoResult:
     Attributes:
         path: the output file.
         num_frames: video frames encoded.
-        width_px, height_px: encoded frame size (odd sizes padded to even).
+        width_px, height_px: encoded frame size (odd sizes padded to even; scaled down to
+            ``max_height_px`` when the source is higher).
         has_audio: whether an audio stream was written.
         audio_copied: True if audio packets were copied, False if transcoded to AAC.
     """
@@ -394,6 +451,7 @@ def write_annotated_video(
     include_audio: bool = True,
     preset: str = "ultrafast",
     crf: int = 28,
+    max_height_px: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> AnnotatedVideoResult:
     """Write an H.264 MP4 of the video with every face track drawn on it.
@@ -406,13 +464,19 @@ def write_annotated_video(
 
     Video: libx264, yuv420p, ``video.fps`` frames per second, one output frame per input
     frame, placed at ``t0 + frame_index / fps`` (``t0``: time of the source's first video
-    frame). Odd widths/heights are padded by one replicated pixel row/column to even (the
-    encoder needs even sizes for 4:2:0); the image is never scaled, so portrait video stays
-    portrait. ``preset`` and ``crf`` trade speed for file size
+    frame). A source higher than ``max_height_px`` is scaled down to that height, aspect
+    ratio kept (:func:`annotated_size`): the decoded 4:2:0 planes (or RGB frames) are
+    resized with OpenCV (bilinear, ``INTER_AREA`` from a factor of 3: :func:`_interpolation`)
+    and the overlays drawn at the output size (face boxes scaled with pixel centres aligned;
+    line widths and text sized from the output's short side, as at any size). Otherwise the
+    size is the source's, odd widths/heights padded by one replicated pixel row/column to
+    even (the encoder needs even sizes for 4:2:0). Portrait video stays portrait.
+    ``preset``, ``crf`` and ``max_height_px`` trade speed for file size and detail
     (``benchmarks/bench_annotate.py``, 1280x720, 2 cores): decoding, drawing and encoding
     ran at 154 fps with ``ultrafast`` at crf 28 (the default), 106 fps with ``superfast`` at
-    crf 23 (18 % smaller files) and 80 fps with ``veryfast`` at crf 23; the faces look alike
-    in all three.
+    crf 23 (18 % smaller files) and 80 fps with ``veryfast`` at crf 23, the faces alike in
+    all three; capped at 480 lines, ``ultrafast`` crf 28 ran at 245-258 fps instead of
+    157-183 with files 37 % smaller (3.7 vs 5.9 MiB for 17.5 s).
 
     Audio: the source's first audio stream, with its source timestamps (so the sync is the
     source's), cut after the last video frame. AAC/MP3/AC-3/E-AC-3/ALAC packets are copied
@@ -436,6 +500,8 @@ def write_annotated_video(
             :data:`DEFAULT_BADGE_LABELS`).
         include_audio: mux the source audio.
         preset, crf: libx264 options.
+        max_height_px: scale sources higher than this down to this height (``None`` or 0:
+            the source size).
         progress: called as ``progress(frames_done, video.num_frames)`` after each frame.
 
     Returns:
@@ -443,26 +509,40 @@ def write_annotated_video(
 
     Raises:
         ValueError: a frame of the wrong shape/dtype, non-increasing frame indices, no
-            frames at all, or scores that do not join to the tracks.
+            frames at all, scores that do not join to the tracks, or a negative
+            ``max_height_px``.
         FileNotFoundError: ``video_path`` does not exist.
     """
     if not os.path.exists(video_path):
         raise FileNotFoundError(f"source video not found: {video_path}")
     labels = dict(DEFAULT_BADGE_LABELS if badge_labels is None else badge_labels)
     overlays = _OverlayCursor(tracks, scores, badge_threshold, labels)
-    # Default frames: decoded as 4:2:0 and drawn on region by region (_I420Painter), so the
-    # encoder gets the decoder's planes without a whole-frame RGB round trip.
+    width_px, height_px = annotated_size(video.width_px, video.height_px, max_height_px)
+    scaled = height_px < video.height_px
+    # face boxes: source pixel -> output pixel, pixel centres aligned as cv2.resize aligns them
+    box_scale = np.array([width_px / video.width_px, height_px / video.height_px] * 2)
+    box_shift = 0.5 * box_scale - 0.5
+
+    def faces_at(frame_index: int) -> list[_FaceOverlay]:
+        faces = overlays.faces_at(frame_index)
+        if not scaled:
+            return faces
+        return [
+            dataclasses.replace(f, box_xyxy_px=f.box_xyxy_px * box_scale + box_shift) for f in faces
+        ]
+
+    # Default frames: decoded as 4:2:0 (scaled plane by plane when capped) and drawn on
+    # region by region (_I420Painter), so the encoder gets the decoder's planes without a
+    # whole-frame RGB round trip.
     painter = None
     if frames is None:
         from socialav.io.media import iter_frames  # the lead's decoder (same timeline)
 
         if video.width_px % 2 == 0 and video.height_px % 2 == 0:
-            painter = _I420Painter(video.height_px, video.width_px)
+            painter = _I420Painter(height_px, width_px)
         fmt = "rgb24" if painter is None else "yuv420p"
         frames = iter_frames(video_path, fps=video.fps, pixel_format=fmt)
 
-    width_px = video.width_px + video.width_px % 2
-    height_px = video.height_px + video.height_px % 2
     rate = Fraction(video.fps).limit_denominator(1001)
     # Fine time base so that t0 (any source time) and k / fps are both (nearly) exact.
     ticks_per_frame = 1000
@@ -512,8 +592,11 @@ def write_annotated_video(
                         f"{rgb.shape[0] * 2 // 3}, expected the probed "
                         f"{video.width_px}x{video.height_px}"
                     )
-                image = np.array(rgb, order="C", copy=True)  # a repeated frame is reused
-                painter.draw(image, overlays.faces_at(frame_index), threshold)
+                if scaled:  # a new buffer at the output size
+                    image = _resize_i420(rgb, video.height_px, video.width_px, height_px, width_px)
+                else:
+                    image = np.array(rgb, order="C", copy=True)  # a repeated frame is reused
+                painter.draw(image, faces_at(frame_index), threshold)
                 out_frame = av.VideoFrame.from_ndarray(image, format="yuv420p")
             elif rgb.dtype != np.uint8 or rgb.shape != (video.height_px, video.width_px, 3):
                 raise ValueError(
@@ -522,9 +605,13 @@ def write_annotated_video(
                     f"{rgb.dtype}"
                 )
             else:
-                image = np.array(rgb, order="C", copy=True)  # never draw on the caller's array
-                _draw_faces(image, overlays.faces_at(frame_index), threshold)
-                if (width_px, height_px) != (video.width_px, video.height_px):
+                if scaled:  # a new array at the output size
+                    how = _interpolation(video.height_px, height_px)
+                    image = cv2.resize(rgb, (width_px, height_px), interpolation=how)
+                else:
+                    image = np.array(rgb, order="C", copy=True)  # never draw on the caller's
+                _draw_faces(image, faces_at(frame_index), threshold)
+                if not scaled and (width_px, height_px) != (video.width_px, video.height_px):
                     pad = (
                         (0, height_px - video.height_px),
                         (0, width_px - video.width_px),

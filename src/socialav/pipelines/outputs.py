@@ -195,6 +195,15 @@ def settings_differences(recorded: Mapping[str, Any], requested: Mapping[str, An
     ]
 
 
+def _recorded_video_max_height_px(result: DetectResult) -> int:
+    """The annotated video's height cap of the run that made ``result``."""
+    from socialav.pipelines.config import DetectConfig
+
+    config = (result.run_info.settings or {}).get("config") or {}
+    value = config.get("video_max_height_px")
+    return DetectConfig.video_max_height_px if value is None else int(value)
+
+
 def write_outputs(
     result: DetectResult,
     output_dir: str | Path,
@@ -203,9 +212,15 @@ def write_outputs(
     progress: Progress | None = None,
     report_embed: bool = False,
     stem: str | None = None,
+    video_max_height_px: int | None = None,
 ) -> dict[str, Path]:
     """Write the requested outputs of one video, all or nothing (named ``<stem><suffix>``;
     ``stem`` defaults to the video's file stem).
+
+    The annotated video is scaled down to ``video_max_height_px`` lines when the source is
+    higher (0: the source size; ``None``: the run's
+    :attr:`~socialav.pipelines.config.DetectConfig.video_max_height_px`, as recorded in
+    ``result.run_info.settings``, or that field's default when the run recorded none).
 
     Everything is written into a temporary folder inside ``output_dir`` and then renamed into
     place, so an error (or Ctrl-C) leaves no partial file, and a rerun replaces old outputs.
@@ -270,8 +285,17 @@ def write_outputs(
         if "video" in tmp:
             t = time.perf_counter()
             cb = (lambda done, total: progress("video", done, total)) if progress else None
+            if video_max_height_px is None:
+                video_max_height_px = _recorded_video_max_height_px(result)
             write_annotated_video(
-                tmp["video"], video.path, video, tracks, scores, threshold=threshold, progress=cb
+                tmp["video"],
+                video.path,
+                video,
+                tracks,
+                scores,
+                threshold=threshold,
+                max_height_px=video_max_height_px,
+                progress=cb,
             )
             result.timings_s["video"] = time.perf_counter() - t
         record = None
