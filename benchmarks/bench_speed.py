@@ -75,13 +75,13 @@ import time
 T0 = time.perf_counter()
 import resource, sys
 import socialav.pipelines.analysis as analysis
-_iter_pictures = analysis.iter_pictures
+_iter_frames = analysis.iter_frames
 def _first_frame_timed(*args, **kwargs):
-    for i, item in enumerate(_iter_pictures(*args, **kwargs)):
+    for i, item in enumerate(_iter_frames(*args, **kwargs)):
         if i == 0:
             print("FIRST_FRAME_S", time.perf_counter() - T0, file=sys.stderr)
         yield item
-analysis.iter_pictures = _first_frame_timed
+analysis.iter_frames = _first_frame_timed
 from socialav.cli import app
 try:
     app(sys.argv[1:])

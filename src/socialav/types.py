@@ -9,7 +9,6 @@ frame ``k`` is shown at ``k / fps`` seconds after the first decoded video frame.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -45,35 +44,6 @@ EGO4D_FPS: float = 30.0
 #: (GazeLSTM, QuAVF, the scene ViT): ``(x / 255 - mean) / std`` per channel.
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
-
-
-@runtime_checkable
-class FramePixels(Protocol):
-    """One decoded video frame whose RGB pixels are computed on demand: the whole frame, a
-    region, or every ``step``-th pixel, each equal to the same pixels of :attr:`rgb` (so a
-    stage that needs a small part of a frame does not pay for converting all of it).
-    :class:`socialav.io.media.Picture` is the decoder's; an ``(H, W, 3)`` uint8 array is
-    accepted wherever a ``FramePixels`` is.
-
-    Attributes:
-        height_px, width_px: the upright frame's size.
-    """
-
-    height_px: int
-    width_px: int
-
-    @property
-    def rgb(self) -> np.ndarray:
-        """The whole frame, ``(H, W, 3)`` uint8 RGB."""
-        ...
-
-    def rgb_region(self, row0: int, row1: int, col0: int, col1: int) -> np.ndarray:
-        """``rgb[row0:row1, col0:col1]`` (bounds inside the frame), ``(h, w, 3)`` uint8."""
-        ...
-
-    def rgb_subsampled(self, step: int) -> np.ndarray:
-        """``rgb[::step, ::step]``, uint8."""
-        ...
 
 
 def _check_array(name: str, value: np.ndarray, ndim: int, last: int | None = None) -> None:

@@ -11,7 +11,6 @@ from socialav.io.media import (
     probe_video,
     read_audio,
 )
-from socialav.types import FramePixels
 
 
 def test_interview_probe_frames_and_audio(videos_dir, interview_reference):
@@ -103,50 +102,3 @@ def test_seeking_gives_the_same_frames_as_decoding_from_the_start(tmp_path, monk
     sought = [img for _, img, _ in iter_frames_at_times(path, times, "gray")]
     for a, b in zip(plain, sought, strict=True):
         np.testing.assert_array_equal(a, b)
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        "visualvoice_interview.mp4",  # BT.601 tag unspecified, limited range
-        "face_recognition_short_hamilton_clip.mp4",  # BT.709
-        "grid_bbaf2n.mpg",  # MPEG-1
-        "more/edtalk_pose_source2.mp4",  # yuvj420p (full range)
-        "more/pyfeat_WolfgangLanger_Pexels_silent.mp4",  # BT.601 (smpte170m)
-    ],
-)
-def test_pictures_convert_regions_equal_to_whole_frames(videos_dir, name):
-    """A Picture's regions and subsampled copies are the very pixels of the RGB frame that
-    iter_frames yields (no tolerance: the crops and shot cuts stay identical)."""
-    path = videos_dir / name
-    rng = np.random.default_rng(0)
-    pairs = zip(iter_frames(path), media.iter_pictures(path), strict=True)
-    for (i, frame), (j, picture) in pairs:
-        if i % 9:
-            continue
-        assert i == j and isinstance(picture, FramePixels)
-        height, width = frame.shape[:2]
-        assert (picture.height_px, picture.width_px) == (height, width)
-        for _ in range(8):
-            r0, c0 = int(rng.integers(0, height - 1)), int(rng.integers(0, width - 1))
-            r1, c1 = int(rng.integers(r0 + 1, height + 1)), int(rng.integers(c0 + 1, width + 1))
-            region = picture.rgb_region(r0, r1, c0, c1)
-            np.testing.assert_array_equal(region, frame[r0:r1, c0:c1], err_msg=f"{i}")
-        for step in (2, 3, 5, 7):
-            np.testing.assert_array_equal(picture.rgb_subsampled(step), frame[::step, ::step])
-        np.testing.assert_array_equal(picture.rgb, frame)
-        if i > 60:
-            break
-
-
-def test_picture_rejects_bad_regions_and_reads_portrait_video(tmp_path, videos_dir):
-    _, picture = next(media.iter_pictures(videos_dir / "visualvoice_interview.mp4"))
-    with pytest.raises(ValueError, match="outside"):
-        picture.rgb_region(0, 721, 0, 10)
-    with pytest.raises(ValueError, match="empty"):
-        picture.rgb_region(5, 5, 0, 10)
-    with pytest.raises(ValueError, match="step"):
-        picture.rgb_subsampled(0)
-    path = make_video(tmp_path / "p.mp4", num_frames=5, size_wh=(128, 256), codec="libx265")
-    (_, frame), (_, portrait) = next(iter_frames(path)), next(media.iter_pictures(path))
-    np.testing.assert_array_equal(portrait.rgb_region(3, 100, 5, 77), frame[3:100, 5:77])

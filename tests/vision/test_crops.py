@@ -93,32 +93,3 @@ def test_crop_window_hand_values():
 def test_bad_geometry_is_rejected(geometry, message):
     with pytest.raises(ValueError, match=message):
         crop_face(np.zeros((20, 20, 3), np.uint8), *geometry)
-
-
-def test_crops_from_pictures_equal_crops_from_rgb_frames(videos_dir, interview_reference):
-    """The analysis cuts crops from decoder pictures, converting only each window: the crops
-    are the same bytes as from the whole RGB frame, also for windows past the frame edge."""
-    from socialav.io.media import iter_frames, iter_pictures
-
-    path = videos_dir / "visualvoice_interview.mp4"
-    geometry = interview_reference["track0_crop_size_cx_cy_px"]
-    rng = np.random.default_rng(3)
-    pairs = zip(iter_frames(path), iter_pictures(path), strict=True)
-    for (i, frame), (_, picture) in pairs:
-        if i % 11:
-            continue
-        size, cx, cy = (float(v) for v in geometry[i])
-        for dx, dy, ds in [
-            (0, 0, 0),
-            (-cx, 0, 0),
-            (1280 - cx, 720 - cy, 40),
-            *rng.uniform(-400, 400, (4, 3)),
-        ]:
-            args = (max(size + ds, 1.0), cx + dx, cy + dy)
-            try:
-                want = crop_face(frame, *args)
-            except ValueError:  # a window wholly outside the padded frame
-                with pytest.raises(ValueError, match="empty face crop"):
-                    crop_face(picture, *args)
-                continue
-            np.testing.assert_array_equal(crop_face(picture, *args), want)

@@ -70,17 +70,3 @@ def test_downscale_keeps_every_factor_th_pixel(width, height, factor):
     rows, cols = min(len(small), len(want)), min(small.shape[1], want.shape[1])
     assert abs(len(small) - len(want)) <= 1 and abs(small.shape[1] - want.shape[1]) <= 1
     np.testing.assert_array_equal(small[:rows, :cols], want[:rows, :cols])
-
-
-def test_pictures_give_the_same_frames_and_cuts(videos_dir):
-    """The analysis feeds decoder pictures (only every 5th pixel converted): the prepared
-    frames and the cuts equal those of whole RGB frames on a clip with cuts."""
-    from socialav.io.media import iter_frames, iter_pictures
-
-    path = videos_dir / "face_recognition_short_hamilton_clip.mp4"
-    from_rgb, from_pictures = ShotBoundaryDetector(), ShotBoundaryDetector()
-    for (i, frame), (_, picture) in zip(iter_frames(path), iter_pictures(path), strict=True):
-        if i % 10 == 0:
-            np.testing.assert_array_equal(from_pictures._prepare(picture), from_rgb._prepare(frame))
-        assert from_pictures.update(i, picture) == from_rgb.update(i, frame)
-    assert from_pictures.cut_frames == from_rgb.cut_frames and from_rgb.cut_frames

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import av
 import av.error
-import cv2
 import numpy as np
 
 from socialav.types import ANALYSIS_FPS, AUDIO_SAMPLE_RATE, VideoInfo
@@ -31,12 +30,10 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "MediaError",
     "NoAudioStreamError",
-    "Picture",
     "SEEK_MARGIN_S",
     "SEEK_MIN_S",
     "iter_frames",
     "iter_frames_at_times",
-    "iter_pictures",
     "open_container",
     "probe_video",
     "read_audio",
@@ -247,120 +244,6 @@ def _upright(pixel_format: str) -> Callable[[av.VideoFrame], np.ndarray]:
     return image_of
 
 
-#: Pixel formats whose pictures convert region by region (4:2:0, 8 bit: each RGB pixel
-#: depends on its own luma sample and the chroma sample of its 2x2 block only).
-_REGION_FORMATS = frozenset({"yuv420p", "yuvj420p"})
-
-
-class Picture:
-    """One decoded frame, upright, whose RGB pixels are converted on demand (a
-    :class:`~socialav.types.FramePixels`).
-
-    Every conversion goes through the same libswscale call as :func:`iter_frames`
-    (``to_ndarray(format="rgb24")``) on the frame's own 4:2:0 planes, colour space and range,
-    so :attr:`rgb` is byte for byte the array :func:`iter_frames` yields, and a region or a
-    subsampled copy equals the same pixels of it (``tests/io/test_media.py``). A region cuts
-    the planes at even rows and columns (one chroma sample per 2x2 block) and converts only
-    them; the subsampled copy converts a small picture whose chroma comes from each kept
-    pixel's 2x2 block. Other pixel formats, odd sizes and rotated video convert the whole
-    frame once, on first use. The whole RGB frame is kept once computed.
-
-    Args:
-        frame: the decoded frame (held until this picture is dropped).
-    """
-
-    __slots__ = ("_frame", "_planes", "_rgb", "height_px", "width_px")
-
-    def __init__(self, frame: av.VideoFrame) -> None:
-        self._frame = frame
-        self._rgb: np.ndarray | None = None
-        self._planes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        k = _rotation_k(frame)
-        self.height_px, self.width_px = (
-            (frame.width, frame.height) if k % 2 else (frame.height, frame.width)
-        )
-        regional = (
-            frame.format.name in _REGION_FORMATS
-            and k == 0
-            and frame.width % 2 == 0
-            and frame.height % 2 == 0
-        )
-        if not regional:
-            self._rgb = _upright("rgb24")(frame)
-
-    @property
-    def rgb(self) -> np.ndarray:
-        """The whole frame, ``(H, W, 3)`` uint8 RGB (converted once, then kept)."""
-        if self._rgb is None:
-            self._rgb = self._frame.to_ndarray(format="rgb24")
-        return self._rgb
-
-    def _yuv(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if self._planes is None:  # views of the decoder's planes, without copying them
-            frame = self._frame
-            sizes = ((frame.height, frame.width), *[(frame.height // 2, frame.width // 2)] * 2)
-            self._planes = tuple(  # type: ignore[assignment]
-                np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:h, :w]
-                for plane, (h, w) in zip(frame.planes, sizes, strict=True)
-            )
-        return self._planes  # type: ignore[return-value]
-
-    def _convert(self, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-        buffer = np.concatenate([y.reshape(-1), u.reshape(-1), v.reshape(-1)])
-        small = av.VideoFrame.from_ndarray(
-            buffer.reshape(-1, y.shape[1]), format=self._frame.format.name
-        )
-        small.colorspace = self._frame.colorspace
-        small.color_range = self._frame.color_range
-        return small.to_ndarray(format="rgb24")
-
-    def rgb_region(self, row0: int, row1: int, col0: int, col1: int) -> np.ndarray:
-        """``rgb[row0:row1, col0:col1]`` without converting the rest of the frame.
-
-        Raises:
-            ValueError: bounds outside the frame, or an empty region.
-        """
-        if not (0 <= row0 < row1 <= self.height_px and 0 <= col0 < col1 <= self.width_px):
-            raise ValueError(
-                f"region rows {row0}:{row1}, cols {col0}:{col1} is empty or outside the "
-                f"{self.width_px}x{self.height_px} frame"
-            )
-        if self._rgb is not None:
-            return self._rgb[row0:row1, col0:col1]
-        y, u, v = self._yuv()
-        r0, c0 = row0 - row0 % 2, col0 - col0 % 2
-        r1, c1 = row1 + row1 % 2, col1 + col1 % 2
-        out = self._convert(
-            y[r0:r1, c0:c1],
-            u[r0 // 2 : r1 // 2, c0 // 2 : c1 // 2],
-            v[r0 // 2 : r1 // 2, c0 // 2 : c1 // 2],
-        )
-        return out[row0 - r0 : row1 - r0, col0 - c0 : col1 - c0]
-
-    def rgb_subsampled(self, step: int) -> np.ndarray:
-        """``rgb[::step, ::step]`` without converting the other pixels.
-
-        Raises:
-            ValueError: ``step < 1``.
-        """
-        if step < 1:
-            raise ValueError(f"step must be >= 1, but got {step}")
-        if self._rgb is not None or step == 1:
-            return self.rgb[::step, ::step]
-        y, u, v = self._yuv()
-        rows = np.arange(0, self.height_px, step) // 2
-        cols = np.arange(0, self.width_px, step) // 2
-        # each kept pixel becomes a 2x2 block, so that its block's chroma sample is its own
-        luma = cv2.resize(
-            np.ascontiguousarray(y[::step, ::step]),
-            None,
-            fx=2,
-            fy=2,
-            interpolation=cv2.INTER_NEAREST,
-        )
-        return self._convert(luma, u[rows][:, cols], v[rows][:, cols])[::2, ::2]
-
-
 def _video_stream(container: av.container.InputContainer, path: Path) -> av.stream.Stream:
     if not container.streams.video:
         raise MediaError(f"{path}: expected a video stream, found none")
@@ -397,28 +280,6 @@ def iter_frames(
         MediaError: the file cannot be opened, has no video stream, or decoding fails part-way
             (the message gives the time reached).
     """
-    return _iter_sampled(path, fps, _upright(pixel_format), threads)
-
-
-def iter_pictures(
-    path: str | Path, fps: float = ANALYSIS_FPS, threads: int = 0
-) -> Iterator[tuple[int, Picture]]:
-    """:func:`iter_frames` yielding :class:`Picture` records: the same frames on the same
-    timeline, converted to RGB only where a stage asks (``picture.rgb`` is the array
-    :func:`iter_frames` yields).
-
-    Raises:
-        MediaError: as :func:`iter_frames`.
-    """
-    return _iter_sampled(path, fps, Picture, threads)
-
-
-def _iter_sampled(
-    path: str | Path,
-    fps: float,
-    image_of: Callable[[av.VideoFrame], object],
-    threads: int,
-) -> Iterator[tuple[int, object]]:
     path = Path(path)
     container = open_container(path)
     try:
@@ -428,7 +289,7 @@ def _iter_sampled(
         rate = vstream.average_rate or vstream.guessed_rate or Fraction(int(fps))
         nominal_duration_s = 1.0 / float(rate)
         step = 1.0 / fps
-        sampler = _NearestFrames(lambda k: k * step, image_of)
+        sampler = _NearestFrames(lambda k: k * step, _upright(pixel_format))
         origin_s: float | None = None
         try:
             for frame in container.decode(vstream):

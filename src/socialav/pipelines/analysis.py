@@ -1,8 +1,7 @@
 """The one streaming pass over a video's pixels: decode, shot cuts, face detection and tracking,
 and the crops (and head pose) of each face track, handed on as each track ends.
 
-Per decoded frame on the 25 fps timeline (:func:`socialav.io.media.iter_pictures`; RGB is
-converted only where a stage needs it): shot
+Per decoded frame on the 25 fps timeline (:func:`socialav.io.media.iter_frames`): shot
 boundaries (:class:`~socialav.vision.shots.ShotBoundaryDetector`; a face track never crosses a
 cut); face detection on the first frame of each shot and every ``detect_every``-th frame, IoU
 tracking with interpolation (:class:`~socialav.vision.tracking.FaceTracker`); face crops cut as
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from socialav.io.media import iter_pictures
+from socialav.io.media import iter_frames
 from socialav.types import AnalysedTrack, FaceCropChunk, VideoInfo
 from socialav.vision.detection import FaceDetector
 from socialav.vision.face_embedding import FaceEmbeddingSampler
@@ -192,34 +191,32 @@ class VideoAnalysis:
                     )
 
         t = time.perf_counter()
-        for frame_index, picture in iter_pictures(path, fps=video.fps):
-            # RGB is converted where a stage asks: whole frames for the detector and what
-            # runs on its frames, small or partial ones for the shot cuts and the crops
+        for frame_index, frame in iter_frames(path, fps=video.fps):
             t = timer.add("decode", t)
             if on_frame is not None:
-                on_frame(frame_index, picture.rgb)
+                on_frame(frame_index, frame)
                 t = timer.add("scene", t)
-            cut = shots.update(frame_index, picture)
+            cut = shots.update(frame_index, frame)
             if cut:
                 self.shot_cut_frames.append(frame_index)
                 tracker.end_shot()
             t = timer.add("shots", t)
             dets = None
             if cut or frame_index - last_detect >= settings.detect_every:
-                dets = detector.detect(picture.rgb)
+                dets = detector.detect(frame)
                 self.num_face_detections += len(dets)
                 last_detect = frame_index
             tracker.update(frame_index, dets)
             t = timer.add("detect", t)
             if poses is not None and dets is not None:
-                poses.update_open_tracks(frame_index, picture.rgb, tracker.open_tracks())
+                poses.update_open_tracks(frame_index, frame, tracker.open_tracks())
                 t = timer.add("head_pose", t)
             if faces is not None and dets is not None:
-                faces.update_open_tracks(frame_index, picture.rgb, tracker.open_tracks(), dets)
+                faces.update_open_tracks(frame_index, frame, tracker.open_tracks(), dets)
                 t = timer.add("face_embedding", t)
-            cropper.add_frame(frame_index, picture)
+            cropper.add_frame(frame_index, frame)
             if rgb is not None:
-                rgb.add_frame(frame_index, picture.rgb)
+                rgb.add_frame(frame_index, frame)
             yield from closed()
             t = time.perf_counter()
             cropper.advance_open(tracker.open_tracks())

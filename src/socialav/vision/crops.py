@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from socialav.types import IMAGENET_MEAN, IMAGENET_STD, FramePixels
+from socialav.types import IMAGENET_MEAN, IMAGENET_STD
 from socialav.vision.detection import check_frame_rgb
 from socialav.vision.quality import frame_quality
 
@@ -84,7 +84,7 @@ def crop_window(
 
 
 def crop_face(
-    frame_rgb: np.ndarray | FramePixels,
+    frame_rgb: np.ndarray,
     size_px: float,
     cx_px: float,
     cy_px: float,
@@ -93,8 +93,7 @@ def crop_face(
     """Cut one face as the ASD models expect it.
 
     Args:
-        frame_rgb: ``(H, W, 3)`` uint8 RGB frame, or a :class:`~socialav.types.FramePixels`
-            (only the window's pixels are converted to RGB; the crop is the same).
+        frame_rgb: ``(H, W, 3)`` uint8 RGB frame.
         size_px, cx_px, cy_px: crop geometry of this frame (``FaceTrack.crop_size_cx_cy_px``).
         crop_scale: the demo's ``cropScale`` (0.40).
 
@@ -105,30 +104,21 @@ def crop_face(
     Raises:
         TypeError, ValueError: bad frame, or geometry giving an empty crop.
     """
-    if not isinstance(frame_rgb, FramePixels):
-        check_frame_rgb(frame_rgb)
-        height, width = frame_rgb.shape[:2]
-        frame = frame_rgb
-
-        def region(row0: int, row1: int, col0: int, col1: int) -> np.ndarray:
-            return frame[row0:row1, col0:col1]
-
-    else:
-        height, width = frame_rgb.height_px, frame_rgb.width_px
-        region = frame_rgb.rgb_region
+    check_frame_rgb(frame_rgb)
+    height, width = frame_rgb.shape[:2]
     pad, row0, row1, col0, col1 = crop_window(height, width, size_px, cx_px, cy_px, crop_scale)
     # window in frame coordinates; the part outside the frame is padding
     top, bottom, left, right = row0 - pad, row1 - pad, col0 - pad, col1 - pad
     in_top, in_bottom = max(top, 0), min(bottom, height)
     in_left, in_right = max(left, 0), min(right, width)
     if in_top == top and in_bottom == bottom and in_left == left and in_right == right:
-        window = region(top, bottom, left, right)
+        window = frame_rgb[top:bottom, left:right]
     else:
         window = np.full((bottom - top, right - left, 3), PAD_VALUE, dtype=np.uint8)
         if in_bottom > in_top and in_right > in_left:
-            window[in_top - top : in_bottom - top, in_left - left : in_right - left] = region(
-                in_top, in_bottom, in_left, in_right
-            )
+            window[in_top - top : in_bottom - top, in_left - left : in_right - left] = frame_rgb[
+                in_top:in_bottom, in_left:in_right
+            ]
     resized = cv2.resize(window, (RESIZE_PX, RESIZE_PX), interpolation=cv2.INTER_LINEAR)
     gray = cv2.cvtColor(resized, cv2.COLOR_RGB2GRAY)
     lo = (RESIZE_PX - FACE_PX) // 2
@@ -165,9 +155,7 @@ def crop_face_reference(
 
 
 def crop_track_frame(
-    frame_rgb: np.ndarray | FramePixels,
-    crop_size_cx_cy_px: np.ndarray,
-    crop_scale: float = DEFAULT_CROP_SCALE,
+    frame_rgb: np.ndarray, crop_size_cx_cy_px: np.ndarray, crop_scale: float = DEFAULT_CROP_SCALE
 ) -> np.ndarray:
     """:func:`crop_face` with one row ``(s, cx, cy)`` of ``FaceTrack.crop_size_cx_cy_px``."""
     size_px, cx_px, cy_px = (float(v) for v in crop_size_cx_cy_px)

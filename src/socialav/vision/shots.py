@@ -16,7 +16,7 @@ import numpy as np
 from scenedetect import ContentDetector, FrameTimecode
 from scenedetect.detector import FlashFilter
 
-from socialav.types import ANALYSIS_FPS, FramePixels
+from socialav.types import ANALYSIS_FPS
 from socialav.vision.detection import check_frame_rgb
 
 logger = logging.getLogger(__name__)
@@ -77,14 +77,7 @@ class ShotBoundaryDetector:
         #: Frame indices at which a new shot started (the first frame is not listed).
         self.cut_frames: list[int] = []
 
-    def _prepare(self, frame_rgb: np.ndarray | FramePixels) -> np.ndarray:
-        if isinstance(frame_rgb, FramePixels):
-            factor = max(1, frame_rgb.width_px // self.downscale_width_px)
-            # the pixels frame[::f, ::f] that the resize below keeps (its output size rounds)
-            rows = round(frame_rgb.height_px / factor)
-            cols = round(frame_rgb.width_px / factor)
-            small = frame_rgb.rgb_subsampled(factor)[:rows, :cols]
-            return cv2.cvtColor(np.ascontiguousarray(small), cv2.COLOR_RGB2BGR)
+    def _prepare(self, frame_rgb: np.ndarray) -> np.ndarray:
         factor = max(1, frame_rgb.shape[1] // self.downscale_width_px)
         if factor > 1:
             # nearest-neighbour at scale exactly 1/factor picks the pixels frame[::f, ::f]
@@ -95,20 +88,18 @@ class ShotBoundaryDetector:
             )
         return cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR)
 
-    def update(self, frame_index: int, frame_rgb: np.ndarray | FramePixels) -> bool:
+    def update(self, frame_index: int, frame_rgb: np.ndarray) -> bool:
         """Feed the next frame; return True if a new shot starts at ``frame_index``.
 
         Args:
             frame_index: index on the analysis timeline; must increase from call to call.
-            frame_rgb: ``(H, W, 3)`` uint8 RGB frame, or a
-                :class:`~socialav.types.FramePixels` (only the kept pixels are converted).
+            frame_rgb: ``(H, W, 3)`` uint8 RGB frame.
 
         Raises:
             ValueError: ``frame_index`` does not increase, or the frame is not (H, W, 3).
             TypeError: the frame is not a uint8 numpy array.
         """
-        if not isinstance(frame_rgb, FramePixels):
-            check_frame_rgb(frame_rgb)
+        check_frame_rgb(frame_rgb)
         if self._last_frame_index is not None and frame_index <= self._last_frame_index:
             raise ValueError(
                 f"frame_index must increase, but got {frame_index} after {self._last_frame_index}"

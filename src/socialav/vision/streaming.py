@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from socialav.types import FaceTrack, FramePixels
+from socialav.types import FaceTrack
 from socialav.vision.crops import crop_face, social_face_inputs
 from socialav.vision.tracking import smooth_crop_geometry
 
@@ -32,7 +32,7 @@ class StreamingFaceCropper:
         self.half = kernel // 2
         self.kernel = kernel
         self.crop_scale = crop_scale
-        self.frames: OrderedDict[int, np.ndarray | FramePixels] = OrderedDict()
+        self.frames: OrderedDict[int, np.ndarray] = OrderedDict()
         self.crops: dict[int, list[np.ndarray]] = {}
         self.next_frame: dict[int, int] = {}
         #: Per open track: crops already handed on by :meth:`take_chunks` (they lead the
@@ -40,9 +40,7 @@ class StreamingFaceCropper:
         self.handed_on: dict[int, int] = {}
         self._first_frame: dict[int, int] = {}
 
-    def add_frame(self, frame_index: int, frame: np.ndarray | FramePixels) -> None:
-        """Buffer a frame (an RGB array, or a :class:`~socialav.types.FramePixels` of which
-        only the crop windows get converted)."""
+    def add_frame(self, frame_index: int, frame: np.ndarray) -> None:
         self.frames[frame_index] = frame
 
     def take_chunks(self, chunk_frames: int) -> list[tuple[int, int, int, np.ndarray]]:
