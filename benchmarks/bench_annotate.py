@@ -1,8 +1,9 @@
 """Speed of write_annotated_video at 1280x720 (visualvoice_interview.mp4, 438 frames), at the
-source size and capped in height (``max_height_px``, detect's ``--video-max-height``).
+source size and capped on its shorter side (``max_short_side_px``, detect's
+``--video-max-short-side``).
 
-Run: python benchmarks/bench_annotate.py [--video PATH] [preset:crf[:max_height[:area]] ...]
-(default: the rows below; max_height 0 = the source size; ``area``: scale with OpenCV's
+Run: python benchmarks/bench_annotate.py [--video PATH] [preset:crf[:max_short_side[:area]] ...]
+(default: the rows below; max_short_side 0 = the source size; ``area``: scale with OpenCV's
 INTER_AREA whatever the factor). ``--video`` takes another video (e.g. the looped 3-minute
 interview of ``bench_speed.py``; the face boxes are scaled to its width).
 
@@ -57,7 +58,7 @@ out_dir = tempfile.mkdtemp(prefix="bench_annotate_")
 print(
     f"$ python {' '.join(sys.argv)}   ({os.path.basename(src)}, {video.width_px}x{video.height_px})"
 )
-print("| preset | crf | max height | scaler | size | frames | seconds | fps | CPU s | MiB |")
+print("| preset | crf | max short side | scaler | size | frames | seconds | fps | CPU s | MiB |")
 print("|---|---|---|---|---|---|---|---|---|---|")
 print(
     f"| (decode only, iter_frames yuv420p) | - | - | - | - | {k} | {dec:.1f} | {k / dec:.0f} "
@@ -86,7 +87,7 @@ for choice in args or DEFAULT_ROWS:
     out = os.path.join(out_dir, f"annot_{preset}_{crf}_{cap}_{scaler}.mp4")
     t, c = time.perf_counter(), cpu_s()
     r = write_annotated_video(
-        out, src, video, tracks, scores, preset=preset, crf=int(crf), max_height_px=int(cap)
+        out, src, video, tracks, scores, preset=preset, crf=int(crf), max_short_side_px=int(cap)
     )
     s, c = time.perf_counter() - t, cpu_s() - c
     mib = os.path.getsize(out) / 2**20

@@ -133,7 +133,9 @@ def reports(tmp_path_factory, videos_dir) -> dict[str, dict]:
             "t0": _first_video_pts_s(videos_dir / file),
         }
         if name == "grid":  # the same result, its fallback video capped at half the height
-            capped = write_outputs(result, out, kinds, stem="grid_capped", video_max_height_px=144)
+            capped = write_outputs(
+                result, out, kinds, stem="grid_capped", video_max_short_side_px=144
+            )
             found["grid_capped"] = {
                 **found["grid"],
                 "html": capped["report"],

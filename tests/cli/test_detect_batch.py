@@ -188,19 +188,19 @@ def test_small_faces_get_a_warning(tmp_path, videos_dir):
 
 
 @pytest.mark.slow
-def test_video_max_height_caps_the_annotated_video_and_is_recorded(tmp_path, grid):
+def test_video_max_short_side_caps_the_annotated_video_and_is_recorded(tmp_path, grid):
     import av
 
     out = tmp_path / "out"
     capped = _detect(
-        str(grid), "-o", str(out), "--outputs", "video,json", "--video-max-height", "144"
+        str(grid), "-o", str(out), "--outputs", "video,json", "--video-max-short-side", "144"
     )
     assert capped.exit_code == 0, capped.output
     with av.open(str(out / "grid_bbaf2n.annotated.mp4")) as container:
         ctx = container.streams.video[0].codec_context
         assert (ctx.width, ctx.height) == (180, 144)  # 360x288 halved
     record = json.loads((out / "grid_bbaf2n.json").read_text())
-    assert record["run_info"]["settings"]["config"]["video_max_height_px"] == 144
+    assert record["run_info"]["settings"]["config"]["video_max_short_side_px"] == 144
     again = _detect(str(grid), "-o", str(out), "--outputs", "video,json")  # the default, 480
     text = " ".join(again.output.split())
-    assert "other settings" in text and "video_max_height_px: 144 -> 480" in text
+    assert "other settings" in text and "video_max_short_side_px: 144 -> 480" in text

@@ -348,7 +348,9 @@ def interleaving_lag_s(path: Path) -> float:
         (1280, 720, 480, (854, 480)),  # 853.3 -> nearest even
         (1920, 1080, 480, (854, 480)),
         (3840, 2160, 480, (854, 480)),
-        (720, 1280, 480, (270, 480)),  # portrait: the height is capped
+        (720, 1280, 480, (480, 854)),  # portrait: the shorter side (the width) is capped
+        (1080, 1920, 480, (480, 854)),  # a phone video
+        (480, 1280, 480, (480, 1280)),  # shorter side at the cap: untouched
         (1280, 720, 481, (854, 480)),  # an odd cap: the even height below it
         (1281, 721, 480, (852, 480)),  # 852.8 / 2 = 426.4 -> 852
         (640, 480, 480, (640, 480)),  # at the cap: untouched
@@ -361,12 +363,13 @@ def interleaving_lag_s(path: Path) -> float:
 def test_annotated_size(width, height, cap, expected) -> None:
     assert annotated_size(width, height, cap) == expected
     w, h = annotated_size(width, height, cap)
-    if cap and height > cap:  # aspect ratio kept within the rounding to even
-        assert abs(w - width * h / height) <= 1.0
+    if cap and min(width, height) > cap:  # aspect ratio kept within the rounding to even
+        assert min(w, h) == cap - cap % 2
+        assert abs(w - width * h / height) <= 1.0 or abs(h - height * w / width) <= 1.0
 
 
 def test_annotated_size_refuses_a_negative_cap() -> None:
-    with pytest.raises(ValueError, match=r"max_height_px must be >= 0.*got -1"):
+    with pytest.raises(ValueError, match=r"max_short_side_px must be >= 0.*got -1"):
         annotated_size(1280, 720, -1)
 
 
@@ -385,7 +388,12 @@ def test_capped_video_has_the_boxes_at_the_scaled_place(tmp_path: Path, videos_d
     right_track, right_scores = constant_track(1, RIGHT_FACE, n, 0.1)
     out = tmp_path / "capped.mp4"
     result = write_annotated_video(
-        out, src, video, [left_track, right_track], [left_scores, right_scores], max_height_px=480
+        out,
+        src,
+        video,
+        [left_track, right_track],
+        [left_scores, right_scores],
+        max_short_side_px=480,
     )
     assert (result.width_px, result.height_px) == (854, 480)
     assert result.num_frames == n and result.has_audio and result.audio_copied
@@ -423,17 +431,17 @@ def test_capped_rgb_frames_odd_portrait(tmp_path: Path, silent_portrait_odd: Pat
         [track],
         [scores],
         frames=decode_frames(silent_portrait_odd, n),
-        max_height_px=160,
+        max_short_side_px=160,
     )
-    assert (result.width_px, result.height_px) == (90, 160)  # 181 * 160 / 321 = 90.2
+    assert (result.width_px, result.height_px) == (160, 284)  # 321 * 160 / 181 = 283.8
     info = probe(tmp_path / "p.mp4")
-    assert (info["video"]["width"], info["video"]["height"]) == (90, 160)
+    assert (info["video"]["width"], info["video"]["height"]) == (160, 284)
     frame = info["frames"][2]
-    sx, sy = 90 / 181, 160 / 321  # box (40, 60, 140, 200) -> (19.6, 29.7, 69.4, 99.5)
+    sx, sy = 160 / 181, 284 / 321  # box (40, 60, 140, 200) -> (35.4, 53.1, 123.8, 176.9)
     assert is_green(frame[scaled(200, sy), scaled(90, sx)])  # bottom edge
     assert is_green(frame[scaled(130, sy), scaled(40, sx)])  # left edge
     assert not is_green(frame[scaled(130, sy), scaled(90, sx)])  # inside: grey
-    assert not is_green(frame[130, 40])  # the unscaled left edge: below the box
+    assert not is_green(frame[200, 90])  # the unscaled bottom edge: below the box
 
 
 def test_a_source_at_or_below_the_cap_is_not_scaled(tmp_path: Path, videos_dir: Path) -> None:
@@ -445,7 +453,7 @@ def test_a_source_at_or_below_the_cap_is_not_scaled(tmp_path: Path, videos_dir: 
     sizes, frames = [], []
     for cap in (288, 0):
         out = tmp_path / f"g{cap}.mp4"
-        result = write_annotated_video(out, src, video, [track], [scores], max_height_px=cap)
+        result = write_annotated_video(out, src, video, [track], [scores], max_short_side_px=cap)
         sizes.append((result.width_px, result.height_px))
         frames.append(probe(out)["frames"])
     assert sizes == [(360, 288), (360, 288)]
@@ -457,7 +465,7 @@ def test_capped_rotated_source_is_upright_with_the_boxes_in_place(
     tmp_path: Path, videos_dir: Path
 ) -> None:
     """A 1280x720 picture marked as turned a quarter (a phone's portrait video) is shown
-    720x1280: the height cap applies to that upright picture (270x480), the output is stored
+    720x1280: the cap applies to the shorter side of that upright picture (480x854), the output is stored
     upright without a rotation, and boxes in upright pixels land in place."""
     from media_factory import cut_clip, rotate_display_90
 
@@ -469,19 +477,19 @@ def test_capped_rotated_source_is_upright_with_the_boxes_in_place(
     box = (100, 300, 600, 900)  # upright pixels
     track, scores = constant_track(0, box, video.num_frames, 0.9)
     out = tmp_path / "upright.mp4"
-    result = write_annotated_video(out, src, video, [track], [scores], max_height_px=480)
-    assert (result.width_px, result.height_px) == (270, 480)
+    result = write_annotated_video(out, src, video, [track], [scores], max_short_side_px=480)
+    assert (result.width_px, result.height_px) == (480, 854)
     info = probe(out)
-    assert (info["video"]["width"], info["video"]["height"]) == (270, 480)
+    assert (info["video"]["width"], info["video"]["height"]) == (480, 854)
     with av.open(str(out)) as container:
         assert next(container.decode(video=0)).rotation == 0
-    s = 270 / 720  # = 480 / 1280
+    sx, sy = 480 / 720, 854 / 1280
     frame = info["frames"][5]
     x1, y1, x2, y2 = box
-    assert is_green(frame[scaled((y1 + y2) / 2, s), scaled(x1, s)])  # left edge
-    assert is_green(frame[scaled(y2, s), scaled((x1 + x2) / 2, s)])  # bottom edge
-    upright = cv2.resize(dict(iter_frames(src))[5], (270, 480), interpolation=cv2.INTER_AREA)
-    below = (slice(400, 480), slice(0, 270))  # under the box: the picture, upright
+    assert is_green(frame[scaled((y1 + y2) / 2, sy), scaled(x1, sx)])  # left edge
+    assert is_green(frame[scaled(y2, sy), scaled((x1 + x2) / 2, sx)])  # bottom edge
+    upright = cv2.resize(dict(iter_frames(src))[5], (480, 854), interpolation=cv2.INTER_AREA)
+    below = (slice(700, 854), slice(0, 480))  # under the box: the picture, upright
     assert np.abs(frame[below].astype(int) - upright[below]).mean() < 6.0
-    turned = cv2.resize(np.rot90(upright, 2), (270, 480))  # upside down would not match
+    turned = cv2.resize(np.rot90(upright, 2), (480, 854))  # upside down would not match
     assert np.abs(frame[below].astype(int) - turned[below]).mean() > 20.0

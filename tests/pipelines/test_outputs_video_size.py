@@ -1,5 +1,5 @@
 """The annotated video of write_outputs / DetectResult.write is capped in height by the
-run's DetectConfig.video_max_height_px (recorded in run_info.settings) unless told
+run's DetectConfig.video_max_short_side_px (recorded in run_info.settings) unless told
 otherwise."""
 
 from __future__ import annotations
@@ -57,21 +57,21 @@ def clip_720p(tmp_path_factory, videos_dir: Path) -> Path:
     ("settings", "argument", "expected"),
     [
         ({}, None, (854, 480)),  # nothing recorded: DetectConfig's default
-        ({"config": {"video_max_height_px": 240}}, None, (426, 240)),  # the run's setting
-        ({"config": {"video_max_height_px": 0}}, None, (1280, 720)),
-        ({"config": {"video_max_height_px": 240}}, 0, (1280, 720)),  # told otherwise
+        ({"config": {"video_max_short_side_px": 240}}, None, (426, 240)),  # the run's setting
+        ({"config": {"video_max_short_side_px": 0}}, None, (1280, 720)),
+        ({"config": {"video_max_short_side_px": 240}}, 0, (1280, 720)),  # told otherwise
         ({}, 360, (640, 360)),
     ],
 )
 def test_the_annotated_video_is_capped_by_the_run_setting(
     tmp_path, clip_720p, settings, argument, expected
 ):
-    assert DetectConfig().video_max_height_px == 480
+    assert DetectConfig().video_max_short_side_px == 480
     result = _result(clip_720p, settings)
-    paths = result.write(tmp_path, ["video"], video_max_height_px=argument)
+    paths = result.write(tmp_path, ["video"], video_max_short_side_px=argument)
     assert _size(paths["video"]) == expected
 
 
 def test_a_negative_cap_is_refused():
-    with pytest.raises(ValueError, match="video_max_height_px must be ≥ 0"):
-        DetectConfig(video_max_height_px=-1)
+    with pytest.raises(ValueError, match="video_max_short_side_px must be ≥ 0"):
+        DetectConfig(video_max_short_side_px=-1)

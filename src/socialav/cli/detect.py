@@ -219,15 +219,15 @@ def detect(
         ),
     ] = "csv,rttm,json,timeline,video,report",
     no_video: Annotated[bool, typer.Option("--no-video", help="Skip the annotated video.")] = False,
-    video_max_height: Annotated[
+    video_max_short_side: Annotated[
         int | None,
         typer.Option(
-            "--video-max-height",
+            "--video-max-short-side",
             metavar="PX",
             callback=bounded(0),
-            help="Scale the annotated video of a source higher than this down to this height "
-            "(aspect ratio kept; the analysis always sees the source frames); 0: the source "
-            "size. Default 480.",
+            help="Scale the annotated video down so that its shorter side is at most this "
+            "(480: 854x480 from 720p, 480x854 from portrait 1080x1920; aspect ratio kept; the "
+            "analysis always sees the source frames); 0: the source size. Default 480.",
         ),
     ] = None,
     report_embed: Annotated[
@@ -321,7 +321,7 @@ def detect(
             lam_weights=lam_weights,
             ttm_weights=ttm_weights,
             cluster=cluster,
-            video_max_height=video_max_height,
+            video_max_short_side=video_max_short_side,
         )
         settings = config.settings()
     except (ValueError, FileNotFoundError) as exc:  # bad option values: one line
@@ -471,7 +471,7 @@ def _build_config(
     lam_weights: Path | None,
     ttm_weights: list[Path] | None,
     cluster: str | None = None,
-    video_max_height: int | None = None,
+    video_max_short_side: int | None = None,
 ):
     """The :class:`~socialav.pipelines.config.DetectConfig` of the options (every value
     checked; ``None`` means the option was not given, 0 is a value).
@@ -508,6 +508,6 @@ def _build_config(
         changes["lam_weights"] = str(lam_weights)
     if ttm_weights:
         changes["ttm_weights"] = tuple(str(p) for p in ttm_weights)
-    if video_max_height is not None:
-        changes["video_max_height_px"] = video_max_height
+    if video_max_short_side is not None:
+        changes["video_max_short_side_px"] = video_max_short_side
     return replace(config, **changes)

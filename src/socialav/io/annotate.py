@@ -46,26 +46,29 @@ SILENT_RGB = (230, 0, 0)
 BADGE_RGB = (255, 200, 0)
 
 
-def annotated_size(width_px: int, height_px: int, max_height_px: int | None) -> tuple[int, int]:
+def annotated_size(width_px: int, height_px: int, max_short_side_px: int | None) -> tuple[int, int]:
     """``(width, height)`` of the annotated video of a ``width_px x height_px`` (upright)
     source.
 
-    A source higher than ``max_height_px`` is scaled down to that height (rounded down to
-    even), its width scaled by the same factor and rounded to the nearest even number (at
-    least 2), so the aspect ratio is kept to within one pixel. A source at or below the cap
-    (or any source when ``max_height_px`` is None or 0) keeps its size, odd sizes padded by
-    one pixel to even (4:2:0 needs even sizes).
+    A source whose shorter side exceeds ``max_short_side_px`` is scaled down so that its
+    shorter side is that (rounded down to even; "480p" in the video sense, so 1280x720 gives
+    854x480 and a 1080x1920 phone video 480x854), the other side scaled by the same factor
+    and rounded to the nearest even number (at least 2): the aspect ratio is kept to within
+    one pixel. A source at or below the cap (or any source when ``max_short_side_px`` is None
+    or 0) keeps its size, odd sizes padded by one pixel to even (4:2:0 needs even sizes).
 
     Raises:
-        ValueError: a negative ``max_height_px``.
+        ValueError: a negative ``max_short_side_px``.
     """
-    if max_height_px is not None and max_height_px < 0:
-        raise ValueError(f"max_height_px must be >= 0 (0: source size), but got {max_height_px}")
-    if not max_height_px or height_px <= max_height_px:
+    cap = max_short_side_px
+    if cap is not None and cap < 0:
+        raise ValueError(f"max_short_side_px must be >= 0 (0: source size), but got {cap}")
+    short, long_ = min(width_px, height_px), max(width_px, height_px)
+    if not cap or short <= cap:
         return width_px + width_px % 2, height_px + height_px % 2
-    out_h = max(2, max_height_px - max_height_px % 2)
-    out_w = max(2, 2 * round(width_px * out_h / height_px / 2))
-    return out_w, out_h
+    out_short = max(2, cap - cap % 2)
+    out_long = max(2, 2 * round(long_ * out_short / short / 2))
+    return (out_long, out_short) if width_px >= height_px else (out_short, out_long)
 
 
 #: Scale factors from here up use OpenCV's ``INTER_AREA``, smaller ones ``INTER_LINEAR``.
@@ -75,7 +78,7 @@ AREA_SCALE_FROM = 3.0
 def _interpolation(height_px: int, out_height_px: int) -> int:
     """OpenCV interpolation for scaling ``height_px`` down to ``out_height_px``.
 
-    Below a factor of :data:`AREA_SCALE_FROM` (720p and 1080p to 480 lines: 1.5 and 2.25)
+    Below a factor of :data:`AREA_SCALE_FROM` (720p and 1080p to 480p: 1.5 and 2.25)
     bilinear: every source pixel but a few still weighs in, it looked like ``INTER_AREA``
     by eye and cost 0.4 instead of 1.4-2.9 ms per frame, which decided whether the capped
     video was faster at all (``benchmarks/bench_annotate.py``, ``docs/speed.md``). From
@@ -118,7 +121,7 @@ class AnnotatedVideoResult:
         path: the output file.
         num_frames: video frames encoded.
         width_px, height_px: encoded frame size (odd sizes padded to even; scaled down to
-            ``max_height_px`` when the source is higher).
+            ``max_short_side_px`` when the source is higher).
         has_audio: whether an audio stream was written.
         audio_copied: True if audio packets were copied, False if transcoded to AAC.
     """
@@ -451,7 +454,7 @@ def write_annotated_video(
     include_audio: bool = True,
     preset: str = "ultrafast",
     crf: int = 28,
-    max_height_px: int | None = None,
+    max_short_side_px: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> AnnotatedVideoResult:
     """Write an H.264 MP4 of the video with every face track drawn on it.
@@ -464,18 +467,18 @@ def write_annotated_video(
 
     Video: libx264, yuv420p, ``video.fps`` frames per second, one output frame per input
     frame, placed at ``t0 + frame_index / fps`` (``t0``: time of the source's first video
-    frame). A source higher than ``max_height_px`` is scaled down to that height, aspect
-    ratio kept (:func:`annotated_size`): the decoded 4:2:0 planes (or RGB frames) are
+    frame). A source whose shorter side exceeds ``max_short_side_px`` is scaled down to it,
+    aspect ratio kept (:func:`annotated_size`): the decoded 4:2:0 planes (or RGB frames) are
     resized with OpenCV (bilinear, ``INTER_AREA`` from a factor of 3: :func:`_interpolation`)
     and the overlays drawn at the output size (face boxes scaled with pixel centres aligned;
     line widths and text sized from the output's short side, as at any size). Otherwise the
     size is the source's, odd widths/heights padded by one replicated pixel row/column to
     even (the encoder needs even sizes for 4:2:0). Portrait video stays portrait.
-    ``preset``, ``crf`` and ``max_height_px`` trade speed for file size and detail
+    ``preset``, ``crf`` and ``max_short_side_px`` trade speed for file size and detail
     (``benchmarks/bench_annotate.py``, 1280x720, 2 cores): decoding, drawing and encoding
     ran at 154 fps with ``ultrafast`` at crf 28 (the default), 106 fps with ``superfast`` at
     crf 23 (18 % smaller files) and 80 fps with ``veryfast`` at crf 23, the faces alike in
-    all three; capped at 480 lines, ``ultrafast`` crf 28 ran at 245-258 fps instead of
+    all three; capped at 480p, ``ultrafast`` crf 28 ran at 245-258 fps instead of
     157-183 with files 37 % smaller (3.7 vs 5.9 MiB for 17.5 s).
 
     Audio: the source's first audio stream, with its source timestamps (so the sync is the
@@ -500,8 +503,8 @@ def write_annotated_video(
             :data:`DEFAULT_BADGE_LABELS`).
         include_audio: mux the source audio.
         preset, crf: libx264 options.
-        max_height_px: scale sources higher than this down to this height (``None`` or 0:
-            the source size).
+        max_short_side_px: scale sources whose shorter side exceeds this down so that it is
+            this (``None`` or 0: the source size).
         progress: called as ``progress(frames_done, video.num_frames)`` after each frame.
 
     Returns:
@@ -510,14 +513,14 @@ def write_annotated_video(
     Raises:
         ValueError: a frame of the wrong shape/dtype, non-increasing frame indices, no
             frames at all, scores that do not join to the tracks, or a negative
-            ``max_height_px``.
+            ``max_short_side_px``.
         FileNotFoundError: ``video_path`` does not exist.
     """
     if not os.path.exists(video_path):
         raise FileNotFoundError(f"source video not found: {video_path}")
     labels = dict(DEFAULT_BADGE_LABELS if badge_labels is None else badge_labels)
     overlays = _OverlayCursor(tracks, scores, badge_threshold, labels)
-    width_px, height_px = annotated_size(video.width_px, video.height_px, max_height_px)
+    width_px, height_px = annotated_size(video.width_px, video.height_px, max_short_side_px)
     scaled = height_px < video.height_px
     # face boxes: source pixel -> output pixel, pixel centres aligned as cv2.resize aligns them
     box_scale = np.array([width_px / video.width_px, height_px / video.height_px] * 2)

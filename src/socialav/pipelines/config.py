@@ -103,9 +103,10 @@ class DetectConfig:
             and detects (same results). ``None``: only when the model runs on a GPU; on the
             CPU the model's own threads already keep the cores busy and the overlap was
             slower (``docs/speed.md``).
-        video_max_height_px: the annotated video (``<stem>.annotated.mp4``) of a source
-            higher than this is scaled down to this height, aspect ratio kept (even sizes);
-            0: the source size. 480 (854x480 from 720p and 1080p) took about 25 % less CPU
+        video_max_short_side_px: the annotated video (``<stem>.annotated.mp4``) of a source
+            whose shorter side exceeds this is scaled down so that its shorter side is this,
+            aspect ratio kept (even sizes; 480p); 0: the source size. 480 (854x480 from 720p
+            and 1080p, 480x854 from a portrait 1080x1920) took about 25 % less CPU
             time than a 720p copy and 40 % less than a 1080p one, files 37-60 % smaller
             (``benchmarks/bench_annotate.py``, ``docs/speed.md``); the analysis always sees
             the source frames.
@@ -136,7 +137,7 @@ class DetectConfig:
     device: str = "cpu"
     diarize: bool = True
     overlap_model: bool | None = None
-    video_max_height_px: int = 480
+    video_max_short_side_px: int = 480
 
     def __post_init__(self) -> None:
         if not (self.device == "cpu" or self.device.startswith("cuda")):
@@ -162,10 +163,10 @@ class DetectConfig:
             raise ValueError(f"unknown tasks {sorted(unknown)}; expected some of {list(TASKS)}")
         tasks = {"asd", *self.tasks} | ({"lam"} if "ttm" in self.tasks else set())
         object.__setattr__(self, "tasks", tuple(t for t in TASKS if t in tasks))
-        if self.video_max_height_px < 0:
+        if self.video_max_short_side_px < 0:
             raise ValueError(
-                "video_max_height_px must be ≥ 0 (0: the source size), but got "
-                f"{self.video_max_height_px}"
+                "video_max_short_side_px must be ≥ 0 (0: the source size), but got "
+                f"{self.video_max_short_side_px}"
             )
         if self.detect_every < 1:
             raise ValueError(f"detect_every must be ≥ 1, but got {self.detect_every}")

@@ -172,7 +172,7 @@ def detect_video_task(
             progress=progress,
             report_embed=task.report_embed,
             stem=task.stem,
-            video_max_height_px=task.config.video_max_height_px,
+            video_max_short_side_px=task.config.video_max_short_side_px,
         )
     except (MediaError, OSError, ValueError, RuntimeError) as exc:
         if reraise:

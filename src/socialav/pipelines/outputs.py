@@ -195,13 +195,13 @@ def settings_differences(recorded: Mapping[str, Any], requested: Mapping[str, An
     ]
 
 
-def _recorded_video_max_height_px(result: DetectResult) -> int:
+def _recorded_video_max_short_side_px(result: DetectResult) -> int:
     """The annotated video's height cap of the run that made ``result``."""
     from socialav.pipelines.config import DetectConfig
 
     config = (result.run_info.settings or {}).get("config") or {}
-    value = config.get("video_max_height_px")
-    return DetectConfig.video_max_height_px if value is None else int(value)
+    value = config.get("video_max_short_side_px")
+    return DetectConfig.video_max_short_side_px if value is None else int(value)
 
 
 def write_outputs(
@@ -212,14 +212,14 @@ def write_outputs(
     progress: Progress | None = None,
     report_embed: bool = False,
     stem: str | None = None,
-    video_max_height_px: int | None = None,
+    video_max_short_side_px: int | None = None,
 ) -> dict[str, Path]:
     """Write the requested outputs of one video, all or nothing (named ``<stem><suffix>``;
     ``stem`` defaults to the video's file stem).
 
-    The annotated video is scaled down to ``video_max_height_px`` lines when the source is
-    higher (0: the source size; ``None``: the run's
-    :attr:`~socialav.pipelines.config.DetectConfig.video_max_height_px`, as recorded in
+    The annotated video's shorter side is scaled down to ``video_max_short_side_px`` when the
+    source's is longer (0: the source size; ``None``: the run's
+    :attr:`~socialav.pipelines.config.DetectConfig.video_max_short_side_px`, as recorded in
     ``result.run_info.settings``, or that field's default when the run recorded none).
 
     Everything is written into a temporary folder inside ``output_dir`` and then renamed into
@@ -285,8 +285,8 @@ def write_outputs(
         if "video" in tmp:
             t = time.perf_counter()
             cb = (lambda done, total: progress("video", done, total)) if progress else None
-            if video_max_height_px is None:
-                video_max_height_px = _recorded_video_max_height_px(result)
+            if video_max_short_side_px is None:
+                video_max_short_side_px = _recorded_video_max_short_side_px(result)
             write_annotated_video(
                 tmp["video"],
                 video.path,
@@ -294,7 +294,7 @@ def write_outputs(
                 tracks,
                 scores,
                 threshold=threshold,
-                max_height_px=video_max_height_px,
+                max_short_side_px=video_max_short_side_px,
                 progress=cb,
             )
             result.timings_s["video"] = time.perf_counter() - t

@@ -132,7 +132,7 @@ class DetectResult:
         progress=None,
         report_embed: bool = False,
         stem: str | None = None,
-        video_max_height_px: int | None = None,
+        video_max_short_side_px: int | None = None,
     ) -> dict[str, Path]:
         """Write the outputs of :func:`socialav.pipelines.outputs.write_outputs` (all kinds by
         default: the same files as ``socialav detect``); returns kind -> path."""
@@ -140,5 +140,12 @@ class DetectResult:
 
         kinds = tuple(outputs.OUTPUT_SUFFIXES) if kinds is None else tuple(kinds)
         return outputs.write_outputs(
-            self, output_dir, kinds, threshold, progress, report_embed, stem, video_max_height_px
+            self,
+            output_dir,
+            kinds,
+            threshold,
+            progress,
+            report_embed,
+            stem,
+            video_max_short_side_px,
         )
