@@ -3,6 +3,8 @@
     SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_speed_levers.py overlap VIDEO
     SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_speed_levers.py arena
     python benchmarks/bench_speed_levers.py yuv2rgb
+    SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_speed_levers.py startup [--repeats 3]
+    SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_speed_levers.py video-cap VIDEO [--repeats 2]
     SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_speed_levers.py memory [--minutes 10]
 
 - ``overlap``: the analysis pass (``SpeakerDetector.run``, defaults) with the ASD model on a
@@ -15,6 +17,11 @@
   interview looped to ``--minutes`` (default 10), sampled every 0.25 s: its peak per stage
   (load, analyse, persons, write, video, ...), and the extra peak of the persons' voice windows
   (``embed_speech_windows`` on that soundtrack, in a fresh process).
+- ``startup``: seconds to import ``socialav.pipelines.detect`` and build the default
+  ``SpeakerDetector`` in a fresh process (the ONNX cache warmed first), and which of PyTorch,
+  onnx and scipy.signal that imported; run with ``PYTHONPATH=<older tree>/src`` for a before.
+- ``video-cap``: one analysis of VIDEO, then its annotated video written alternately at the
+  source size and at the default cap (480p), ``--repeats`` times each: wall and CPU seconds.
 - ``yuv2rgb``: PyAV's swscale ``to_ndarray("rgb24")`` vs OpenCV's ``COLOR_YUV2RGB_I420`` on
   the interview's 438 frames, and how far apart their pixels are.
 """
@@ -168,6 +175,48 @@ def yuv2rgb() -> None:
     print(f"pixel difference: mean {np.abs(a - b).mean():.2f}, max {np.abs(a - b).max()}")
 
 
+_STARTUP = """
+import sys, time
+t0 = time.perf_counter()
+from socialav.pipelines.detect import SpeakerDetector
+t1 = time.perf_counter()
+SpeakerDetector()
+t2 = time.perf_counter()
+heavy = [m for m in ("torch", "onnx", "scipy.signal") if m in sys.modules]
+print(f"{t1 - t0:.2f} {t2 - t1:.2f} {','.join(heavy) or '-'}")
+"""
+
+
+def startup(repeats: int) -> None:
+    subprocess.run([sys.executable, "-c", _STARTUP], check=True, capture_output=True)  # cache
+    print("| run | import s | load models s | total s | imported |\n|---|---|---|---|---|")
+    for k in range(repeats):
+        out = subprocess.run(
+            [sys.executable, "-c", _STARTUP], check=True, capture_output=True, text=True
+        ).stdout.split()
+        total = float(out[0]) + float(out[1])
+        print(f"| {k + 1} | {out[0]} | {out[1]} | {total:.2f} | {out[2]} |", flush=True)
+
+
+def video_cap(video: str, repeats: int) -> None:
+    import tempfile
+
+    from socialav.pipelines.config import DetectConfig
+    from socialav.pipelines.detect import SpeakerDetector
+
+    result = SpeakerDetector()(video)
+    out = tempfile.mkdtemp(prefix="video-cap-")
+    cap = DetectConfig().video_max_short_side_px
+    print("| run | cap | wall s | CPU s |\n|---|---|---|---|")
+    for k in range(repeats):
+        for max_side in (0, cap):
+            c0, t0 = sum(os.times()[:4]), time.perf_counter()
+            result.write(out, ["video"], video_max_short_side_px=max_side)
+            wall, cpu = time.perf_counter() - t0, sum(os.times()[:4]) - c0
+            name = "source" if max_side == 0 else f"{max_side}p"
+            print(f"| {k + 1} | {name} | {wall:.1f} | {cpu:.1f} |", flush=True)
+
+
 if __name__ == "__main__":
     print(f"$ python {' '.join(sys.argv)}")
     what = sys.argv[1] if len(sys.argv) > 1 else ""
@@ -177,6 +226,11 @@ if __name__ == "__main__":
         arena()
     elif what == "yuv2rgb":
         yuv2rgb()
+    elif what == "startup":
+        startup(int(sys.argv[sys.argv.index("--repeats") + 1]) if "--repeats" in sys.argv else 3)
+    elif what == "video-cap":
+        repeats = int(sys.argv[sys.argv.index("--repeats") + 1]) if "--repeats" in sys.argv else 2
+        video_cap(sys.argv[2] if len(sys.argv) > 2 else str(INTERVIEW), repeats)
     elif what == "memory":
         minutes = (
             float(sys.argv[sys.argv.index("--minutes") + 1]) if "--minutes" in sys.argv else 10
