@@ -62,6 +62,43 @@ def windows(spans, vectors, regions) -> VoiceWindows:
     )
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_cluster_embeddings_equal_scikit_learn(seed):
+    """The SciPy tree cut gives scikit-learn's AgglomerativeClustering labels (average
+    linkage, precomputed cosine distances, distance_threshold), with and without cannot-link
+    pairs, also with distances exactly at the threshold."""
+    from sklearn.cluster import AgglomerativeClustering
+
+    from socialav.diarization.clustering import CANNOT_LINK_DISTANCE, cosine_distances
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 60))
+    centres = rng.standard_normal((int(rng.integers(1, 6)), 16))
+    x = centres[rng.integers(0, len(centres), n)] + 0.4 * rng.standard_normal((n, 16))
+    threshold = float(rng.uniform(0.1, 0.9))
+    cl = None
+    if seed % 2:
+        cl = np.zeros((n, n), bool)
+        i, j = rng.integers(0, n, (2, n // 3))
+        cl[i, j] = i != j
+    if seed == 3:  # a threshold equal to one of the distances: not merged (strictly below)
+        threshold = float(np.sort(cosine_distances(x)[np.triu_indices(n, 1)])[n // 2])
+    dist = cosine_distances(x)
+    if cl is not None:
+        both = cl | cl.T
+        np.fill_diagonal(both, False)
+        dist[both] = CANNOT_LINK_DISTANCE
+    np.fill_diagonal(dist, 0.0)
+    want = AgglomerativeClustering(
+        n_clusters=None, metric="precomputed", linkage="average", distance_threshold=threshold
+    ).fit_predict(dist)
+    mapping: dict[int, int] = {}
+    want = [mapping.setdefault(int(v), len(mapping)) for v in want]
+    got = cluster_embeddings(x, threshold, cannot_link=cl)
+    if cl is None or not any(cl[a, b] for a in range(n) for b in range(n) if want[a] == want[b]):
+        assert got.tolist() == want
+
+
 def test_cluster_embeddings_threshold_and_cannot_link():
     x = np.stack([unit(1, 0), unit(1, 0.05), unit(0, 1), unit(1, 0.02)])
     assert cluster_embeddings(x, 0.05).tolist() == [0, 0, 1, 0]
