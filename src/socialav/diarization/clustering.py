@@ -4,9 +4,9 @@ Average-linkage agglomerative clustering on cosine distances (``1 - cos`` of L2-
 vectors), stopped at a distance threshold: the result of ``sklearn.cluster.
 AgglomerativeClustering(metric="precomputed", linkage="average", distance_threshold=...)``
 (which builds the same tree with ``scipy.cluster.hierarchy.linkage``), computed with SciPy's
-``linkage`` and ``fcluster`` directly: scikit-learn's import costs 0.8-1.3 s of every
-``detect`` run, SciPy's 0.1 s (``tests/diarization/test_persons.py`` checks the labels are
-scikit-learn's). A cannot-link pair (two
+``linkage`` and ``fcluster`` directly, which spares ``detect`` scikit-learn's import (the
+interview's persons stage 1.14 -> 0.18 s, ``docs/speed.md``);
+``tests/diarization/test_persons.py`` checks the labels are scikit-learn's. A cannot-link pair (two
 face tracks on screen at the same time) gets the distance :data:`CANNOT_LINK_DISTANCE`; with
 average linkage two clusters holding such a pair are at least ``CANNOT_LINK_DISTANCE /
 (n1 n2)`` apart, above any threshold for clusters of fewer than 10^5 x 10^5 members, and the
