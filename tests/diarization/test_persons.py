@@ -69,7 +69,7 @@ def test_cluster_embeddings_equal_scikit_learn(seed):
     pairs, also with distances exactly at the threshold."""
     from sklearn.cluster import AgglomerativeClustering
 
-    from socialav.diarization.clustering import CANNOT_LINK_DISTANCE, cosine_distances
+    from socialav.diarization.clustering import constrained_distances, cosine_distances
 
     rng = np.random.default_rng(seed)
     n = int(rng.integers(2, 60))
@@ -83,12 +83,7 @@ def test_cluster_embeddings_equal_scikit_learn(seed):
         cl[i, j] = i != j
     if seed == 3:  # a threshold equal to one of the distances: not merged (strictly below)
         threshold = float(np.sort(cosine_distances(x)[np.triu_indices(n, 1)])[n // 2])
-    dist = cosine_distances(x)
-    if cl is not None:
-        both = cl | cl.T
-        np.fill_diagonal(both, False)
-        dist[both] = CANNOT_LINK_DISTANCE
-    np.fill_diagonal(dist, 0.0)
+    dist = constrained_distances(x, cl)
     want = AgglomerativeClustering(
         n_clusters=None, metric="precomputed", linkage="average", distance_threshold=threshold
     ).fit_predict(dist)

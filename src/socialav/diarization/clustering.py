@@ -24,7 +24,12 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CANNOT_LINK_DISTANCE", "cluster_embeddings", "cosine_distances"]
+__all__ = [
+    "CANNOT_LINK_DISTANCE",
+    "cluster_embeddings",
+    "constrained_distances",
+    "cosine_distances",
+]
 
 CANNOT_LINK_DISTANCE: float = 1.0e10
 
@@ -39,6 +44,21 @@ def cosine_distances(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
     a = _normalise(a)
     b = a if b is None else _normalise(b)
     return np.clip(1.0 - a @ b.T, 0.0, 2.0)
+
+
+def constrained_distances(
+    embeddings: np.ndarray, cannot_link: np.ndarray | None = None
+) -> np.ndarray:
+    """The ``(n, n)`` cosine distances that are clustered: :func:`cosine_distances` of the
+    rows, :data:`CANNOT_LINK_DISTANCE` for cannot-link pairs (``cannot_link`` ``(n, n)`` bool,
+    either direction), 0 on the diagonal."""
+    dist = cosine_distances(embeddings)
+    if cannot_link is not None:
+        both = cannot_link | cannot_link.T
+        np.fill_diagonal(both, False)
+        dist[both] = CANNOT_LINK_DISTANCE
+    np.fill_diagonal(dist, 0.0)
+    return dist
 
 
 def _relabel(labels: np.ndarray) -> np.ndarray:
@@ -99,12 +119,7 @@ def cluster_embeddings(
     from scipy.cluster.hierarchy import fcluster, linkage
     from scipy.spatial.distance import squareform
 
-    dist = cosine_distances(x)
-    if cannot_link is not None:
-        both = cannot_link | cannot_link.T
-        np.fill_diagonal(both, False)
-        dist[both] = CANNOT_LINK_DISTANCE
-    np.fill_diagonal(dist, 0.0)
+    dist = constrained_distances(x, cannot_link)
     tree = linkage(squareform(dist, checks=False), method="average")
     # merge while the average distance is below the threshold (scikit-learn's
     # distance_threshold); fcluster keeps merges at or below t: the float just under it
