@@ -15,7 +15,8 @@ import pytest
 from socialav.checkpoints.load import load_voice_encoder
 from socialav.checkpoints.onnx_cache import find_exported, write_exported
 from socialav.inference.asd import WindowConfig, predict_track_logits
-from socialav.inference.backends import ONNX_EXPORT_VERSION, ONNX_GRAPHS, load_asd_runner
+from socialav.inference.backends import load_asd_runner
+from socialav.types import ASD_ONNX_GRAPHS, ASD_ONNX_VERSION
 
 TOLERANCE = 1e-4  # logits, as tests/inference/test_asd.py (measured about 2e-6)
 
@@ -30,7 +31,7 @@ def test_second_load_comes_from_the_cache_with_equal_logits(tmp_path: Path) -> N
     cache = tmp_path / "onnx"
     runner, info, model = load_asd_runner("light-asd-ava", cache_dir=cache)
     assert model is not None  # first load: PyTorch model, exported
-    entry = find_exported(info.sha256, "asd", ONNX_EXPORT_VERSION, ONNX_GRAPHS, cache)
+    entry = find_exported(info.sha256, "asd", ASD_ONNX_VERSION, ASD_ONNX_GRAPHS, cache)
     assert entry is not None and set(entry.graphs) == {"visual", "audio", "decoder"}
     assert entry.record["architecture"] == "light-asd"
     cached, info2, model2 = load_asd_runner("light-asd-ava", cache_dir=cache)
@@ -52,7 +53,7 @@ def test_second_load_comes_from_the_cache_with_equal_logits(tmp_path: Path) -> N
 def test_a_damaged_entry_is_exported_again(tmp_path: Path, caplog) -> None:
     cache = tmp_path / "onnx"
     _, info, _ = load_asd_runner("light-asd-ava", cache_dir=cache)
-    entry = find_exported(info.sha256, "asd", ONNX_EXPORT_VERSION, ONNX_GRAPHS, cache)
+    entry = find_exported(info.sha256, "asd", ASD_ONNX_VERSION, ASD_ONNX_GRAPHS, cache)
     entry.graphs["decoder"].write_bytes(b"not an onnx graph")
     runner, _, model = load_asd_runner("light-asd-ava", cache_dir=cache)
     assert model is not None and "exporting it again" in caplog.text

@@ -70,9 +70,6 @@ BACKENDS: tuple[Backend, ...] = ASD_BACKENDS  # type: ignore[assignment]
 #: checked in ``tests/test_inference.py`` (see ``benchmarks/bench_model_speed.py``).
 DEFAULT_BACKEND: Backend = "onnx"
 
-#: Version and names of the exported graphs (see :mod:`socialav.types`).
-ONNX_EXPORT_VERSION = ASD_ONNX_VERSION
-ONNX_GRAPHS: tuple[str, ...] = ASD_ONNX_GRAPHS
 #: Architectures whose three stages export to ONNX (the scene-context model wraps one).
 ONNX_ARCHITECTURES: tuple[str, ...] = ("light-asd", "lr-asd", "talknet")
 
@@ -183,7 +180,7 @@ class OnnxRunner:
         so = ort_session_options(num_threads)
         providers = ["CPUExecutionProvider"]
         self._visual, self._audio, self._decoder = (
-            ort.InferenceSession(str(graphs[g]), so, providers=providers) for g in ONNX_GRAPHS
+            ort.InferenceSession(str(graphs[g]), so, providers=providers) for g in ASD_ONNX_GRAPHS
         )
 
     def encode_visual(self, faces: np.ndarray) -> np.ndarray:
@@ -242,7 +239,7 @@ def _cached_onnx_runner(
     weights: str | Path, what: str, num_threads: int, cache_dir: str | Path | None
 ) -> tuple[OnnxRunner, WeightsInfo] | None:
     path, sha256 = resolve_weights_file(weights, what, "a checkpoint file", kind="asd")
-    found = find_exported(sha256, "asd", ONNX_EXPORT_VERSION, ONNX_GRAPHS, cache_dir)
+    found = find_exported(sha256, "asd", ASD_ONNX_VERSION, ASD_ONNX_GRAPHS, cache_dir)
     if found is None:
         return None
     record = found.record

@@ -21,8 +21,7 @@ from socialav.checkpoints.onnx_cache import (
     write_exported,
 )
 from socialav.models.light_asd import FACE_SIZE_PX, NUM_MFCC, AudioVisualASD, ConvBN
-from socialav.types import ASD_ONNX_GRAPHS as ONNX_GRAPHS
-from socialav.types import ASD_ONNX_VERSION as ONNX_EXPORT_VERSION
+from socialav.types import ASD_ONNX_GRAPHS, ASD_ONNX_VERSION
 
 __all__ = [
     "TorchRunner",
@@ -127,31 +126,17 @@ def conv2d_visual_encoder(model: AudioVisualASD) -> AudioVisualASD:
     return model
 
 
-class _VisualEncoderGraph(torch.nn.Module):
-    def __init__(self, model: AudioVisualASD) -> None:
+class _StageGraph(torch.nn.Module):
+    """One stage of an ASD model as a module of its own, for ``torch.onnx.export`` to trace:
+    ``forward(*inputs) = stage(*inputs)``, ``stage`` a function of the wrapped ``model``."""
+
+    def __init__(self, model: AudioVisualASD, stage: Callable[..., torch.Tensor]) -> None:
         super().__init__()
         self.model = model
+        self.stage = stage
 
-    def forward(self, faces: torch.Tensor) -> torch.Tensor:
-        return self.model.encode_visual(faces)
-
-
-class _AudioEncoderGraph(torch.nn.Module):
-    def __init__(self, model: AudioVisualASD) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, mfcc: torch.Tensor) -> torch.Tensor:
-        return self.model.encode_audio(mfcc)
-
-
-class _DecoderGraph(torch.nn.Module):
-    def __init__(self, model: AudioVisualASD) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, audio_embed: torch.Tensor, visual_embed: torch.Tensor) -> torch.Tensor:
-        return self.model.av_head(self.model.decode(audio_embed, visual_embed))
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.stage(*inputs)
 
 
 def weights_sha256(model: torch.nn.Module) -> str:
@@ -179,7 +164,6 @@ def export_asd_graphs(
     key_sha256: str,
     record: Mapping[str, object],
     cache_dir: str | Path | None = None,
-    graphs: tuple[str, ...] = ONNX_GRAPHS,
 ) -> ExportedGraphs:
     """Export the three stages of an ASD model to ONNX (fp32) into the cache entry
     ``key_sha256`` (:func:`socialav.checkpoints.onnx_cache.write_exported`, kind ``asd``).
@@ -196,27 +180,37 @@ def export_asd_graphs(
         record: what to remember about the model (``visual_receptive_field_frames`` is
             added).
         cache_dir: the cache folder (default ``onnx/`` of the user cache).
-        graphs: which of the three to export.
     """
     cpu_model = copy.deepcopy(model).cpu().eval()  # export must not touch the caller's model
+    visual_model = conv2d_visual_encoder(cpu_model)
     embed = torch.zeros(1, 8, _EMBED_DIM)
-    all_writers = {
-        "visual": _onnx_writer(
-            _VisualEncoderGraph(conv2d_visual_encoder(cpu_model)),
+
+    def decode(audio_embed: torch.Tensor, visual_embed: torch.Tensor) -> torch.Tensor:
+        return cpu_model.av_head(cpu_model.decode(audio_embed, visual_embed))
+
+    stages = {  # graph -> (module, example inputs, input names, output name)
+        "visual": (
+            _StageGraph(visual_model, visual_model.encode_visual),
             (torch.zeros(1, 8, FACE_SIZE_PX, FACE_SIZE_PX),),
             ("faces",),
             "embedding",
         ),
-        "audio": _onnx_writer(
-            _AudioEncoderGraph(cpu_model), (torch.zeros(1, 32, NUM_MFCC),), ("mfcc",), "embedding"
+        "audio": (
+            _StageGraph(cpu_model, cpu_model.encode_audio),
+            (torch.zeros(1, 32, NUM_MFCC),),
+            ("mfcc",),
+            "embedding",
         ),
-        "decoder": _onnx_writer(
-            _DecoderGraph(cpu_model), (embed, embed), ("audio_embed", "visual_embed"), "logits"
+        "decoder": (
+            _StageGraph(cpu_model, decode),
+            (embed, embed),
+            ("audio_embed", "visual_embed"),
+            "logits",
         ),
     }
+    writers = {graph: _onnx_writer(*stages[graph]) for graph in ASD_ONNX_GRAPHS}
     full = {**record, "visual_receptive_field_frames": int(model.visual_receptive_field_frames)}
-    writers = {g: all_writers[g] for g in graphs}
-    return write_exported(key_sha256, "asd", ONNX_EXPORT_VERSION, writers, full, cache_dir)
+    return write_exported(key_sha256, "asd", ASD_ONNX_VERSION, writers, full, cache_dir)
 
 
 def export_onnx(model: AudioVisualASD, cache_dir: str | Path | None = None) -> dict[str, Path]:
@@ -228,7 +222,7 @@ def export_onnx(model: AudioVisualASD, cache_dir: str | Path | None = None) -> d
         ``{"visual": path, "audio": path, "decoder": path}``.
     """
     key = weights_sha256(model)
-    found = find_exported(key, "asd", ONNX_EXPORT_VERSION, ONNX_GRAPHS, cache_dir)
+    found = find_exported(key, "asd", ASD_ONNX_VERSION, ASD_ONNX_GRAPHS, cache_dir)
     if found is None:
         found = export_asd_graphs(model, key, {"source": "state_dict"}, cache_dir)
     return dict(found.graphs)
