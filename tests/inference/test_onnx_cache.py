@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from socialav.checkpoints.load import load_voice_encoder
-from socialav.checkpoints.onnx_cache import find_exported, write_exported
+from socialav.checkpoints.onnx_cache import find_exported, find_or_export, write_exported
 from socialav.inference.asd import WindowConfig, predict_track_logits
 from socialav.inference.backends import load_asd_runner
 from socialav.types import ASD_ONNX_GRAPHS, ASD_ONNX_VERSION
@@ -74,6 +74,21 @@ def test_cache_records_name_their_file(tmp_path: Path) -> None:
     assert find_exported(sha, "x", "1", ("g",), tmp_path) is None
     with pytest.raises(ValueError, match="hex sha256"):
         find_exported("not-a-digest", "x", "1", ("g",), tmp_path)
+
+
+def test_find_or_export_makes_writers_only_on_a_miss(tmp_path: Path) -> None:
+    calls = []
+
+    def writers():
+        calls.append(1)
+        return {"g": lambda p: p.write_bytes(b"g")}
+
+    sha = "cd" * 32
+    first = find_or_export(sha, "x", "1", writers, ("g",), {"k": 2}, tmp_path)
+    again = find_or_export(sha, "x", "1", writers, ("g",), {"k": 3}, tmp_path)
+    assert calls == [1] and again.graphs == first.graphs and again.record["k"] == 2
+    with pytest.raises(ValueError, match="expected"):
+        find_or_export("ef" * 32, "x", "1", writers, ("g", "h"), {}, tmp_path)
 
 
 def test_voice_encoder_onnx_equals_torch(tmp_path: Path) -> None:

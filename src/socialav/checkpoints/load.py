@@ -293,22 +293,22 @@ def load_face_detector(
         socialav.hub.WeightsError: unknown name, missing or corrupt file.
         ValueError: the entry is not a face detector.
     """
-    from socialav.checkpoints.onnx_cache import find_exported, write_exported
+    from socialav.checkpoints.onnx_cache import find_or_export
     from socialav.vision.detection import UltraLightFaceDetector, strip_initializer_inputs
 
     info = _onnx_info(name)
     if info.task != "face-detector":
         raise ValueError(f"weights {name!r} are a {info.task} model, not a face detector")
+
+    def write(path: Path) -> None:
+        path.write_bytes(strip_initializer_inputs(info.path.read_bytes()))
+
     # the published graph without its weights listed as inputs, cached (stripping it needs
     # the onnx package, whose import costs about 0.4 s of every start)
-    found = find_exported(info.sha256, "stripped", "1", ("model",))
-    if found is None:
-
-        def write(path: Path) -> None:
-            path.write_bytes(strip_initializer_inputs(info.path.read_bytes()))
-
-        record = {"source": info.name, "task": info.task}
-        found = write_exported(info.sha256, "stripped", "1", {"model": write}, record)
+    record = {"source": info.name, "task": info.task}
+    found = find_or_export(
+        info.sha256, "stripped", "1", lambda: {"model": write}, ("model",), record
+    )
     detector = UltraLightFaceDetector(
         found.graphs["model"],
         score_threshold=score_threshold,
@@ -395,29 +395,32 @@ def load_voice_encoder(
             corrupt or mismatching weights.
     """
     from socialav.audio.voice import GE2EVoiceEncoder
-    from socialav.checkpoints.onnx_cache import find_exported, torch_onnx_writer, write_exported
+    from socialav.checkpoints.onnx_cache import find_or_export, torch_onnx_writer
 
     if backend not in ("onnx", "torch"):
         raise ValueError(f"backend must be 'onnx' or 'torch', but got {backend!r}")
     info = _entry_info(name, "voice-embedding")
-    if backend == "onnx":
-        found = find_exported(info.sha256, "ge2e", GE2E_ONNX_VERSION, ("encoder",), cache_dir)
-        if found is not None:
-            return GE2EVoiceEncoder(found.graphs["encoder"], num_threads=num_threads), info
-    import torch
 
-    from socialav.checkpoints.ge2e_reference import load_ge2e
-    from socialav.models.ge2e import GE2E_MEL_CHANNELS
+    def model():  # PyTorch: imported only for backend="torch" or to export
+        from socialav.checkpoints.ge2e_reference import load_ge2e
 
-    model = load_ge2e(info.path)
+        return load_ge2e(info.path).eval()
+
     if backend == "torch":
-        return GE2EVoiceEncoder(model, num_threads=num_threads), info
-    axes = {"mels": {0: "batch", 1: "frames"}, "embedding": {0: "batch"}}
-    example = torch.zeros(2, 160, GE2E_MEL_CHANNELS)
-    writer = torch_onnx_writer(model.eval(), (example,), ("mels",), "embedding", axes)
+        return GE2EVoiceEncoder(model(), num_threads=num_threads), info
+
+    def writers():
+        import torch
+
+        from socialav.models.ge2e import GE2E_MEL_CHANNELS
+
+        axes = {"mels": {0: "batch", 1: "frames"}, "embedding": {0: "batch"}}
+        example = torch.zeros(2, 160, GE2E_MEL_CHANNELS)
+        return {"encoder": torch_onnx_writer(model(), (example,), ("mels",), "embedding", axes)}
+
     record = {"architecture": "ge2e", "task": info.task, "format": info.format}
-    exported = write_exported(
-        info.sha256, "ge2e", GE2E_ONNX_VERSION, {"encoder": writer}, record, cache_dir
+    exported = find_or_export(
+        info.sha256, "ge2e", GE2E_ONNX_VERSION, writers, ("encoder",), record, cache_dir
     )
     return GE2EVoiceEncoder(exported.graphs["encoder"], num_threads=num_threads), info
 

@@ -26,6 +26,7 @@ __all__ = [
     "ExportedGraphs",
     "default_cache_dir",
     "find_exported",
+    "find_or_export",
     "torch_onnx_writer",
     "write_exported",
 ]
@@ -136,6 +137,32 @@ def write_exported(
     with atomic_write(record_path) as fh:
         json.dump(full, fh, indent=1, sort_keys=True)
     return ExportedGraphs(graphs, full)
+
+
+def find_or_export(
+    sha256: str,
+    kind: str,
+    version: str,
+    make_writers: Callable[[], Mapping[str, Callable[[Path], None]]],
+    graph_names: Sequence[str],
+    record: Mapping[str, Any],
+    cache_dir: str | Path | None = None,
+) -> ExportedGraphs:
+    """The cached entry (:func:`find_exported`), or a new one written with the writers that
+    ``make_writers()`` returns (:func:`write_exported`); ``make_writers`` is called only on a
+    miss, so whatever it needs (PyTorch, the onnx package) is imported only then.
+
+    Raises:
+        ValueError: ``sha256`` is not a hex digest, or the writers are not ``graph_names``.
+        OSError, and what a writer raises: see :func:`write_exported`.
+    """
+    found = find_exported(sha256, kind, version, graph_names, cache_dir)
+    if found is not None:
+        return found
+    writers = make_writers()
+    if sorted(writers) != sorted(graph_names):
+        raise ValueError(f"writers for {sorted(writers)}, expected {sorted(graph_names)}")
+    return write_exported(sha256, kind, version, writers, record, cache_dir)
 
 
 def torch_onnx_writer(
