@@ -151,6 +151,10 @@ class DetectConfig:
             )
         if self.scene_batch_frames < 1:
             raise ValueError(f"scene_batch_frames must be ≥ 1, but got {self.scene_batch_frames}")
+        if self.num_threads is not None and self.num_threads < 1:
+            raise ValueError(
+                f"num_threads must be ≥ 1 (None: all cores), but got {self.num_threads}"
+            )
         # trained LAM/TTM checkpoints switch their task on
         ttm = (self.ttm_weights,) if isinstance(self.ttm_weights, str | Path) else self.ttm_weights
         object.__setattr__(self, "ttm_weights", tuple(str(p) for p in ttm))

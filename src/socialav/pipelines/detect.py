@@ -19,6 +19,7 @@ import logging
 import math
 import os
 import platform
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -114,8 +115,6 @@ class SpeakerDetector:
         config = config if config is not None else DetectConfig()
         self.config = config
         self.num_threads = config.num_threads or (os.cpu_count() or 1)
-        if self.num_threads < 1:
-            raise ValueError(f"num_threads must be >= 1, but got {self.num_threads}")
         cv2.setNumThreads(1)  # crops are small: OpenCV's pool only adds overhead here
         #: The scene-context model of ``config.context_weights`` (None without it).
         self.context_model: SceneContextASD | None = None
@@ -124,8 +123,6 @@ class SpeakerDetector:
         self.model = None
         weights: dict[str, Any] = {}
         if config.context_weights is None:
-            if config.backend == "torch" or config.device != "cpu":
-                configure_threads(self.num_threads)
             self.runner, info, self.model = load_asd_runner(
                 config.asd_weights,
                 backend=config.backend,
@@ -137,7 +134,6 @@ class SpeakerDetector:
             from socialav.checkpoints.load import load_pretrained
             from socialav.inference.context import context_weights_record
 
-            configure_threads(self.num_threads)
             model, info = load_pretrained(
                 config.context_weights,
                 "scene-context",
@@ -167,7 +163,6 @@ class SpeakerDetector:
         if set(config.tasks) & {"lam", "ttm"}:
             from socialav.inference.social import make_social_scorer
 
-            configure_threads(self.num_threads)
             self.social = make_social_scorer(
                 config.tasks, config.lam_weights, config.ttm_weights, config.device
             )
@@ -183,6 +178,8 @@ class SpeakerDetector:
             self.diarization = DiarizationModels.load(num_threads=self.num_threads)
             weights["diarization"] = self.diarization.weights_record()
         self.weights_info = weights
+        if "torch" in sys.modules:  # some model above needed PyTorch: set its threads once
+            configure_threads(self.num_threads)
 
     @classmethod
     def from_pretrained(
