@@ -196,7 +196,7 @@ def settings_differences(recorded: Mapping[str, Any], requested: Mapping[str, An
 
 
 def _recorded_video_max_short_side_px(result: DetectResult) -> int:
-    """The annotated video's height cap of the run that made ``result``."""
+    """The annotated video's cap on the shorter side, of the run that made ``result``."""
     from socialav.pipelines.config import DetectConfig
 
     config = (result.run_info.settings or {}).get("config") or {}
