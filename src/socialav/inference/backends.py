@@ -154,8 +154,8 @@ class OnnxRunner:
 
     The visual encoder is exported in its conv2d form
     (:func:`~socialav.inference.torch_backend.conv2d_visual_encoder`), the audio encoder and
-    the back-end with ``av_head`` as they are; logits match the PyTorch model to about 2e-6
-    (``tests/inference/test_asd.py``). Building it needs no PyTorch.
+    the back-end with ``av_head`` as they are; logits reproduce the reference code's within
+    1.4e-5 (``benchmarks/bench_parity.py``; tests: 1e-4). Building it needs no PyTorch.
 
     Args:
         graphs: ``{"visual", "audio", "decoder"}`` -> ``.onnx`` file
@@ -272,10 +272,10 @@ def load_asd_runner(
 
     With the ``onnx`` backend on the CPU, weights whose three graphs are already in the ONNX
     cache (:mod:`socialav.checkpoints.onnx_cache`, keyed by the file's sha256) load without
-    importing PyTorch: that saves about 1 s of start-up and 180 MiB of resident memory
+    importing PyTorch, which makes the start faster and the process smaller
     (``docs/speed.md``). Otherwise the PyTorch model is loaded
-    (:func:`~socialav.checkpoints.load.load_pretrained`, ``task="asd"``) and, for ``onnx``, its
-    graphs are exported into the cache for next time.
+    (:func:`~socialav.checkpoints.load.load_pretrained`, ``task="asd"``) and, for ``onnx``,
+    its graphs are exported into the cache for next time.
 
     Args:
         weights: registry name (``lr-asd-ava``, ...) or checkpoint file.

@@ -101,7 +101,7 @@ def smooth_crop_geometry(boxes_xyxy_px: np.ndarray, kernel_size: int = 13) -> np
     centre_x = (boxes[:, 0] + boxes[:, 2]) / 2
     centre_y = (boxes[:, 1] + boxes[:, 3]) / 2
     # scipy.ndimage's median with zero padding is scipy.signal.medfilt element for element
-    # (tests/vision/test_tracking.py), and imports in a quarter of the time (0.15 vs 0.66 s)
+    # (tests/vision/test_tracking.py), and imports in far less time (docs/speed.md)
     columns = [
         median_filter(column, size=kernel_size, mode="constant", cval=0.0)
         for column in (size, centre_x, centre_y)
