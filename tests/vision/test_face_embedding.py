@@ -139,3 +139,46 @@ def test_detector_confidence_enters_the_quality(videos_dir, embedder):
     without.update_open_tracks(0, frame, [(7, [0], [box])])
     q_conf = with_conf.finish(7).quality[0]
     assert q_conf == pytest.approx(0.5 * without.finish(7).quality[0], rel=1e-5)
+
+
+def test_only_faces_that_win_their_time_bin_are_cut(monkeypatch):
+    """The kept faces are, per time bin of the final width, the best face offered in it (the
+    first of equals), as when every face was cut; the crops of the others are never made."""
+    import socialav.vision.face_embedding as face_embedding
+
+    made: list[int] = []
+    candidate = face_embedding._Candidate
+
+    def counted_candidate(frame_index, *rest):
+        made.append(frame_index)
+        return candidate(frame_index, *rest)
+
+    monkeypatch.setattr(face_embedding, "_Candidate", counted_candidate)
+
+    class FirstPixelEmbedder:  # no dlib: describes a crop by its mean colour
+        dim = 3
+
+        def describe(self, image_rgb, box_xyxy_px):
+            return image_rgb.reshape(-1, 3).mean(axis=0) + 1.0
+
+    rng = np.random.default_rng(3)
+    sharp = rng.integers(0, 255, (360, 640, 3), dtype=np.uint8)
+    box = np.array([200.0, 80.0, 360.0, 280.0], np.float32)
+    sampler = FaceEmbeddingSampler(FirstPixelEmbedder(), every_frames=1, max_candidates=5)
+    qualities = {}
+    for frame_index in range(0, 400, 3):
+        sigma = float(rng.uniform(0.3, 6.0))  # blur: a different quality on every frame
+        frame = cv2.GaussianBlur(sharp, (0, 0), sigma)
+        qualities[frame_index] = face_quality(frame[80:280, 200:360], 200.0)
+        sampler.update(frame_index, frame, [(1, box)])
+    samples = sampler._tracks[1]
+    expected: dict[int, int] = {}
+    for frame_index, quality in qualities.items():  # the eager rule, by brute force
+        b = frame_index // samples.bin_frames
+        if b not in expected or qualities[expected[b]] < quality:
+            expected[b] = frame_index
+    assert {c.frame_index for c in samples.bins.values()} == set(expected.values())
+    print("made", len(made), "of", len(qualities))
+    assert len(made) < len(qualities) / 2  # most faces lose to a better one in their bin
+    embedding = sampler.finish(1)
+    assert embedding is not None and set(embedding.frame_indices) <= set(expected.values())

@@ -15,7 +15,8 @@ open track is a candidate at most every ``every_frames`` frames. Its quality is
 Laplacian of the face resized to 64 px height (a standard focus measure; Pech-Pacheco et al.,
 ICPR 2000). Candidates are kept in time bins over the track, one (the best) per bin; when a
 track has more than ``max_candidates`` bins, neighbouring bins are merged (the bin width
-doubles), so the kept faces stay spread over the whole track with bounded memory. When the
+doubles), so the kept faces stay spread over the whole track with bounded memory. A face's
+crop is cut and scaled only when it wins its bin (most lose to a better one). When the
 track ends, the ``num_samples`` best kept faces are described and their descriptors averaged
 (weighted by quality) and L2-normalised.
 """
@@ -138,10 +139,16 @@ class _TrackSamples:
         self.bins: dict[int, _Candidate] = {}
         self.last_frame = -(10**9)
 
+    def wins_bin(self, frame_index: int, quality: float) -> bool:
+        """Whether a face of this quality at ``frame_index`` would be kept by :meth:`add`
+        (its time bin is empty or holds a worse face); a face that would not is never cut."""
+        kept = self.bins.get((frame_index - self.first_frame) // self.bin_frames)
+        return kept is None or kept.quality < quality
+
     def add(self, candidate: _Candidate, max_bins: int) -> None:
-        b = (candidate.frame_index - self.first_frame) // self.bin_frames
-        if b not in self.bins or self.bins[b].quality < candidate.quality:
-            self.bins[b] = candidate
+        if not self.wins_bin(candidate.frame_index, candidate.quality):
+            return
+        self.bins[(candidate.frame_index - self.first_frame) // self.bin_frames] = candidate
         while len(self.bins) > max_bins:
             self.bin_frames *= 2
             merged: dict[int, _Candidate] = {}
@@ -221,7 +228,9 @@ class FaceEmbeddingSampler:
             if frame_index - samples.last_frame < self.every_frames:
                 continue
             samples.last_frame = int(frame_index)
-            candidate = self._candidate(frame_index, frame_rgb, box, confidence, width, height)
+            candidate = self._candidate(
+                frame_index, frame_rgb, box, confidence, width, height, samples
+            )
             if candidate is not None:
                 samples.add(candidate, self.max_candidates)
 
@@ -259,7 +268,11 @@ class FaceEmbeddingSampler:
         confidence: float,
         width: int,
         height: int,
+        samples: _TrackSamples,
     ) -> _Candidate | None:
+        """The face as a candidate of its track, or None when it is too small or would not
+        be kept (its time bin holds a better face: the crop is then never cut and scaled,
+        which is most of the cost)."""
         x1, y1, x2, y2 = box
         w, h = x2 - x1, y2 - y1
         if w < 4 or h < 4:
@@ -269,6 +282,8 @@ class FaceEmbeddingSampler:
         if fx2 - fx1 < 2 or fy2 - fy1 < 2:
             return None
         quality = face_quality(frame[fy1:fy2, fx1:fx2], h, confidence)
+        if not samples.wins_bin(frame_index, quality):
+            return None
         cx1, cy1 = max(int(x1 - _CROP_MARGIN * w), 0), max(int(y1 - _CROP_MARGIN * h), 0)
         cx2 = min(int(np.ceil(x2 + _CROP_MARGIN * w)), width)
         cy2 = min(int(np.ceil(y2 + _CROP_MARGIN * h)), height)
