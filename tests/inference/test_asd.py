@@ -111,6 +111,10 @@ def test_window_config_validation() -> None:
         (LightASD, (1.0, 2.0), [(60, 240), (41, 170)]),
         # LR-ASD, R=9: 50-frame windows use edge passes, 25-frame ones direct passes.
         (LRASD, (1.0, 2.0), [(110, 440)]),
+        # One duration: windows up to chunk + 2R = 34 frames run on their own ...
+        (LRASD, (1.0,), [(60, 240), (20, 80)]),
+        # ... longer ones come from the shared pass with edge passes.
+        (LightASD, (2.0,), [(110, 440)]),
     ],
 )
 def test_exact_windows_equal_the_demo_loop(cls, durations_s, sizes) -> None:
@@ -125,6 +129,23 @@ def test_exact_windows_equal_the_demo_loop(cls, durations_s, sizes) -> None:
         n = min(len(faces), len(mfcc) // 4)
         assert logits.shape == (len(faces), 2) and logits.dtype == np.float32
         assert np.abs(logits[:n] - want).max() < 1e-4
+
+
+def test_one_window_duration_runs_each_frame_through_the_visual_encoder_once() -> None:
+    """With the default 6 s windows every window is run on its own: the visual encoder sees
+    each usable frame once (the shared pass with edge passes would see about 1.2x as many)."""
+    runner = make_runner(_random_eval_model(LRASD), "torch")
+    seen: list[int] = []
+    encode_visual = runner.encode_visual
+
+    def counted(faces: np.ndarray) -> np.ndarray:
+        seen.append(faces.shape[0] * faces.shape[1])
+        return encode_visual(faces)
+
+    runner.encode_visual = counted
+    tracks = [_random_track(320, 1280, seed=1), _random_track(40, 160, seed=2)]
+    predict_tracks_logits(runner, tracks, WindowConfig(durations_s=(6.0,)), max_batch_frames=32)
+    assert sum(seen) == 320 + 40
 
 
 def test_frames_without_audio_are_nan_and_contexts_agree_on_full_pass() -> None:

@@ -181,7 +181,7 @@ def predict_tracks_logits(
     tracks: Sequence[tuple[np.ndarray, np.ndarray]],
     windows: WindowConfig = WindowConfig(),
     max_batch_frames: int = 128,
-    chunk_frames: int = 128,
+    chunk_frames: int = 150,
     progress: Callable[[int, int], None] | None = None,
     visual_offsets: Sequence[np.ndarray] | None = None,
 ) -> list[np.ndarray]:
@@ -195,7 +195,9 @@ def predict_tracks_logits(
         windows: window durations and visual context (see :class:`WindowConfig`).
         max_batch_frames: at most this many frames per encoder call (bounds memory: about
             2 MB per frame for the visual encoder).
-        chunk_frames: output frames per pass when computing full-track visual context.
+        chunk_frames: output frames per pass when computing full-track visual context;
+            with one window duration, windows up to ``chunk_frames`` plus twice the
+            visual receptive field are run on their own instead (6 s windows: 150 frames).
         progress: called as ``progress(done, total)`` with counts of model stages.
         visual_offsets: optional per track ``(T, 128)`` float32 terms added to the visual
             embeddings before the back-end (``decode(audio, visual + offset)``): the scene
@@ -239,27 +241,32 @@ def predict_tracks_logits(
     faces_list = [f for f, _ in tracks]
     total_stages, done = 3, 0
 
-    # 1. Visual embeddings per window.
+    # 1. Visual embeddings per window: a window is run on its own when that is cheapest (short
+    # windows; with one window duration, every window up to the longest context job, so the
+    # memory per call stays within that of the shared pass); otherwise the interior of the
+    # window comes from one pass over the whole track, in chunks of ``chunk_frames`` with
+    # ``r`` frames of context, and its first and last ``r`` frames are recomputed on their own.
     visual: dict[tuple[int, int, int], np.ndarray] = {}
-    context_jobs = {
-        k: _track_context_jobs(k, n, r, chunk_frames) for k, n in enumerate(sizes) if n > 0
-    }
-    jobs: list[_VisualJob] = [j for js in context_jobs.values() for j in js]
+    direct_limit = 4 * r
+    if len(lengths) == 1:
+        direct_limit = max(direct_limit, chunk_frames + 2 * r)
     edge_jobs: dict[tuple[int, str, int], _VisualJob] = {}
     direct_jobs: dict[tuple[int, int, int], _VisualJob] = {}
+    shared = {k for k, n in enumerate(sizes) if n > 0}
     if windows.visual_context == "window":
+        shared = set()
         for k, _, s, e in spans:
-            n = sizes[k]
-            if (s, e) == (0, n):
-                continue
-            if e - s <= 4 * r:
+            if e - s <= direct_limit:
                 direct_jobs.setdefault((k, s, e), _VisualJob(k, s, e))
                 continue
+            shared.add(k)
             if s > 0:
                 edge_jobs.setdefault((k, "left", s), _VisualJob(k, s, s + 2 * r))
-            if e < n:
+            if e < sizes[k]:
                 edge_jobs.setdefault((k, "right", e), _VisualJob(k, e - 2 * r, e))
-        jobs += list(edge_jobs.values()) + list(direct_jobs.values())
+    context_jobs = {k: _track_context_jobs(k, sizes[k], r, chunk_frames) for k in sorted(shared)}
+    jobs: list[_VisualJob] = [j for js in context_jobs.values() for j in js]
+    jobs += list(edge_jobs.values()) + list(direct_jobs.values())
     _run_visual_jobs(runner, jobs, faces_list, max_batch_frames)
     full = {
         k: _track_context_embeddings(js, sizes[k], r, chunk_frames)
@@ -331,7 +338,7 @@ def score_track_inputs(
     inputs: Sequence[TrackInputs],
     windows: WindowConfig = WindowConfig(),
     max_batch_frames: int = 128,
-    chunk_frames: int = 128,
+    chunk_frames: int = 150,
 ) -> list[np.ndarray]:
     """Audio-visual logits of face tracks handed on as :class:`~socialav.types.TrackInputs`
     (with the scene-context term of each, where given), via :func:`predict_tracks_logits`.

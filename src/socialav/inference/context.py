@@ -128,7 +128,7 @@ def predict_tracks_logits_with_context(
     tracks: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
     windows: WindowConfig | None = None,
     max_batch_frames: int = 32,
-    chunk_frames: int = 128,
+    chunk_frames: int = 150,
 ) -> list[np.ndarray]:
     """Audio-visual logits of face tracks scored by a scene-context model: the base ASD
     model (``runner``, from :func:`socialav.inference.asd.make_runner` on
