@@ -104,36 +104,6 @@ def _resize_i420(
     return out
 
 
-def _i420_at_output_size(
-    frames: Iterable[tuple[int, np.ndarray]],
-    video: VideoInfo,
-    video_path: str | os.PathLike[str],
-    out_height_px: int,
-    out_width_px: int,
-) -> Iterator[tuple[int, np.ndarray]]:
-    """Our decoder's ``(3H/2, W)`` 4:2:0 buffers as new buffers at the output size (scaled
-    with :func:`_resize_i420` when smaller, else copied: a repeated source frame is the same
-    array), ready to be drawn on.
-
-    Raises:
-        ValueError: a frame whose size is not the probed one.
-    """
-    for frame_index, buffer in frames:
-        if buffer.shape != (video.height_px * 3 // 2, video.width_px):
-            raise ValueError(
-                f"{video_path}: frame {frame_index} is {buffer.shape[1]}x"
-                f"{buffer.shape[0] * 2 // 3}, expected the probed "
-                f"{video.width_px}x{video.height_px}"
-            )
-        if out_height_px < video.height_px:
-            image = _resize_i420(
-                buffer, video.height_px, video.width_px, out_height_px, out_width_px
-            )
-        else:
-            image = np.array(buffer, order="C", copy=True)
-        yield frame_index, image
-
-
 @dataclass
 class _FaceOverlay:
     box_xyxy_px: np.ndarray
@@ -575,12 +545,6 @@ def write_annotated_video(
             painter = _I420Painter(height_px, width_px)
         fmt = "rgb24" if painter is None else "yuv420p"
         frames = iter_frames(video_path, fps=video.fps, pixel_format=fmt)
-        if painter is not None:  # decoded and scaled on a helper thread, drawn and encoded here
-            from socialav.io.media import read_ahead
-
-            frames = read_ahead(
-                _i420_at_output_size(frames, video, video_path, height_px, width_px)
-            )
 
     rate = Fraction(video.fps).limit_denominator(1001)
     # Fine time base so that t0 (any source time) and k / fps are both (nearly) exact.
@@ -624,8 +588,17 @@ def write_annotated_video(
                 raise ValueError(
                     f"frame indices must increase, but got {frame_index} after {last_index}"
                 )
-            if painter is not None:  # our own decoder's 4:2:0 buffer, a copy at the output size
-                image = rgb
+            if painter is not None:  # a (3H/2, W) 4:2:0 buffer from our own decoder
+                if rgb.shape != (video.height_px * 3 // 2, video.width_px):
+                    raise ValueError(
+                        f"{video_path}: frame {frame_index} is {rgb.shape[1]}x"
+                        f"{rgb.shape[0] * 2 // 3}, expected the probed "
+                        f"{video.width_px}x{video.height_px}"
+                    )
+                if scaled:  # a new buffer at the output size
+                    image = _resize_i420(rgb, video.height_px, video.width_px, height_px, width_px)
+                else:
+                    image = np.array(rgb, order="C", copy=True)  # a repeated frame is reused
                 painter.draw(image, faces_at(frame_index), threshold)
                 out_frame = av.VideoFrame.from_ndarray(image, format="yuv420p")
             elif rgb.dtype != np.uint8 or rgb.shape != (video.height_px, video.width_px, 3):

@@ -15,12 +15,9 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import queue
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import TypeVar
 
 import av
 import av.error
@@ -42,11 +39,8 @@ __all__ = [
     "read_audio",
     "first_frame_time_s",
     "keyframe_times_s",
-    "read_ahead",
     "read_frames_at",
 ]
-
-T = TypeVar("T")
 
 
 class MediaError(RuntimeError):
@@ -599,65 +593,3 @@ class _SeekingDecoder:
 
     def close(self) -> None:
         self.container.close()
-
-
-def read_ahead(items: Iterable[T], depth: int = 8) -> Iterator[T]:
-    """Iterate ``items`` on a helper thread, at most ``depth`` items ahead of the caller.
-
-    For a decoder (PyAV decodes and OpenCV scales without holding the GIL) whose frames the
-    caller then draws on and encodes: the two overlap on two cores. Items come in order; an
-    exception raised by ``items`` is raised to the caller when it reaches that point. When the
-    caller stops early (``close()``, an exception, garbage collection), the helper stops after
-    the item in hand and closes ``items`` (a generator's ``finally`` runs, e.g. the container
-    is closed), before this generator returns.
-
-    Raises:
-        ValueError: ``depth`` < 1.
-    """
-    if depth < 1:
-        raise ValueError(f"depth must be >= 1, but got {depth}")
-    return _read_ahead(iter(items), depth)
-
-
-_END = object()
-
-
-def _read_ahead(items: Iterator[T], depth: int) -> Iterator[T]:
-    handed: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(entry: tuple[object, object]) -> bool:
-        while not stop.is_set():
-            try:
-                handed.put(entry, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def work() -> None:
-        try:
-            for item in items:
-                if not put((None, item)):
-                    return
-            put((_END, None))
-        except BaseException as exc:  # handed to the caller, raised there
-            put((exc, None))
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()
-
-    helper = threading.Thread(target=work, name="socialav-read-ahead", daemon=True)
-    helper.start()
-    try:
-        while True:
-            error, item = handed.get()
-            if error is _END:
-                return
-            if error is not None:
-                raise error
-            yield item
-    finally:
-        stop.set()
-        helper.join()
