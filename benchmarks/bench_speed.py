@@ -14,8 +14,8 @@ faster). The 3- and 10-minute videos are `visualvoice_interview.mp4` looped (str
 re-encoding) into a temporary folder. *Decode floor*: a plain PyAV decode of the same file to
 RGB arrays (threaded decoding), measured in the same run; *detect / floor* = end-to-end wall
 clock / decode floor. *First frame*: seconds from the process start to the first decoded frame
-of the analysis. With the ASD model on its own thread (the default) the stage seconds overlap
-and add up to more than the analysis wall clock.
+of the analysis. With the ASD model on its own thread (the default with ``--device cuda``) the
+stage seconds overlap and add up to more than the analysis wall clock.
 """
 
 from __future__ import annotations

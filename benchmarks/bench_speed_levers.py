@@ -6,6 +6,7 @@
     SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_speed_levers.py startup [--repeats 3]
     SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_speed_levers.py video-cap VIDEO [--repeats 2]
     SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_speed_levers.py memory [--minutes 10]
+    SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_speed_levers.py work [VIDEO]
 
 - ``overlap``: the analysis pass (``SpeakerDetector.run``, defaults) with the ASD model on a
   second thread or inline, and with a 1-thread ONNX Runtime session on the second thread;
@@ -22,6 +23,10 @@
   onnx and scipy.signal that imported; run with ``PYTHONPATH=<older tree>/src`` for a before.
 - ``video-cap``: one analysis of VIDEO, then its annotated video written alternately at the
   source size and at the default cap (480p), ``--repeats`` times each: wall and CPU seconds.
+- ``work``: what one ``socialav detect`` analysis of VIDEO (default: the interview) does, counted
+  rather than timed: face-frames scored, frames through the ASD visual encoder, faces offered
+  to the person sampler and crops it cut, faces described by dlib; run with
+  ``PYTHONPATH=<older tree>/src`` for a before.
 - ``yuv2rgb``: PyAV's swscale ``to_ndarray("rgb24")`` vs OpenCV's ``COLOR_YUV2RGB_I420`` on
   the interview's 438 frames, and how far apart their pixels are.
 """
@@ -217,6 +222,50 @@ def video_cap(video: str, repeats: int) -> None:
             print(f"| {k + 1} | {name} | {wall:.1f} | {cpu:.1f} |", flush=True)
 
 
+def work(video: str) -> None:
+    import socialav.vision.face_embedding as face_embedding
+    from socialav.pipelines.detect import SpeakerDetector
+
+    counts = {"encoder frames": 0, "faces offered": 0, "crops cut": 0, "described": 0}
+    quality, candidate = face_embedding.face_quality, face_embedding._Candidate
+    describe = face_embedding.DlibFaceEmbedder.describe
+
+    def described(self, *args, **kwargs):
+        counts["described"] += 1
+        return describe(self, *args, **kwargs)
+
+    face_embedding.DlibFaceEmbedder.describe = described
+
+    def offered(*args, **kwargs):
+        counts["faces offered"] += 1
+        return quality(*args, **kwargs)
+
+    def cut(*args, **kwargs):
+        counts["crops cut"] += 1
+        return candidate(*args, **kwargs)
+
+    face_embedding.face_quality, face_embedding._Candidate = offered, cut
+    detector = SpeakerDetector()
+    encode_visual = detector.runner.encode_visual
+
+    def encoded(faces):
+        counts["encoder frames"] += faces.shape[0] * faces.shape[1]
+        return encode_visual(faces)
+
+    detector.runner.encode_visual = encoded
+    result = detector(video)
+    face_frames = sum(len(t.frame_indices) for t in result.tracks)
+    print(
+        "| face-frames | encoder frames | per face-frame | faces offered | crops cut | described |"
+    )
+    print("|---|---|---|---|---|---|")
+    print(
+        f"| {face_frames} | {counts['encoder frames']} | "
+        f"{counts['encoder frames'] / max(face_frames, 1):.3f} | {counts['faces offered']} | "
+        f"{counts['crops cut']} | {counts['described']} |"
+    )
+
+
 if __name__ == "__main__":
     print(f"$ python {' '.join(sys.argv)}")
     what = sys.argv[1] if len(sys.argv) > 1 else ""
@@ -231,6 +280,8 @@ if __name__ == "__main__":
     elif what == "video-cap":
         repeats = int(sys.argv[sys.argv.index("--repeats") + 1]) if "--repeats" in sys.argv else 2
         video_cap(sys.argv[2] if len(sys.argv) > 2 else str(INTERVIEW), repeats)
+    elif what == "work":
+        work(sys.argv[2] if len(sys.argv) > 2 else str(INTERVIEW))
     elif what == "memory":
         minutes = (
             float(sys.argv[sys.argv.index("--minutes") + 1]) if "--minutes" in sys.argv else 10
