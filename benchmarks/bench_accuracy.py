@@ -4,7 +4,7 @@ Run (from the repository root, with ../shared beside it):
 
     SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_accuracy.py
     SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_accuracy.py \
-        --weights light-asd-ava --windows demo --backends torch,onnx,onnx-int8
+        --weights light-asd-ava --windows demo --backends torch,onnx
     SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_accuracy.py \
         --weights light-asd-sync,runs/light_asd_sync/checkpoints/model_epoch0003.pt
     SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_accuracy.py --windows full \

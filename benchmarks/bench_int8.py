@@ -1,0 +1,167 @@
+"""Static int8 quantisation of the ASD visual encoder: speed, logits and AP against fp32.
+
+    SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_int8.py [--weights lr-asd-ava]
+
+The visual encoder (the conv2d ONNX graph that ``detect`` runs, ~95 % of the model's time) is
+quantised with ONNX Runtime's ``quantize_static``: QDQ format, int8 weights per output channel,
+uint8 activations, MinMax ranges calibrated on the face crops (longest face track, whole 6 s
+windows) of ``--calibration`` clips: by default the interview and five other talking people of
+``../shared/videos/more``, never the GRID clips that are then scored. The audio
+encoder and the back-end stay fp32. Printed:
+
+- ms per face-frame of the visual encoder (2 threads, one 150-frame window of real crops,
+  fp32 and int8 alternately, best of ``--repeats``);
+- the largest |logit difference| int8 - fp32 over the GRID benchmark items (6 s windows);
+- natural and sync AP of both (``bench_accuracy.py``'s sets and 5-frame smoothing).
+
+An earlier try, dynamic quantisation (int8 weights, activations quantised at run time), moved
+logits by 0.15-0.8 for no speed-up (README, *Choosing the defaults*).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_accuracy import SHARED, load_grid_clips  # noqa: E402
+
+from socialav.checkpoints.load import load_pretrained  # noqa: E402
+from socialav.evaluation.asd_benchmarks import (  # noqa: E402
+    benchmark_ap,
+    natural_items,
+    sync_items,
+    unique_items,
+)
+from socialav.inference.asd import WindowConfig, predict_tracks_logits  # noqa: E402
+from socialav.inference.backends import OnnxRunner, configure_threads  # noqa: E402
+from socialav.inference.segments import smooth, speaking_probability  # noqa: E402
+from socialav.inference.torch_backend import export_onnx  # noqa: E402
+from socialav.pipelines.config import DetectConfig  # noqa: E402
+from socialav.pipelines.detect import SpeakerDetector  # noqa: E402
+from socialav.pipelines.sync_clips import extract_sync_clip  # noqa: E402
+
+CALIBRATION = (
+    "visualvoice_interview.mp4",
+    "more/styletalk_Obama_clip1_muxed.mp4",
+    "more/sadtalker_WDA_KatieHill_000.mp4",
+    "more/pcavs_audio_source_00015.mp4",
+    "more/spectre_mead_W015_level_1_neutral_030.mp4",
+    "more/dfdc_lynaeydofd_REAL.mp4",
+)
+
+
+def quantize_visual(fp32_path: Path, calibration: list[np.ndarray], out_dir: Path) -> Path:
+    """The int8 (QDQ) copy of a visual-encoder graph, calibrated on ``calibration`` windows
+    ``(1, T, 112, 112)`` float32."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Windows(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.left = iter(calibration)
+
+        def get_next(self):
+            x = next(self.left, None)
+            return None if x is None else {"faces": x}
+
+    prepared, quantized = out_dir / "visual_pre.onnx", out_dir / "visual_int8.onnx"
+    quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+    quantize_static(
+        str(prepared),
+        str(quantized),
+        Windows(),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+    )
+    return quantized
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", default="lr-asd-ava")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--calibration",
+        default=",".join(CALIBRATION),
+        help="comma-separated clips of ../shared/videos for the activation ranges",
+    )
+    args = parser.parse_args()
+    configure_threads(args.threads)
+    print(f"$ python {' '.join(sys.argv)}")
+
+    model, _ = load_pretrained(args.weights, task="asd")
+    graphs = export_onnx(model)
+    r = int(model.visual_receptive_field_frames)
+    detector = SpeakerDetector(DetectConfig(num_threads=args.threads))
+    calibration = []
+    for name in args.calibration.split(","):
+        clip = extract_sync_clip(detector, SHARED / "videos" / name)
+        if clip is None:
+            raise SystemExit(f"{name}: no face track to calibrate on")
+        faces = clip.faces.astype(np.float32)
+        calibration += [faces[None, s : s + 150] for s in range(0, len(faces) - 149, 150)]
+    out_dir = Path(tempfile.mkdtemp(prefix="bench-int8-"))
+    int8_graph = quantize_visual(graphs["visual"], calibration, out_dir)
+    runners = {
+        "fp32": OnnxRunner(graphs, r, num_threads=args.threads),
+        "int8": OnnxRunner({**graphs, "visual": int8_graph}, r, num_threads=args.threads),
+    }
+
+    window = calibration[0]
+    best = {name: np.inf for name in runners}
+    for _ in range(args.repeats):
+        for name, runner in runners.items():
+            runner.encode_visual(window)
+            t = time.perf_counter()
+            runner.encode_visual(window)
+            best[name] = min(best[name], (time.perf_counter() - t) / window.shape[1])
+
+    clips = load_grid_clips(detector, SHARED / "videos")
+    items, natural = sync_items(clips, [5, 10]), natural_items(clips)
+    todo = unique_items(items)
+    windows = WindowConfig(durations_s=(6.0,))
+    logits = {
+        name: predict_tracks_logits(runner, [(it.faces, it.mfcc) for it in todo], windows)
+        for name, runner in runners.items()
+    }
+    diff = max(
+        float(np.nanmax(np.abs(a - b))) for a, b in zip(logits["int8"], logits["fp32"], strict=True)
+    )
+    print(
+        f"\n{args.weights}: visual encoder calibrated on {len(calibration)} windows of 150 frames"
+    )
+    print(
+        "| visual encoder | ms per face-frame | natural AP | sync AP | max abs logit diff vs fp32 |"
+    )
+    print("|---|---|---|---|---|")
+    for name in runners:
+        scores = {
+            it.name: smooth(speaking_probability(lg), 5)
+            for it, lg in zip(todo, logits[name], strict=True)
+        }
+        row = [
+            name,
+            f"{1000 * best[name]:.2f}",
+            f"{benchmark_ap(natural, scores):.2f}",
+            f"{benchmark_ap(items, scores):.2f}",
+            "0" if name == "fp32" else f"{diff:.3f}",
+        ]
+        print("| " + " | ".join(row) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
