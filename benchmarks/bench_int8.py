@@ -2,7 +2,7 @@
 
     SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_int8.py [--weights lr-asd-ava]
 
-The visual encoder (the conv2d ONNX graph that ``detect`` runs, ~95 % of the model's time) is
+The visual encoder (the conv2d ONNX graph that ``detect`` runs; the model's costliest stage) is
 quantised with ONNX Runtime's ``quantize_static``: QDQ format, int8 weights per output channel,
 uint8 activations, MinMax ranges calibrated on the face crops (longest face track, whole 6 s
 windows) of ``--calibration`` clips: by default the interview and five other talking people of
