@@ -24,9 +24,9 @@
 - ``video-cap``: one analysis of VIDEO, then its annotated video written alternately at the
   source size and at the default cap (480p), ``--repeats`` times each: wall and CPU seconds.
 - ``work``: what one ``socialav detect`` analysis of VIDEO (default: the interview) does, counted
-  rather than timed: face-frames scored, frames through the ASD visual encoder, faces offered
-  to the person sampler and crops it cut, faces described by dlib; run with
-  ``PYTHONPATH=<older tree>/src`` for a before.
+  rather than timed (but for dlib's descriptions): face-frames scored, frames through the ASD
+  visual encoder, faces offered to the person sampler and crops it cut, faces described by
+  dlib and the ms per description; run with ``PYTHONPATH=<older tree>/src`` for a before.
 - ``yuv2rgb``: PyAV's swscale ``to_ndarray("rgb24")`` vs OpenCV's ``COLOR_YUV2RGB_I420`` on
   the interview's 438 frames, and how far apart their pixels are.
 """
@@ -227,12 +227,16 @@ def work(video: str) -> None:
     from socialav.pipelines.detect import SpeakerDetector
 
     counts = {"encoder frames": 0, "faces offered": 0, "crops cut": 0, "described": 0}
+    seconds = {"describe": 0.0}
     quality, candidate = face_embedding.face_quality, face_embedding._Candidate
     describe = face_embedding.DlibFaceEmbedder.describe
 
     def described(self, *args, **kwargs):
         counts["described"] += 1
-        return describe(self, *args, **kwargs)
+        t = time.perf_counter()
+        out = describe(self, *args, **kwargs)
+        seconds["describe"] += time.perf_counter() - t
+        return out
 
     face_embedding.DlibFaceEmbedder.describe = described
 
@@ -255,14 +259,16 @@ def work(video: str) -> None:
     detector.runner.encode_visual = encoded
     result = detector(video)
     face_frames = sum(len(t.frame_indices) for t in result.tracks)
+    per_face_ms = 1000 * seconds["describe"] / max(counts["described"], 1)
     print(
-        "| face-frames | encoder frames | per face-frame | faces offered | crops cut | described |"
+        "| face-frames | encoder frames | per face-frame | faces offered | crops cut | described "
+        "| ms per description |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     print(
         f"| {face_frames} | {counts['encoder frames']} | "
         f"{counts['encoder frames'] / max(face_frames, 1):.3f} | {counts['faces offered']} | "
-        f"{counts['crops cut']} | {counts['described']} |"
+        f"{counts['crops cut']} | {counts['described']} | {per_face_ms:.0f} |"
     )
 
 
