@@ -193,8 +193,9 @@ def predict_tracks_logits(
             at ``windows.fps``, ``mfcc`` ``(N, 13)`` float32 at 4 frames per video frame,
             both starting at the track's first frame.
         windows: window durations and visual context (see :class:`WindowConfig`).
-        max_batch_frames: at most this many frames per encoder call (bounds memory: about
-            2 MB per frame for the visual encoder).
+        max_batch_frames: equal-length windows are batched into one encoder call up to this
+            many frames; a longer window runs alone (bounds memory: about 2 MB per frame for
+            the visual encoder).
         chunk_frames: output frames per pass when computing full-track visual context;
             with one window duration, windows up to ``chunk_frames`` plus twice the
             visual receptive field are run on their own instead (6 s windows: 150 frames).

@@ -79,8 +79,10 @@ class DetectConfig:
         num_threads: CPU threads for PyTorch and onnxruntime (None: all cores).
         score_batch_frames: score finished tracks once this many face-frames wait (bounds
             the memory held by crops and by the scoring of one batch).
-        model_batch_frames: face-frames per visual-encoder call (its activations take about
-            2 MB per frame; 32 keeps the peak low at no measured cost in speed).
+        model_batch_frames: windows of equal length are batched into one visual-encoder call
+            up to this many face-frames; a longer window (a 6 s window: 150) runs alone (the
+            activations take about 2 MB per frame; 32 keeps the peak low at no measured cost
+            in speed).
         tasks: what to answer per face and frame: ``asd`` (is this person speaking; always
             on), ``lam`` (looking at the camera: FSA-Net head pose, :mod:`socialav.inference.social_rules`),
             ``ttm`` (talking to the camera wearer: speaking × looking over ±1 s; implies
