@@ -185,7 +185,9 @@ class FaceEmbeddingSampler:
             ``dim``).
         every_frames: a face is a candidate at most every this many frames.
         max_candidates: time bins kept per open track (bounds memory).
-        num_samples: faces described per track when it ends (its cost).
+        num_samples: faces described per track when it ends (one dlib descriptor each:
+            the sampler's main cost). 2 gave the same DERs as 4 (and as 1) on every
+            edit of ``benchmarks/bench_diarization.py`` (docs/speed.md).
         min_quality: candidates below this quality are ignored unless nothing better came.
     """
 
@@ -194,7 +196,7 @@ class FaceEmbeddingSampler:
         embedder: DlibFaceEmbedder,
         every_frames: int = 3,
         max_candidates: int = 12,
-        num_samples: int = 4,
+        num_samples: int = 2,
         min_quality: float = 0.02,
     ) -> None:
         if every_frames < 1 or max_candidates < 1 or num_samples < 1:
