@@ -16,7 +16,7 @@ import torch
 
 from socialav.checkpoints.onnx_cache import (
     ExportedGraphs,
-    find_exported,
+    find_or_export,
     torch_onnx_writer,
     write_exported,
 )
@@ -181,6 +181,17 @@ def export_asd_graphs(
             added).
         cache_dir: the cache folder (default ``onnx/`` of the user cache).
     """
+    writers = _asd_graph_writers(model)
+    full = _asd_record(model, record)
+    return write_exported(key_sha256, "asd", ASD_ONNX_VERSION, writers, full, cache_dir)
+
+
+def _asd_record(model: AudioVisualASD, record: Mapping[str, object]) -> dict[str, object]:
+    return {**record, "visual_receptive_field_frames": int(model.visual_receptive_field_frames)}
+
+
+def _asd_graph_writers(model: AudioVisualASD) -> dict[str, Callable[[Path], None]]:
+    """The writers of :func:`export_asd_graphs`' three graphs (of a CPU copy of ``model``)."""
     cpu_model = copy.deepcopy(model).cpu().eval()  # export must not touch the caller's model
     visual_model = conv2d_visual_encoder(cpu_model)
     embed = torch.zeros(1, 8, _EMBED_DIM)
@@ -208,9 +219,7 @@ def export_asd_graphs(
             "logits",
         ),
     }
-    writers = {graph: _onnx_writer(*stages[graph]) for graph in ASD_ONNX_GRAPHS}
-    full = {**record, "visual_receptive_field_frames": int(model.visual_receptive_field_frames)}
-    return write_exported(key_sha256, "asd", ASD_ONNX_VERSION, writers, full, cache_dir)
+    return {graph: _onnx_writer(*stages[graph]) for graph in ASD_ONNX_GRAPHS}
 
 
 def export_onnx(model: AudioVisualASD, cache_dir: str | Path | None = None) -> dict[str, Path]:
@@ -221,8 +230,13 @@ def export_onnx(model: AudioVisualASD, cache_dir: str | Path | None = None) -> d
     Returns:
         ``{"visual": path, "audio": path, "decoder": path}``.
     """
-    key = weights_sha256(model)
-    found = find_exported(key, "asd", ASD_ONNX_VERSION, ASD_ONNX_GRAPHS, cache_dir)
-    if found is None:
-        found = export_asd_graphs(model, key, {"source": "state_dict"}, cache_dir)
+    found = find_or_export(
+        weights_sha256(model),
+        "asd",
+        ASD_ONNX_VERSION,
+        lambda: _asd_graph_writers(model),
+        ASD_ONNX_GRAPHS,
+        _asd_record(model, {"source": "state_dict"}),
+        cache_dir,
+    )
     return dict(found.graphs)
