@@ -253,9 +253,10 @@ def predict_tracks_logits(
         direct_limit = max(direct_limit, chunk_frames + 2 * r)
     edge_jobs: dict[tuple[int, str, int], _VisualJob] = {}
     direct_jobs: dict[tuple[int, int, int], _VisualJob] = {}
-    shared = {k for k, n in enumerate(sizes) if n > 0}
-    if windows.visual_context == "window":
-        shared = set()
+    shared: set[int] = set()  # tracks that need the pass over the whole track
+    if windows.visual_context == "track":
+        shared = {k for k, n in enumerate(sizes) if n > 0}
+    else:
         for k, _, s, e in spans:
             if e - s <= direct_limit:
                 direct_jobs.setdefault((k, s, e), _VisualJob(k, s, e))

@@ -94,12 +94,12 @@ def _resize_i420(
     with OpenCV (:func:`_interpolation`; Y to the output size, U and V to half of it): a new
     ``(3 out_height_px / 2, out_width_px)`` buffer."""
     out = np.empty((out_height_px * 3 // 2, out_width_px), np.uint8)
+    how = _interpolation(height_px, out_height_px)
     for src, dst in zip(
         i420_planes(buffer, height_px, width_px),
         i420_planes(out, out_height_px, out_width_px),
         strict=True,
     ):
-        how = _interpolation(height_px, out_height_px)
         cv2.resize(src, (dst.shape[1], dst.shape[0]), dst=dst, interpolation=how)
     return out
 
