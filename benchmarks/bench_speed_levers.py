@@ -1,4 +1,4 @@
-"""The speed levers that were measured and dropped or restricted (docs/speed.md), rerunnable.
+"""The speed levers of docs/speed.md (kept, dropped or restricted), each rerunnable.
 
     SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_speed_levers.py overlap VIDEO
     SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_speed_levers.py arena
