@@ -7,6 +7,7 @@
     SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_speed_levers.py video-cap VIDEO [--repeats 2]
     SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_speed_levers.py memory [--minutes 10]
     SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_speed_levers.py work [VIDEO]
+    SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_speed_levers.py visual-graph [--repeats 3]
 
 - ``overlap``: the analysis pass (``SpeakerDetector.run``, defaults) with the ASD model on a
   second thread or inline, and with a 1-thread ONNX Runtime session on the second thread;
@@ -27,6 +28,12 @@
   rather than timed (but for dlib's descriptions): face-frames scored, frames through the ASD
   visual encoder, faces offered to the person sampler and crops it cut, faces described by
   dlib and the ms per description; run with ``PYTHONPATH=<older tree>/src`` for a before.
+- ``visual-graph``: the visual encoder's ONNX graph of lr-asd-ava and light-asd-ava, exported
+  afresh by this tree into a temporary cache and run by ONNX Runtime on 2 threads: ms per
+  face-frame on one 6 s window (150 random faces; the best of ``--repeats`` rounds of 5 calls),
+  the share of the kernel time in convolutions, in ONNX Runtime's layout reorders, in
+  transposes and in separate ReLUs (its profiler), and how far the embeddings are from the
+  PyTorch model's Conv3d encoder; run with ``PYTHONPATH=<older tree>/src`` for a before.
 - ``yuv2rgb``: PyAV's swscale ``to_ndarray("rgb24")`` vs OpenCV's ``COLOR_YUV2RGB_I420`` on
   the interview's 438 frames, and how far apart their pixels are.
 """
@@ -272,6 +279,63 @@ def work(video: str) -> None:
     )
 
 
+def visual_graph(repeats: int) -> None:
+    import collections
+    import json
+    import tempfile
+
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    from socialav.checkpoints.load import load_pretrained
+    from socialav.inference.backends import ort_session_options
+    from socialav.inference.torch_backend import export_asd_graphs
+
+    torch.set_num_threads(2)
+    faces = np.random.default_rng(0).integers(0, 256, (1, 150, 112, 112)).astype(np.float32)
+    print("| weights | ms per face-frame | Conv | Reorder* | Transpose | Relu | max abs diff |")
+    print("|---|---|---|---|---|---|---|")
+    for weights in ("lr-asd-ava", "light-asd-ava"):
+        model, info = load_pretrained(weights, task="asd")
+        with torch.inference_mode():
+            ref = model.encode_visual(torch.from_numpy(faces)).numpy()
+        with tempfile.TemporaryDirectory() as cache:
+            graphs = export_asd_graphs(model, info.sha256, {}, cache).graphs
+            options = ort_session_options(2)
+            session = ort.InferenceSession(
+                str(graphs["visual"]), options, providers=["CPUExecutionProvider"]
+            )
+            got = session.run(None, {"faces": faces})[0]
+            best = float("inf")
+            for _ in range(repeats):
+                t = time.perf_counter()
+                for _ in range(5):
+                    session.run(None, {"faces": faces})
+                best = min(best, (time.perf_counter() - t) / 5)
+            options.enable_profiling = True
+            options.profile_file_prefix = os.path.join(cache, "profile")
+            profiled = ort.InferenceSession(
+                str(graphs["visual"]), options, providers=["CPUExecutionProvider"]
+            )
+            for _ in range(3):
+                profiled.run(None, {"faces": faces})
+            with open(profiled.end_profiling()) as f:
+                events = json.load(f)
+        per_op: collections.Counter[str] = collections.Counter()
+        for e in events:
+            if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+                op = e["args"]["op_name"]
+                per_op["Reorder*" if op.startswith("Reorder") else op] += e["dur"]
+        total = sum(per_op.values())
+        share = {op: f"{100 * per_op[op] / total:.1f} %" for op in per_op}
+        print(
+            f"| {weights} | {1000 * best / faces.shape[1]:.3f} | "
+            + " | ".join(share.get(op, "0 %") for op in ("Conv", "Reorder*", "Transpose", "Relu"))
+            + f" | {np.abs(got - ref).max():.1e} |"
+        )
+
+
 if __name__ == "__main__":
     print(f"$ python {' '.join(sys.argv)}")
     what = sys.argv[1] if len(sys.argv) > 1 else ""
@@ -288,6 +352,10 @@ if __name__ == "__main__":
         video_cap(sys.argv[2] if len(sys.argv) > 2 else str(INTERVIEW), repeats)
     elif what == "work":
         work(sys.argv[2] if len(sys.argv) > 2 else str(INTERVIEW))
+    elif what == "visual-graph":
+        visual_graph(
+            int(sys.argv[sys.argv.index("--repeats") + 1]) if "--repeats" in sys.argv else 3
+        )
     elif what == "memory":
         minutes = (
             float(sys.argv[sys.argv.index("--minutes") + 1]) if "--minutes" in sys.argv else 10

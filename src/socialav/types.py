@@ -25,7 +25,7 @@ ASD_BACKENDS: tuple[str, ...] = ("torch", "onnx")
 #: version, part of the cache file names: bump it when the exported graphs change
 #: (:mod:`socialav.inference.torch_backend`, :mod:`socialav.checkpoints.onnx_cache`).
 ASD_ONNX_GRAPHS: tuple[str, ...] = ("visual", "audio", "decoder")
-ASD_ONNX_VERSION: str = "4"
+ASD_ONNX_VERSION: str = "5"
 #: Audio sample rate expected by the MFCC front-end of the ASD models (Hz).
 AUDIO_SAMPLE_RATE: int = 16000
 #: MFCC frames per second (10 ms hop) and per video frame at 25 fps.

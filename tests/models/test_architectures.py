@@ -93,6 +93,31 @@ def test_conv2d_rewrite_matches_conv3d(arch: str) -> None:
     assert any(isinstance(m, torch.nn.Conv3d) for m in model.modules())
 
 
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_exported_visual_graph_lets_onnxruntime_fuse_and_chain_its_convolutions(
+    arch: str, tmp_path: Path
+) -> None:
+    """The visual graph is 2-D convolutions only, each ReLU reads a convolution (onnxruntime
+    fuses the pair), and a transpose only enters and leaves each block's temporal chain
+    (two per block, one more at the input; docs/speed.md, ``bench_speed_levers.py
+    visual-graph``)."""
+    onnx = pytest.importorskip("onnx")
+    from socialav.inference.torch_backend import export_asd_graphs
+
+    graphs = export_asd_graphs(_random_eval_model(ARCHS[arch]), "0" * 64, {}, tmp_path).graphs
+    nodes = onnx.load(graphs["visual"]).graph.node
+    made_by = {out: n for n in nodes for out in n.output}
+    convs = [n for n in nodes if n.op_type == "Conv"]
+    assert convs and all(
+        len(next(a.ints for a in n.attribute if a.name == "kernel_shape")) == 2 for n in convs
+    )
+    relus = [n for n in nodes if n.op_type == "Relu"]
+    assert len(relus) == len(convs)
+    assert all(made_by[n.input[0]].op_type == "Conv" for n in relus)
+    branches = {"light-asd": 2, "lr-asd": 1}[arch]
+    assert sum(n.op_type == "Transpose" for n in nodes) == 1 + 3 * (branches + 1)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "rel"),

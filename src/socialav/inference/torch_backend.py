@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 
 from socialav.checkpoints.onnx_cache import (
     ExportedGraphs,
@@ -20,7 +21,15 @@ from socialav.checkpoints.onnx_cache import (
     torch_onnx_writer,
     write_exported,
 )
-from socialav.models.light_asd import FACE_SIZE_PX, NUM_MFCC, AudioVisualASD, ConvBN
+from socialav.models.light_asd import (
+    FACE_SIZE_PX,
+    NUM_MFCC,
+    AudioVisualASD,
+    ConvBN,
+    LightASDVisualBlock,
+    LightASDVisualEncoder,
+)
+from socialav.models.lr_asd import LRASDVisualBlock, LRASDVisualEncoder
 from socialav.types import ASD_ONNX_GRAPHS, ASD_ONNX_VERSION
 
 __all__ = [
@@ -74,12 +83,19 @@ class TorchRunner:
             return self.model.av_head(x).float().cpu().numpy()
 
 
-class _FoldedConv3dAs2d(torch.nn.Module):
-    """A ``ConvBN`` 3-D convolution with a spatial ``(1, k, k)``, temporal ``(k, 1, 1)`` or
-    pointwise kernel, its eval-mode batch norm folded in, computed with ``conv2d`` on
-    ``(B, C, T, H, W)`` tensors. Same result as the original up to float rounding; onnxruntime
-    runs 2-D convolutions with its blocked (NCHWc) kernels, about 1.3x faster on one thread
-    and scaling to two threads, where its 3-D convolution does not."""
+class _Conv2dUnit(torch.nn.Module):
+    """A ``ConvBN`` unit of a visual block (Conv3d with a spatial ``(1, k, k)``, temporal
+    ``(k, 1, 1)`` or pointwise kernel, then BatchNorm3d) and the ReLU that follows it in both
+    encoders, as one ``conv2d`` with the eval-mode batch norm folded in (for inference only).
+
+    Spatial units take frames as the batch, ``(B*T, C, H, W)``; temporal and pointwise units
+    take time as the height, ``(B, C, T, H*W)``. onnxruntime runs 2-D convolutions with its
+    blocked (NCHWc) kernels and fuses the ReLU into them; its 3-D convolution has neither.
+
+    Raises:
+        TypeError: ``unit`` is not a Conv3d + BatchNorm3d unit.
+        ValueError: its kernel is neither spatial nor temporal.
+    """
 
     def __init__(self, unit: ConvBN) -> None:
         super().__init__()
@@ -106,23 +122,80 @@ class _FoldedConv3dAs2d(torch.nn.Module):
         self.conv.bias.data = bias.detach().clone()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.conv(x))
+
+
+class _Conv2dVisualBlock(torch.nn.Module):
+    """A Light-ASD or LR-ASD visual block as :class:`_Conv2dUnit` chains: each branch runs
+    its spatial units on frames, ``(B*T, C, H, W)``, then its temporal units on
+    ``(B, C, T, H*W)``; the branches are summed and, for Light-ASD, mixed by the pointwise
+    unit. Consecutive units of one layout follow each other without a transpose between them,
+    so onnxruntime keeps their activations in its blocked layout."""
+
+    def __init__(self, block: torch.nn.Module) -> None:
+        super().__init__()
+        if isinstance(block, LRASDVisualBlock):  # one chain: spatial1, spatial2, temporal1, 2
+            chains = [[block.spatial1, block.spatial2, block.temporal1, block.temporal2]]
+            fuse = None
+        elif isinstance(block, LightASDVisualBlock):  # two (2+1)-D branches, then 1x1x1
+            chains = [[b["spatial"], b["temporal"]] for b in (block.branch3, block.branch5)]
+            fuse = block.fuse
+        else:
+            raise TypeError(f"expected a Light-ASD or LR-ASD visual block, but got {block}")
+        self.spatial = torch.nn.ModuleList()
+        self.temporal = torch.nn.ModuleList()
+        for chain in chains:
+            units = [_Conv2dUnit(u) for u in chain]
+            self.spatial.append(torch.nn.Sequential(*[u for u in units if u.spatial]))
+            self.temporal.append(torch.nn.Sequential(*[u for u in units if not u.spatial]))
+        self.fuse = None if fuse is None else _Conv2dUnit(fuse)
+
+    def forward(self, x: torch.Tensor, batch: int, time: int) -> torch.Tensor:
+        """``(B*T, C, H, W)`` frames -> ``(B*T, C', H', W')`` frames."""
+        out = None
+        for spatial, temporal in zip(self.spatial, self.temporal, strict=True):
+            y = spatial(x)
+            _, c, h, w = y.shape
+            y = temporal(y.reshape(batch, time, c, h * w).transpose(1, 2))
+            out = y if out is None else out + y
+        if self.fuse is not None:
+            out = self.fuse(out)
+        _, c, _, _ = out.shape
+        return out.transpose(1, 2).reshape(batch * time, c, h, w)
+
+
+class _Conv2dVisualEncoder(torch.nn.Module):
+    """Light-ASD's or LR-ASD's visual encoder on 2-D convolutions (:class:`_Conv2dVisualBlock`):
+    ``(B, 1, T, 112, 112)`` normalised faces -> ``(B, T, 128)``, equal to the original up to
+    float rounding (about 1e-6; 3x3 stride-2 spatial max pooling after the first two blocks,
+    then the global spatial max, as ``LRASDVisualEncoder`` / ``LightASDVisualEncoder``)."""
+
+    def __init__(self, encoder: torch.nn.Module) -> None:
+        super().__init__()
+        self.receptive_field_frames = encoder.receptive_field_frames
+        self.blocks = torch.nn.ModuleList(
+            _Conv2dVisualBlock(b) for b in (encoder.block1, encoder.block2, encoder.block3)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, t, h, w = x.shape
-        if self.spatial:  # frames as the batch: (B*T, C, H, W)
-            y = self.conv(x.transpose(1, 2).reshape(b * t, c, h, w))
-            return y.reshape(b, t, y.shape[1], y.shape[2], y.shape[3]).transpose(1, 2)
-        y = self.conv(x.reshape(b, c, t, h * w))  # time as the height: (B, C, T, H*W)
-        return y.reshape(b, y.shape[1], t, h, w)
+        x = x.transpose(1, 2).reshape(b * t, c, h, w)
+        for i, block in enumerate(self.blocks):
+            x = block(x, b, t)
+            if i < len(self.blocks) - 1:
+                x = F.max_pool2d(x, kernel_size=3, stride=2, padding=1)
+        return x.amax(dim=(2, 3)).reshape(b, t, -1)
 
 
 def conv2d_visual_encoder(model: AudioVisualASD) -> AudioVisualASD:
-    """A copy of ``model`` (eval mode, same device) whose visual encoder computes every
-    Conv3d + BatchNorm3d unit with :class:`_FoldedConv3dAs2d` (for inference only: the batch
-    norm statistics are folded into the convolutions)."""
+    """A copy of ``model`` (eval mode, same device) whose visual encoder, when it is
+    Light-ASD's or LR-ASD's, is computed on 2-D convolutions (:class:`_Conv2dVisualEncoder`;
+    for inference only: the batch norm statistics are folded into the convolutions). Other
+    encoders (TalkNet's) are kept as they are. ``python benchmarks/bench_speed_levers.py
+    visual-graph`` times the exported graphs (``docs/speed.md``)."""
     model = copy.deepcopy(model).eval()
-    for module in list(model.visual_encoder.modules()):
-        if isinstance(module, ConvBN) and isinstance(module.conv, torch.nn.Conv3d):
-            module.conv = _FoldedConv3dAs2d(module)
-            module.bn = torch.nn.Identity()
+    if isinstance(model.visual_encoder, (LRASDVisualEncoder, LightASDVisualEncoder)):
+        model.visual_encoder = _Conv2dVisualEncoder(model.visual_encoder)
     return model
 
 

@@ -166,8 +166,8 @@ class VisualEmbeddingCache:
     """Visual embeddings of a frozen visual encoder, computed once per ``(chunk, length)``.
 
     The encoder runs in eval mode in its convolution-folded form
-    (:func:`socialav.inference.asd.conv2d_visual_encoder`, equal to the model to about 1e-6), on
-    the faces of the chunk as batched (cut to the batch's shortest chunk), so a cached
+    (:func:`socialav.inference.torch_backend.conv2d_visual_encoder`, equal to the model to about
+    1e-6), on the faces of the chunk as batched (cut to the batch's shortest chunk), so a cached
     embedding is exactly what the frozen encoder gives for the same input.
 
     With a ``path``, :meth:`save` writes the embeddings there and a later cache of the same
