@@ -8,6 +8,7 @@
     SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_speed_levers.py memory [--minutes 10]
     SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_speed_levers.py work [VIDEO]
     SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_speed_levers.py visual-graph [--repeats 3]
+    SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_speed_levers.py spinning [VIDEO] [--repeats 2]
 
 - ``overlap``: the analysis pass (``SpeakerDetector.run``, defaults) with the ASD model on a
   second thread or inline, and with a 1-thread ONNX Runtime session on the second thread;
@@ -34,6 +35,12 @@
   the share of the kernel time in convolutions, in ONNX Runtime's layout reorders, in
   transposes and in separate ReLUs (its profiler), and how far the embeddings are from the
   PyTorch model's Conv3d encoder; run with ``PYTHONPATH=<older tree>/src`` for a before.
+- ``spinning``: the analysis pass (``SpeakerDetector.run``, defaults, no output files) of VIDEO
+  (default: the interview) in a fresh process per run, the face detector's, the VAD's and
+  the head-pose nets' sessions built with ``session.intra_op.allow_spinning`` 0 (the shared
+  options of ``socialav.runtime``) or 1 (onnxruntime's default, which those three had before;
+  the ASD and voice sessions never spun), alternating, ``--repeats`` times each: wall and CPU
+  seconds of the process, and the stage seconds.
 - ``yuv2rgb``: PyAV's swscale ``to_ndarray("rgb24")`` vs OpenCV's ``COLOR_YUV2RGB_I420`` on
   the interview's 438 frames, and how far apart their pixels are.
 """
@@ -336,6 +343,36 @@ def visual_graph(repeats: int) -> None:
         )
 
 
+_SPIN_CHILD = """
+import os, sys, time
+import socialav.audio.vad, socialav.vision.detection, socialav.vision.head_pose
+from socialav import runtime
+from socialav.pipelines.detect import SpeakerDetector
+def spinning(num_threads=1, **kwargs):
+    so = runtime.ort_session_options(num_threads, **kwargs)
+    so.add_session_config_entry("session.intra_op.allow_spinning", sys.argv[1])
+    return so
+for module in (socialav.audio.vad, socialav.vision.detection, socialav.vision.head_pose):
+    module.ort_session_options = spinning
+detector = SpeakerDetector()
+c0, t0 = sum(os.times()[:2]), time.perf_counter()
+seconds = detector.run(sys.argv[2]).timings_s
+wall, cpu = time.perf_counter() - t0, sum(os.times()[:2]) - c0
+stages = " | ".join(f"{seconds.get(k, 0):.1f}" for k in ("decode", "detect", "model", "vad"))
+print(f"| {sys.argv[1]} | {wall:.1f} | {cpu:.1f} | {stages} |")
+"""
+
+
+def spinning(video: str, repeats: int) -> None:
+    print("| allow_spinning | analysis s | CPU s | decode s | detect s | model s | vad s |")
+    print("|---|---|---|---|---|---|---|")
+    for _ in range(repeats):
+        for spin in ("0", "1"):
+            cmd = [sys.executable, "-c", _SPIN_CHILD, spin, video]
+            done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            print(done.stdout.strip(), flush=True)
+
+
 if __name__ == "__main__":
     print(f"$ python {' '.join(sys.argv)}")
     what = sys.argv[1] if len(sys.argv) > 1 else ""
@@ -355,6 +392,13 @@ if __name__ == "__main__":
     elif what == "visual-graph":
         visual_graph(
             int(sys.argv[sys.argv.index("--repeats") + 1]) if "--repeats" in sys.argv else 3
+        )
+    elif what == "spinning":
+        spinning(
+            sys.argv[2]
+            if len(sys.argv) > 2 and not sys.argv[2].startswith("--")
+            else str(INTERVIEW),
+            int(sys.argv[sys.argv.index("--repeats") + 1]) if "--repeats" in sys.argv else 2,
         )
     elif what == "memory":
         minutes = (

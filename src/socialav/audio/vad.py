@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from socialav.runtime import ort_session_options
 from socialav.types import AUDIO_SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
@@ -215,10 +216,7 @@ class SileroVAD:
         if not self.model_path.is_file():
             raise FileNotFoundError(f"Silero VAD ONNX file not found: {self.model_path}")
         self.config = config
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = int(num_threads)
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
+        options = ort_session_options(num_threads, log_severity_level=3)
         self._session = ort.InferenceSession(
             str(self.model_path), options, providers=["CPUExecutionProvider"]
         )

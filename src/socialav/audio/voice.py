@@ -34,6 +34,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from socialav.audio.vad import SpeechRegion, audio_float32
+from socialav.runtime import ort_session_options
 from socialav.types import AUDIO_SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
@@ -259,8 +260,8 @@ class GE2EVoiceEncoder:
             path of its ONNX export (input ``mels`` ``(B, frames, 40)`` float32, output
             ``embedding`` ``(B, 256)``), run in onnxruntime;
             :func:`socialav.checkpoints.load.load_voice_encoder` gives the Resemblyzer one.
-        num_threads: intra-op threads for the forward pass (None: leave PyTorch's / let
-            onnxruntime choose).
+        num_threads: intra-op threads for the forward pass (None: leave PyTorch's, one for
+            onnxruntime: :func:`socialav.runtime.ort_session_options`).
         batch_windows: windows per network call.
 
     Raises:
@@ -280,10 +281,7 @@ class GE2EVoiceEncoder:
         if isinstance(model, (str, os.PathLike)):
             import onnxruntime as ort
 
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = num_threads or 0
-            options.inter_op_num_threads = 1
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            options = ort_session_options(num_threads or 1)
             self._session = ort.InferenceSession(
                 str(model), options, providers=["CPUExecutionProvider"]
             )

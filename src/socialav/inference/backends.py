@@ -38,6 +38,7 @@ import numpy as np
 
 from socialav.checkpoints.load import WeightsInfo, load_pretrained, resolve_weights_file
 from socialav.checkpoints.onnx_cache import default_cache_dir, find_exported
+from socialav.runtime import ort_session_options
 from socialav.types import ASD_BACKENDS, ASD_ONNX_GRAPHS, ASD_ONNX_VERSION
 
 if TYPE_CHECKING:
@@ -101,27 +102,6 @@ def configure_threads(num_threads: int) -> int:
     except RuntimeError:  # can only be set before the first inter-op parallel work
         pass
     return torch.get_num_threads()
-
-
-def ort_session_options(num_threads: int = 1):
-    """onnxruntime ``SessionOptions`` with a fixed thread count: ``num_threads`` intra-op
-    threads, sequential execution, one inter-op thread, full graph optimisation, and no
-    busy-waiting of idle worker threads (they would steal the cores from the rest of the
-    pipeline)."""
-    import onnxruntime as ort
-
-    if num_threads < 1:
-        raise ValueError(f"num_threads must be >= 1, but got {num_threads}")
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = num_threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    # input shapes vary (track and window lengths): a memory pattern cached per shape would
-    # make the resident size grow with every new length on long videos
-    so.enable_mem_pattern = False
-    return so
 
 
 # ----------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from typing import Literal, Protocol, runtime_checkable
 import cv2
 import numpy as np
 
+from socialav.runtime import ort_session_options
 from socialav.types import Detections
 
 logger = logging.getLogger(__name__)
@@ -164,8 +165,8 @@ class UltraLightFaceDetector:
             (``detect_imgs_onnx.py``); its video demo's ``predict`` defaults to 0.5.
         resize_mode: ``"stretch"`` (default, as the reference) or ``"letterbox"``.
         top_k: keep at most this many faces per frame (``<= 0``: all).
-        intra_op_num_threads: onnxruntime threads inside an operator (1 leaves the second
-            core to decoding; 0 lets onnxruntime choose).
+        intra_op_num_threads: onnxruntime threads inside an operator (>= 1; 1 leaves the
+            second core to decoding; :func:`socialav.runtime.ort_session_options`).
         inputs_stripped: the file went through :func:`strip_initializer_inputs` already (as
             :func:`~socialav.checkpoints.load.load_face_detector` caches it), so the ``onnx``
             package need not be imported to do it again.
@@ -204,11 +205,8 @@ class UltraLightFaceDetector:
         self.resize_mode: ResizeMode = resize_mode
         self.top_k = int(top_k)
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = int(intra_op_num_threads)
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.log_severity_level = 3  # the published graphs trigger warnings we fix below
+        # log level 3: the published graphs trigger warnings we fix below
+        options = ort_session_options(intra_op_num_threads, log_severity_level=3)
         model_bytes = self.model_path.read_bytes()
         if not inputs_stripped:
             model_bytes = strip_initializer_inputs(model_bytes)

@@ -37,6 +37,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from socialav.runtime import ort_session_options
 from socialav.types import FaceTrack
 from socialav.vision.detection import (
     check_frame_rgb,
@@ -162,11 +163,7 @@ class FSANetHeadPose:
         self.max_batch = int(max_batch)
         self.num_threads = int(num_threads)
         self.model_paths = [self._resolve(w) for w in model_paths]
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.num_threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.log_severity_level = 3
+        options = ort_session_options(self.num_threads, log_severity_level=3)
         self._sessions = []
         for path in self.model_paths:
             session = ort.InferenceSession(
