@@ -102,9 +102,10 @@ class DetectConfig:
         diarize: also answer *who spoke when* as persons (:mod:`socialav.diarization`: face
             tracks clustered into people, voices matched to faces, speech from off screen).
         overlap_model: run the ASD model on a second thread while the analysis pass decodes
-            and detects (same results). ``None``: only when the model runs on a GPU; on the
-            CPU the model's own threads already keep the cores busy and the overlap was
-            slower (``docs/speed.md``).
+            and detects (same results). ``None``: when the model runs on a GPU, or on the CPU
+            with ``num_threads`` >= 2 (3-minute benchmark video, 2 cores: analysis 42-44
+            instead of 49-50 s, ``benchmarks/bench_speed_levers.py overlap``; it paid once
+            no onnxruntime session busy-waited, ``docs/speed.md``).
         video_max_short_side_px: the annotated video (``<stem>.annotated.mp4``) of a source
             whose shorter side exceeds this is scaled down so that its shorter side is this,
             aspect ratio kept (even sizes; 480p); 0: the source size. 480 (854x480 from 720p

@@ -340,7 +340,7 @@ class SpeakerDetector:
             partial(self._score_batch, scene_stream=scene_stream),
             overlap=cfg.overlap_model
             if cfg.overlap_model is not None
-            else cfg.device.startswith("cuda"),
+            else cfg.device.startswith("cuda") or self.num_threads >= 2,
             timer=timer,
         )
 
