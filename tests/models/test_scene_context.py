@@ -232,6 +232,46 @@ def test_scene_embedding_stream_encodes_each_frame_once_in_order():
         stream.embeddings(np.array([7]))
 
 
+def test_scene_embedding_stream_serves_a_second_thread_while_frames_arrive():
+    """detect adds frames on its analysis thread while the ASD model's thread reads the
+    embeddings of finished tracks (which may flush pending frames): every embedding equals
+    the encoder's, and every frame is encoded once."""
+    import threading
+
+    from socialav.inference.context import SceneEmbeddingStream
+
+    torch.manual_seed(0)
+    model = build_scene_context_asd(scene=DEBUG_SCENE).eval()
+    frames = np.random.default_rng(2).integers(0, 256, (60, 40, 60, 3), dtype=np.uint8)
+    with torch.no_grad():
+        expected = model.scene_encoder(torch.from_numpy(scene_frames(frames, 32))).numpy()
+    stream = SceneEmbeddingStream(model, batch_frames=4)
+    added = threading.Semaphore(0)
+    got, errors = {}, []
+
+    def reader() -> None:
+        try:
+            for end in range(1, len(frames) + 1):
+                added.acquire()  # frames 0 .. end-1 have arrived
+                got[end] = stream.embeddings(np.arange(max(0, end - 5), end))
+        except Exception as exc:  # reported by the main thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for i, frame in enumerate(frames):
+            stream.add(i, frame)
+            added.release()
+    finally:  # an error here must not leave the reader waiting
+        for _ in frames:
+            added.release()
+        thread.join()
+    assert errors == [] and stream.num_encoded == len(frames)
+    for end, emb in got.items():
+        np.testing.assert_allclose(emb, expected[max(0, end - 5) : end], rtol=0, atol=1e-5)
+
+
 @pytest.mark.parametrize("durations_s", [None, (1.0,)])
 def test_windowed_context_scoring_equals_forward_context_per_window(durations_s):
     """predict_tracks_logits_with_context = forward_context on each window on its own."""

@@ -4,6 +4,7 @@ scored with them (:func:`predict_tracks_logits_with_context`)."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -47,6 +48,9 @@ class SceneEmbeddingStream:
         batch_frames: frames per encoder call.
         device: PyTorch device of the encoder.
 
+    Thread-safe: ``detect`` adds frames on the analysis thread while its ASD model, on a thread
+    of its own (``DetectConfig.overlap_model``), asks for the embeddings of finished tracks.
+
     Attributes:
         seconds: wall-clock time spent in image resizing and encoding.
     """
@@ -62,6 +66,7 @@ class SceneEmbeddingStream:
         self._store = np.empty((0, int(model.scene_dim)), np.float32)
         self.num_encoded = 0
         self.seconds = 0.0
+        self._lock = threading.RLock()
 
     @property
     def num_frames(self) -> int:
@@ -75,35 +80,38 @@ class SceneEmbeddingStream:
         Raises:
             ValueError: a frame out of order, or not ``(H, W, 3)`` uint8.
         """
-        if frame_index != self.num_frames:
-            raise ValueError(
-                f"frames must arrive in order: expected frame {self.num_frames}, got {frame_index}"
-            )
-        t0 = time.perf_counter()
-        self._pending.append(scene_image(frame_rgb, self.size_px))
-        self.seconds += time.perf_counter() - t0
-        if len(self._pending) >= self.batch_frames:
-            self.flush()
+        with self._lock:
+            if frame_index != self.num_frames:
+                raise ValueError(
+                    f"frames must arrive in order: expected frame {self.num_frames}, "
+                    f"got {frame_index}"
+                )
+            t0 = time.perf_counter()
+            self._pending.append(scene_image(frame_rgb, self.size_px))
+            self.seconds += time.perf_counter() - t0
+            if len(self._pending) >= self.batch_frames:
+                self.flush()
 
     def flush(self) -> None:
         """Encode the frames received but not yet encoded."""
-        if not self._pending:
-            return
-        import torch
+        with self._lock:
+            if not self._pending:
+                return
+            import torch
 
-        t0 = time.perf_counter()
-        x = torch.from_numpy(scene_input(np.stack(self._pending))).to(self.device)
-        with torch.inference_mode():
-            emb = self.encoder(x).float().cpu().numpy()
-        needed = self.num_encoded + len(emb)
-        if needed > len(self._store):
-            grown = np.empty((max(needed, 2 * len(self._store)), emb.shape[1]), np.float32)
-            grown[: self.num_encoded] = self._store[: self.num_encoded]
-            self._store = grown
-        self._store[self.num_encoded : needed] = emb
-        self.num_encoded = needed
-        self._pending = []
-        self.seconds += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            x = torch.from_numpy(scene_input(np.stack(self._pending))).to(self.device)
+            with torch.inference_mode():
+                emb = self.encoder(x).float().cpu().numpy()
+            needed = self.num_encoded + len(emb)
+            if needed > len(self._store):
+                grown = np.empty((max(needed, 2 * len(self._store)), emb.shape[1]), np.float32)
+                grown[: self.num_encoded] = self._store[: self.num_encoded]
+                self._store = grown
+            self._store[self.num_encoded : needed] = emb
+            self.num_encoded = needed
+            self._pending = []
+            self.seconds += time.perf_counter() - t0
 
     def embeddings(self, frame_indices: np.ndarray) -> np.ndarray:
         """``(T, D_scene)`` float32 embeddings of the given frames (encodes pending frames
@@ -113,14 +121,15 @@ class SceneEmbeddingStream:
             IndexError: a frame that has not been received.
         """
         idx = np.asarray(frame_indices, dtype=np.int64).reshape(-1)
-        if len(idx) and idx.max() >= self.num_encoded:
-            self.flush()
-        if len(idx) and (idx.min() < 0 or idx.max() >= self.num_encoded):
-            raise IndexError(
-                f"scene embeddings exist for frames 0..{self.num_encoded - 1}, but frames "
-                f"{int(idx.min())}..{int(idx.max())} were asked for"
-            )
-        return self._store[idx].copy()
+        with self._lock:
+            if len(idx) and idx.max() >= self.num_encoded:
+                self.flush()
+            if len(idx) and (idx.min() < 0 or idx.max() >= self.num_encoded):
+                raise IndexError(
+                    f"scene embeddings exist for frames 0..{self.num_encoded - 1}, but frames "
+                    f"{int(idx.min())}..{int(idx.max())} were asked for"
+                )
+            return self._store[idx].copy()
 
 
 def predict_tracks_logits_with_context(
