@@ -9,6 +9,7 @@
     SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_speed_levers.py work [VIDEO]
     SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_speed_levers.py visual-graph [--repeats 3]
     SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_speed_levers.py spinning [VIDEO] [--repeats 2]
+    python benchmarks/bench_speed_levers.py video-parts [VIDEO]
 
 - ``overlap``: the analysis pass (``SpeakerDetector.run``, defaults) with the ASD model on a
   second thread or inline, and with a 1-thread ONNX Runtime session on the second thread;
@@ -41,6 +42,10 @@
   options of ``socialav.runtime``) or 1 (onnxruntime's default, which those three had before;
   the ASD and voice sessions never spun), alternating, ``--repeats`` times each: wall and CPU
   seconds of the process, and the stage seconds.
+- ``video-parts``: what the annotated video's pass costs without its overlays, each part added
+  in turn on VIDEO (default: the interview): decoding to 4:2:0 planes (``iter_frames``), then
+  scaling to 480p (as ``write_annotated_video``), then x264 (``ultrafast``, crf 28, no audio):
+  wall and CPU seconds of each cumulative row.
 - ``yuv2rgb``: PyAV's swscale ``to_ndarray("rgb24")`` vs OpenCV's ``COLOR_YUV2RGB_I420`` on
   the interview's 438 frames, and how far apart their pixels are.
 """
@@ -373,6 +378,46 @@ def spinning(video: str, repeats: int) -> None:
             print(done.stdout.strip(), flush=True)
 
 
+def video_parts(video: str) -> None:
+    import tempfile
+    from fractions import Fraction
+
+    import av
+    import cv2
+
+    from socialav.io.annotate import _resize_i420, annotated_size
+    from socialav.io.media import iter_frames, probe_video
+
+    cv2.setNumThreads(1)  # as in detect
+    info = probe_video(video)
+    width, height = annotated_size(info.width_px, info.height_px, 480)
+    print("| parts | frames | wall s | CPU s |\n|---|---|---|---|")
+    for parts in ("decode", "decode + scale", "decode + scale + x264"):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = stream = None
+            if "x264" in parts:
+                out = av.open(os.path.join(tmp, "out.mp4"), "w")
+                stream = out.add_stream("libx264", rate=Fraction(info.fps).limit_denominator(1001))
+                stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+                stream.options = {"preset": "ultrafast", "crf": "28"}
+            c0, t0, n = sum(os.times()[:2]), time.perf_counter(), 0
+            for k, image in iter_frames(video, fps=info.fps, pixel_format="yuv420p"):
+                n += 1
+                if "scale" in parts:
+                    image = _resize_i420(image, info.height_px, info.width_px, height, width)
+                if stream is not None:
+                    frame = av.VideoFrame.from_ndarray(image, format="yuv420p")
+                    frame.pts = k
+                    for packet in stream.encode(frame):
+                        out.mux(packet)
+            if stream is not None:
+                for packet in stream.encode(None):
+                    out.mux(packet)
+                out.close()
+            wall, cpu = time.perf_counter() - t0, sum(os.times()[:2]) - c0
+        print(f"| {parts} | {n} | {wall:.2f} | {cpu:.2f} |", flush=True)
+
+
 if __name__ == "__main__":
     print(f"$ python {' '.join(sys.argv)}")
     what = sys.argv[1] if len(sys.argv) > 1 else ""
@@ -400,6 +445,8 @@ if __name__ == "__main__":
             else str(INTERVIEW),
             int(sys.argv[sys.argv.index("--repeats") + 1]) if "--repeats" in sys.argv else 2,
         )
+    elif what == "video-parts":
+        video_parts(sys.argv[2] if len(sys.argv) > 2 else str(INTERVIEW))
     elif what == "memory":
         minutes = (
             float(sys.argv[sys.argv.index("--minutes") + 1]) if "--minutes" in sys.argv else 10
