@@ -41,7 +41,7 @@ from socialav.evaluation.asd_benchmarks import (
     unique_items,
 )
 from socialav.inference.asd import WindowConfig, predict_tracks_logits
-from socialav.inference.backends import configure_threads, make_runner
+from socialav.inference.backends import configure_threads, load_asd_runner, make_runner
 from socialav.inference.context import predict_tracks_logits_with_context
 from socialav.inference.segments import smooth, speaking_probability
 from socialav.models.scene_context import SceneContextASD
@@ -165,7 +165,10 @@ def main(argv: list[str] | None = None) -> None:
                 scene_sets[size] = (s_items, s_natural, unique_items(s_natural + s_items))
             w_items, w_natural, w_todo = scene_sets[size]
         for backend in args.backends.split(","):
-            runner = make_runner(model, backend, num_threads=args.threads)
+            if backend == "onnx-int8":  # its ranges are keyed by the weights file
+                runner = load_asd_runner(name, backend=backend, num_threads=args.threads)[0]
+            else:
+                runner = make_runner(model, backend, num_threads=args.threads)
             for win in args.windows.split(","):
                 windows = WindowConfig(durations_s=WINDOWS[win])
                 t = time.perf_counter()

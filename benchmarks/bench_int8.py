@@ -1,13 +1,16 @@
 """Static int8 quantisation of the ASD visual encoder: speed, logits and AP against fp32.
 
     SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_int8.py [--weights lr-asd-ava]
+    SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_int8.py --write-ranges
 
 The visual encoder (the conv2d ONNX graph that ``detect`` runs; the model's costliest stage) is
-quantised with ONNX Runtime's ``quantize_static``: QDQ format, int8 weights per output channel,
-uint8 activations, MinMax ranges calibrated on the face crops (longest face track, whole 6 s
-windows) of ``--calibration`` clips: by default the interview and five other talking people of
-``../shared/videos/more``, never the GRID clips that are then scored. The audio
-encoder and the back-end stay fp32. Printed:
+quantised as the ``onnx-int8`` backend does it (:mod:`socialav.inference.quantize`: ONNX
+Runtime's ``quantize_static``, QDQ format, int8 weights per output channel, uint8
+activations), with the ranges that ship for the weights. ``--write-ranges`` makes those:
+MinMax ranges calibrated on the face crops (longest face track, whole 6 s windows) of
+``--calibration`` clips, by default the interview and five other talking people of
+``../shared/videos/more``, never the GRID clips that are then scored, written to
+``src/socialav/weights/int8/``. The audio encoder and the back-end stay fp32. Printed:
 
 - ms per face-frame of the visual encoder (2 threads, one 150-frame window of real crops,
   fp32 and int8 alternately, best of ``--repeats``);
@@ -40,6 +43,12 @@ from socialav.evaluation.asd_benchmarks import (  # noqa: E402
 )
 from socialav.inference.asd import WindowConfig, predict_tracks_logits  # noqa: E402
 from socialav.inference.backends import OnnxRunner, configure_threads  # noqa: E402
+from socialav.inference.quantize import (  # noqa: E402
+    calibrate_visual_ranges,
+    int8_ranges_path,
+    quantize_visual,
+    shipped_int8_ranges,
+)
 from socialav.inference.segments import smooth, speaking_probability  # noqa: E402
 from socialav.inference.torch_backend import export_onnx  # noqa: E402
 from socialav.pipelines.config import DetectConfig  # noqa: E402
@@ -56,37 +65,17 @@ CALIBRATION = (
 )
 
 
-def quantize_visual(fp32_path: Path, calibration: list[np.ndarray], out_dir: Path) -> Path:
-    """The int8 (QDQ) copy of a visual-encoder graph, calibrated on ``calibration`` windows
-    ``(1, T, 112, 112)`` float32."""
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    class Windows(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.left = iter(calibration)
-
-        def get_next(self):
-            x = next(self.left, None)
-            return None if x is None else {"faces": x}
-
-    prepared, quantized = out_dir / "visual_pre.onnx", out_dir / "visual_int8.onnx"
-    quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
-    quantize_static(
-        str(prepared),
-        str(quantized),
-        Windows(),
-        quant_format=QuantFormat.QDQ,
-        per_channel=True,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-    )
-    return quantized
+def calibration_windows(detector: SpeakerDetector, names: list[str]) -> list[np.ndarray]:
+    """Whole 150-frame windows ``(1, 150, 112, 112)`` float32 of the longest face track of
+    each clip of ``../shared/videos``."""
+    windows = []
+    for name in names:
+        clip = extract_sync_clip(detector, SHARED / "videos" / name)
+        if clip is None:
+            raise SystemExit(f"{name}: no face track to calibrate on")
+        faces = clip.faces.astype(np.float32)
+        windows += [faces[None, s : s + 150] for s in range(0, len(faces) - 149, 150)]
+    return windows
 
 
 def main() -> None:
@@ -99,23 +88,35 @@ def main() -> None:
         default=",".join(CALIBRATION),
         help="comma-separated clips of ../shared/videos for the activation ranges",
     )
+    parser.add_argument(
+        "--write-ranges",
+        action="store_true",
+        help="calibrate and write the ranges into the package (socialav/weights/int8/), "
+        "then measure them; without it the shipped ranges are measured (calibrated afresh "
+        "when none ship for these weights)",
+    )
     args = parser.parse_args()
     configure_threads(args.threads)
     print(f"$ python {' '.join(sys.argv)}")
 
-    model, _ = load_pretrained(args.weights, task="asd")
+    model, info = load_pretrained(args.weights, task="asd")
     graphs = export_onnx(model)
     r = int(model.visual_receptive_field_frames)
-    detector = SpeakerDetector(DetectConfig(num_threads=args.threads))
-    calibration = []
-    for name in args.calibration.split(","):
-        clip = extract_sync_clip(detector, SHARED / "videos" / name)
-        if clip is None:
-            raise SystemExit(f"{name}: no face track to calibrate on")
-        faces = clip.faces.astype(np.float32)
-        calibration += [faces[None, s : s + 150] for s in range(0, len(faces) - 149, 150)]
+    detector = SpeakerDetector(DetectConfig(num_threads=args.threads, backend="onnx"))
+    calibration = calibration_windows(detector, args.calibration.split(","))
     out_dir = Path(tempfile.mkdtemp(prefix="bench-int8-"))
-    int8_graph = quantize_visual(graphs["visual"], calibration, out_dir)
+    ranges = shipped_int8_ranges(info.sha256)
+    if args.write_ranges:
+        ranges = calibrate_visual_ranges(
+            graphs["visual"], calibration, int8_ranges_path(info.sha256)
+        )
+        print(f"wrote {ranges}")
+    elif ranges is None:
+        ranges = calibrate_visual_ranges(graphs["visual"], calibration, out_dir / "ranges.json")
+    else:
+        print(f"shipped ranges: {ranges}")
+    int8_graph = out_dir / "visual_int8.onnx"
+    quantize_visual(graphs["visual"], ranges, int8_graph)
     runners = {
         "fp32": OnnxRunner(graphs, r, num_threads=args.threads),
         "int8": OnnxRunner({**graphs, "visual": int8_graph}, r, num_threads=args.threads),

@@ -19,8 +19,9 @@ ANALYSIS_FPS: float = 25.0
 #: The questions ``socialav detect`` answers per face and frame: speaking (active speaker
 #: detection), looking at the camera wearer (Looking-at-Me), talking to them (Talking-to-Me).
 DETECT_TASKS: tuple[str, ...] = ("asd", "lam", "ttm")
-#: The runtimes the ASD models run on (:mod:`socialav.inference.backends`).
-ASD_BACKENDS: tuple[str, ...] = ("torch", "onnx")
+#: The runtimes the ASD models run on (:mod:`socialav.inference.backends`); ``onnx-int8`` is
+#: ``onnx`` with the int8 visual encoder (:mod:`socialav.inference.quantize`).
+ASD_BACKENDS: tuple[str, ...] = ("torch", "onnx", "onnx-int8")
 #: The ONNX graphs of an exported ASD model (one per runner stage) and their exporter's
 #: version, part of the cache file names: bump it when the exported graphs change
 #: (:mod:`socialav.inference.torch_backend`, :mod:`socialav.checkpoints.onnx_cache`).

@@ -169,8 +169,9 @@ def detect(
         str | None,
         typer.Option(
             callback=_backend,
-            help="Runtime of the ASD model: onnx or torch (default onnx on the CPU, torch on "
-            "CUDA).",
+            help="Runtime of the ASD model: onnx-int8 (its visual encoder in int8), onnx (fp32, "
+            "the reference's logits) or torch. Default: onnx-int8 on the CPU for weights whose "
+            "int8 ranges ship (lr-asd-ava), else onnx; torch on CUDA.",
         ),
     ] = None,
     device: Annotated[
@@ -491,9 +492,7 @@ def _build_config(
         changes["asd_weights"] = weights
     if windows is not None:
         changes["windows"] = replace(config.windows, durations_s=parse_windows(windows))
-    changes["backend"] = (
-        backend if backend is not None else ("onnx" if device == "cpu" else "torch")
-    )
+    changes["backend"] = backend  # None: chosen for the weights and device (default_backend)
     if detect_every is not None:
         changes["detect_every"] = detect_every
     if threshold is not None:

@@ -53,7 +53,7 @@ def score(
         ),
     ] = "full",
     backend: Annotated[
-        str, typer.Option("--backend", callback=_backend, help="Runtime: torch or onnx.")
+        str, typer.Option("--backend", callback=_backend, help="Runtime: torch, onnx or onnx-int8.")
     ] = "torch",
     threads: Annotated[
         int, typer.Option("--threads", callback=bounded(1), help="CPU threads per worker process.")

@@ -18,13 +18,13 @@ except within ``R`` frames of a window edge, where the window's zero padding sho
 
 Audio embeddings and the GRU backend are computed per window, batched across windows of the
 same length (across durations and tracks). Backends (``make_runner``, ``load_asd_runner``):
-``"torch"`` (the PyTorch model, :mod:`socialav.inference.torch_backend`) and ``"onnx"`` (the
-default: the three stages exported once to ONNX and run with onnxruntime, fp32, the visual
-encoder's 3-D convolutions rewritten as 2-D ones; weights whose graphs are cached load without
-PyTorch). Static int8
-quantisation (onnxruntime QDQ, per-channel, calibrated on real crops) was tried and dropped:
-on this AVX2-only CPU it was no faster than the fp32 conv2d graph and moved logits by
-0.24-0.83.
+``"torch"`` (the PyTorch model, :mod:`socialav.inference.torch_backend`), ``"onnx"`` (the
+three stages exported once to ONNX and run with onnxruntime, fp32, the visual encoder's 3-D
+convolutions rewritten as 2-D ones; weights whose graphs are cached load without PyTorch) and
+``"onnx-int8"`` (the same with the visual encoder statically quantised to int8 with activation
+ranges shipped for the weights, :mod:`socialav.inference.quantize`; about 1.6-1.8x faster on
+the encoder, logits within 0.17 of fp32 on the benchmark clips, ``docs/speed.md``).
+:func:`default_backend` picks ``onnx-int8`` on the CPU for weights whose ranges ship.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ __all__ = [
     "DEFAULT_BACKEND",
     "OnnxRunner",
     "configure_threads",
+    "default_backend",
     "default_cache_dir",
     "load_asd_runner",
     "make_runner",
@@ -61,18 +62,40 @@ __all__ = [
 ]
 
 
-Backend = Literal["torch", "onnx"]
+Backend = Literal["torch", "onnx", "onnx-int8"]
 
 
 BACKENDS: tuple[Backend, ...] = ASD_BACKENDS  # type: ignore[assignment]
 
 
-#: Backend used when none is named: the fastest one whose logits stay within the tolerance
-#: checked in ``tests/test_inference.py`` (see ``benchmarks/bench_model_speed.py``).
+#: The fp32 backend of the CPU: the fastest whose logits reproduce the reference code's
+#: within 1e-4 (``benchmarks/bench_parity.py``); what ``score`` and the tools that load a
+#: model object use. ``detect`` asks :func:`default_backend`.
 DEFAULT_BACKEND: Backend = "onnx"
 
 #: Architectures whose three stages export to ONNX (the scene-context model wraps one).
 ONNX_ARCHITECTURES: tuple[str, ...] = ("light-asd", "lr-asd", "talknet")
+
+
+def default_backend(weights: str | Path, device: str = "cpu") -> Backend:
+    """The backend ``detect`` uses when none is named: ``torch`` on a GPU; on the CPU
+    ``onnx-int8`` for registered weights (``socialav weights list``) whose int8 activation
+    ranges ship with socialav (lr-asd-ava), else ``onnx`` (fp32; also for checkpoint files,
+    which are not hashed for this choice). Cheap: reads no weights file.
+
+    Why int8 by default: on the 3-minute benchmark video the analysis runs about 1.3x faster,
+    natural / sync AP 98.80 / 61.94 against 98.81 / 62.01, logits within 0.17 of fp32
+    (``benchmarks/bench_int8.py``, ``docs/speed.md``).
+    """
+    if str(device) != "cpu":
+        return "torch"
+    from socialav import hub
+    from socialav.inference.quantize import shipped_int8_ranges
+
+    name = str(weights)
+    if name in hub.REGISTRY and shipped_int8_ranges(hub.get_entry(name).sha256) is not None:
+        return "onnx-int8"
+    return "onnx"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -130,16 +153,19 @@ class ASDRunner(Protocol):
 
 
 class OnnxRunner:
-    """The three stages of an ASD model in onnxruntime (CPU, fp32), from exported graphs.
+    """The three stages of an ASD model in onnxruntime (CPU), from exported graphs.
 
     The visual encoder is exported in its conv2d form
     (:func:`~socialav.inference.torch_backend.conv2d_visual_encoder`), the audio encoder and
-    the back-end with ``av_head`` as they are; logits reproduce the reference code's within
-    1.4e-5 (``benchmarks/bench_parity.py``; tests: 1e-4). Building it needs no PyTorch.
+    the back-end with ``av_head`` as they are; with the fp32 graphs logits reproduce the
+    reference code's within 1.4e-5 (``benchmarks/bench_parity.py``; tests: 1e-4), with the
+    int8 visual graph (:mod:`socialav.inference.quantize`) within 0.25 of fp32 (tested).
+    Building it needs no PyTorch.
 
     Args:
         graphs: ``{"visual", "audio", "decoder"}`` -> ``.onnx`` file
-            (:func:`~socialav.inference.torch_backend.export_asd_graphs`).
+            (:func:`~socialav.inference.torch_backend.export_asd_graphs`; ``visual`` may be
+            the int8 graph).
         visual_receptive_field_frames: the model's (stored in the cache record).
         num_threads: onnxruntime intra-op threads.
 
@@ -195,14 +221,15 @@ def make_runner(
             (``socialav.checkpoints.asd_reference``).
         backend: ``"torch"`` or ``"onnx"`` (default; the fastest within 1e-4 of the torch
             logits, see ``benchmarks/bench_model_speed.py``); its graphs are exported once per
-            weights (keyed by their :func:`weights_sha256`).
+            weights (keyed by their :func:`weights_sha256`). ``"onnx-int8"`` needs
+            :func:`load_asd_runner`.
         num_threads: CPU threads for onnxruntime; PyTorch threads are set by
             :func:`configure_threads`.
         device: PyTorch device for ``"torch"`` (the onnx backend runs on the CPU).
         cache_dir: the ONNX cache folder (default :func:`default_cache_dir`).
 
     Raises:
-        ValueError: unknown backend.
+        ValueError: unknown backend, or ``"onnx-int8"``.
     """
     from socialav.inference import torch_backend
 
@@ -212,13 +239,34 @@ def make_runner(
         graphs = torch_backend.export_onnx(model, cache_dir)
         rf = model.visual_receptive_field_frames
         return OnnxRunner(graphs, rf, num_threads=num_threads)
+    if backend == "onnx-int8":  # its ranges are keyed by the weights file's digest
+        raise ValueError(
+            "backend 'onnx-int8' needs the weights by name or file (load_asd_runner), not a "
+            "model object; use 'onnx' here"
+        )
     raise ValueError(f"backend must be one of {BACKENDS}, but got {backend!r}")
 
 
+def _onnx_graphs(
+    graphs: Mapping[str, Path], backend: str, sha256: str, cache_dir: str | Path | None
+) -> dict[str, Path]:
+    """The graphs a runner of ``backend`` loads: the fp32 ones, or with ``onnx-int8`` the
+    int8 visual encoder in place of the fp32 one."""
+    if backend != "onnx-int8":
+        return dict(graphs)
+    from socialav.inference.quantize import int8_visual_graph
+
+    return {**graphs, "visual": int8_visual_graph(graphs["visual"], sha256, cache_dir)}
+
+
 def _cached_onnx_runner(
-    weights: str | Path, what: str, num_threads: int, cache_dir: str | Path | None
+    path: Path,
+    sha256: str,
+    weights: str | Path,
+    backend: str,
+    num_threads: int,
+    cache_dir: str | Path | None,
 ) -> tuple[OnnxRunner, WeightsInfo] | None:
-    path, sha256 = resolve_weights_file(weights, what, "a checkpoint file", kind="asd")
     found = find_exported(sha256, "asd", ASD_ONNX_VERSION, ASD_ONNX_GRAPHS, cache_dir)
     if found is None:
         return None
@@ -232,8 +280,14 @@ def _cached_onnx_runner(
             task=str(record["task"]),
             format=str(record["format"]),
         )
-        runner = OnnxRunner(found.graphs, int(record["visual_receptive_field_frames"]), num_threads)
-    except Exception as exc:  # a damaged entry: export it again from the checkpoint
+        rf = int(record["visual_receptive_field_frames"])
+    except (KeyError, TypeError, ValueError) as exc:  # a damaged record: export it again
+        logger.warning("ONNX cache entry of %s unusable (%s): exporting it again", path, exc)
+        return None
+    graphs = _onnx_graphs(found.graphs, backend, sha256, cache_dir)  # int8: its own errors
+    try:
+        runner = OnnxRunner(graphs, rf, num_threads)
+    except Exception as exc:  # a damaged graph: export it again from the checkpoint
         logger.warning("ONNX cache entry of %s unusable (%s): exporting it again", path, exc)
         return None
     return runner, info
@@ -250,7 +304,7 @@ def load_asd_runner(
 ) -> tuple[ASDRunner, WeightsInfo, AudioVisualASD | None]:
     """Load ASD weights (a registry name or a checkpoint file) ready to score.
 
-    With the ``onnx`` backend on the CPU, weights whose three graphs are already in the ONNX
+    With the ``onnx`` and ``onnx-int8`` backends (CPU), weights whose graphs are already in the ONNX
     cache (:mod:`socialav.checkpoints.onnx_cache`, keyed by the file's sha256) load without
     importing PyTorch, which makes the start faster and the process smaller
     (``docs/speed.md``). Otherwise the PyTorch model is loaded
@@ -259,8 +313,10 @@ def load_asd_runner(
 
     Args:
         weights: registry name (``lr-asd-ava``, ...) or checkpoint file.
-        backend: ``"onnx"`` (default) or ``"torch"``.
-        device: PyTorch device (``"onnx"`` runs on the CPU).
+        backend: ``"onnx"`` (default), ``"onnx-int8"`` (the int8 visual encoder,
+            :mod:`socialav.inference.quantize`; registered weights with shipped ranges) or
+            ``"torch"``.
+        device: PyTorch device (the ONNX backends run on the CPU).
         num_threads: onnxruntime intra-op threads (PyTorch's: :func:`configure_threads`).
         cache_dir: the ONNX cache folder (default :func:`default_cache_dir`).
         what: what the weights are for, in error messages.
@@ -270,14 +326,30 @@ def load_asd_runner(
         needed (loaded from the cache).
 
     Raises:
-        ValueError: unknown backend, or scene-context weights (they are ``context_weights``).
+        ValueError: unknown backend, an ONNX backend on a GPU, ``onnx-int8`` for weights
+            without shipped ranges, or scene-context weights (they are ``context_weights``).
+        ImportError: ``onnx-int8`` needs quantising and onnxruntime cannot
+            (:mod:`socialav.inference.quantize`).
         FileNotFoundError, socialav.hub.WeightsError, CheckpointError: see
             :func:`~socialav.checkpoints.load.load_pretrained`.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, but got {backend!r}")
-    if backend == "onnx" and str(device) == "cpu":
-        cached = _cached_onnx_runner(weights, what, num_threads, cache_dir)
+    onnx = backend in ("onnx", "onnx-int8")
+    if onnx and str(device) != "cpu":
+        raise ValueError(f"backend {backend!r} runs on the CPU; with device {device!r} use 'torch'")
+    if onnx:
+        path, sha256 = resolve_weights_file(weights, what, "a checkpoint file", kind="asd")
+        if backend == "onnx-int8":
+            from socialav.inference.quantize import int8_ranges_path, shipped_int8_ranges
+
+            if shipped_int8_ranges(sha256) is None:
+                raise ValueError(
+                    f"backend 'onnx-int8' needs int8 activation ranges calibrated for "
+                    f"{what} {str(weights)!r}; expected {int8_ranges_path(sha256)}, but none "
+                    "ship for them (they ship for lr-asd-ava): use backend 'onnx'"
+                )
+        cached = _cached_onnx_runner(path, sha256, weights, backend, num_threads, cache_dir)
         if cached is not None:
             return cached[0], cached[1], None
     model, info = load_pretrained(weights, task="asd", device=device, what=what)
@@ -293,4 +365,5 @@ def load_asd_runner(
     record = {"architecture": info.architecture, "task": info.task, "format": info.format}
     exported = export_asd_graphs(model, info.sha256, record, cache_dir)
     rf = model.visual_receptive_field_frames
-    return OnnxRunner(exported.graphs, rf, num_threads=num_threads), info, model
+    graphs = _onnx_graphs(exported.graphs, backend, info.sha256, cache_dir)
+    return OnnxRunner(graphs, rf, num_threads=num_threads), info, model

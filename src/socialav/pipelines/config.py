@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from socialav.inference.asd import WindowConfig
-from socialav.inference.backends import BACKENDS, DEFAULT_BACKEND
+from socialav.inference.backends import BACKENDS, default_backend
 from socialav.inference.segments import SegmentConfig
 from socialav.types import DETECT_TASKS
 from socialav.vision.crops import DEFAULT_CROP_SCALE
@@ -67,8 +67,13 @@ class DetectConfig:
             1-6 s average gave the same natural AP (98.55 vs 98.54 for one pass) at about half
             the speed; a bounded window keeps long tracks within the clip lengths the models
             were trained on.
-        backend: ``onnx`` (ONNX Runtime, CPU; the default) or ``torch`` (see
+        backend: ``onnx-int8`` (ONNX Runtime, CPU, the visual encoder in int8), ``onnx``
+            (ONNX Runtime, CPU, fp32: the reference's logits within 1e-4) or ``torch`` (see
             :mod:`socialav.inference.backends`); on a CUDA ``device`` only ``torch``.
+            ``None`` (default): :func:`~socialav.inference.backends.default_backend`, i.e.
+            ``onnx-int8`` on the CPU for registered weights whose int8 ranges ship
+            (lr-asd-ava), else ``onnx``; ``torch`` on a GPU; ``onnx`` with
+            ``context_weights``. The field holds the choice once the config is built.
         face_detector: registry name of the face detector weights.
         detector_score_threshold: minimum face detector confidence.
         detect_every: run the face detector on every n-th frame, track in between.
@@ -121,7 +126,7 @@ class DetectConfig:
 
     asd_weights: str = "lr-asd-ava"
     windows: WindowConfig = field(default_factory=lambda: WindowConfig(durations_s=(6.0,)))
-    backend: str = DEFAULT_BACKEND
+    backend: str | None = None
     face_detector: str = "ultra-light-face-rfb-320"
     detector_score_threshold: float = 0.7
     detect_every: int = 3
@@ -145,8 +150,18 @@ class DetectConfig:
     def __post_init__(self) -> None:
         if not (self.device == "cpu" or self.device.startswith("cuda")):
             raise ValueError(f"device must be 'cpu' or 'cuda[:N]', but got {self.device!r}")
+        if self.backend is None:
+            chosen = default_backend(self.asd_weights, self.device)
+            if self.context_weights is not None and chosen == "onnx-int8":
+                chosen = "onnx"  # the scene-context model's base has no shipped ranges
+            object.__setattr__(self, "backend", chosen)
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {list(BACKENDS)}, but got {self.backend!r}")
+        if self.context_weights is not None and self.backend == "onnx-int8":
+            raise ValueError(
+                "backend 'onnx-int8' quantises the ASD weights' visual encoder with their "
+                "shipped ranges; with context_weights use 'onnx' or 'torch'"
+            )
         if self.device != "cpu" and self.backend != "torch":
             raise ValueError(
                 f"backend {self.backend!r} runs on the CPU; with device {self.device!r} use "

@@ -207,7 +207,7 @@ class SpeakerDetector:
                 f"from_pretrained takes the loading fields {sorted(LOADING_FIELDS)}; "
                 f"{sorted(unknown)} are tunable parameters: pass them to instantiate()"
             )
-        backend = loading.pop("backend", "onnx" if device == "cpu" else "torch")
+        backend = loading.pop("backend", None)  # None: default_backend(weights, device)
         config = DetectConfig(
             asd_weights=str(weights), device=device, tasks=tuple(tasks), backend=backend, **loading
         )

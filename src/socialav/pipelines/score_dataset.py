@@ -78,8 +78,9 @@ class ScoreConfig:
             ``lr-asd-ava``, ``lr-asd-talkset``.
         windows: window durations; default one pass over the whole entity, as the
             reference evaluation (``ASD.evaluate_network``).
-        backend: ``torch`` (default; the reference computation), ``onnx`` or ``onnx-int8``
-            (see :mod:`socialav.inference.asd`).
+        backend: ``torch`` (default; the reference computation), ``onnx`` (fp32, within
+            1e-4 of it) or ``onnx-int8`` (the int8 visual encoder, for weights whose ranges
+            ship; see :mod:`socialav.inference.backends`).
         num_threads: CPU threads per worker process (PyTorch and onnxruntime).
         device: PyTorch device for the ``torch`` backend.
         max_batch_frames: at most this many frames per encoder call.
@@ -180,14 +181,15 @@ def _runner_for(config: ScoreConfig):
     with _RUNNERS_LOCK:
         runner = _RUNNERS.get(key)
         if runner is None:
-            from socialav.checkpoints.load import load_asd_model
-            from socialav.inference.backends import configure_threads, make_runner
+            from socialav.inference.backends import configure_threads, load_asd_runner
 
             configure_threads(config.num_threads)
             cv2.setNumThreads(1)
-            model = load_asd_model(config.weights, device=config.device)
-            runner = make_runner(
-                model, config.backend, num_threads=config.num_threads, device=config.device
+            runner, _, _ = load_asd_runner(
+                config.weights,
+                backend=config.backend,
+                device=config.device,
+                num_threads=config.num_threads,
             )
             _RUNNERS[key] = runner
             logger.info("%s: loaded %s (%s)", worker_name(), config.weights, config.backend)
