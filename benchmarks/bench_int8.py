@@ -15,7 +15,10 @@ MinMax ranges calibrated on the face crops (longest face track, whole 6 s window
 - ms per face-frame of the visual encoder (2 threads, one 150-frame window of real crops,
   fp32 and int8 alternately, best of ``--repeats``);
 - the largest |logit difference| int8 - fp32 over the GRID benchmark items (6 s windows);
-- natural and sync AP of both (``bench_accuracy.py``'s sets and 5-frame smoothing).
+- natural and sync AP of both (``bench_accuracy.py``'s sets and 5-frame smoothing);
+- on ``--held-out`` clips (never calibration clips), the whole ``detect`` with ``onnx`` and
+  ``onnx-int8``: logit and probability differences and the frames whose speaking decision
+  (smoothed probability >= 0.5) differs.
 
 An earlier try, dynamic quantisation (int8 weights, activations quantised at run time), moved
 logits by 0.15-0.8 for no speed-up (README, *Choosing the defaults*).
@@ -64,6 +67,20 @@ CALIBRATION = (
     "more/dfdc_lynaeydofd_REAL.mp4",
 )
 
+#: Clips for the whole-``detect`` comparison: talking people the ranges never saw.
+HELD_OUT = (
+    "face_recognition_short_hamilton_clip.mp4",
+    "videoretalking_face_1.mp4",
+    "videoretalking_face_3.mp4",
+    "more/styletalk_KristiNoem_muxed.mp4",
+    "more/sadtalker_WDA_BobMenendez_000.mp4",
+    "more/pcavs_audio_source_00086.mp4",
+    "more/spectre_mead_M003_level_1_happy_024.mp4",
+    "more/edtalk_uncrop_Obama.mp4",
+    "more/deeplipreading_demo_lrs2.mp4",
+    "more/facenetpytorch_crowd_walking.mp4",
+)
+
 
 def calibration_windows(detector: SpeakerDetector, names: list[str]) -> list[np.ndarray]:
     """Whole 150-frame windows ``(1, 150, 112, 112)`` float32 of the longest face track of
@@ -94,6 +111,12 @@ def main() -> None:
         help="calibrate and write the ranges into the package (socialav/weights/int8/), "
         "then measure them; without it the shipped ranges are measured (calibrated afresh "
         "when none ship for these weights)",
+    )
+    parser.add_argument(
+        "--held-out",
+        default=",".join(HELD_OUT),
+        help="comma-separated clips of ../shared/videos (none a calibration clip) on which "
+        "the whole detect is compared, fp32 against int8; '' to skip",
     )
     args = parser.parse_args()
     configure_threads(args.threads)
@@ -162,6 +185,50 @@ def main() -> None:
             "0" if name == "fp32" else f"{diff:.3f}",
         ]
         print("| " + " | ".join(row) + " |", flush=True)
+    if args.held_out:
+        held_out_table(args.held_out.split(","), args.threads)
+
+
+def held_out_table(names: list[str], threads: int) -> None:
+    """Per clip of ``../shared/videos`` (none of them calibration clips): ``detect``'s own
+    logits and speaking decisions with ``onnx`` (fp32) and ``onnx-int8``, same face tracks."""
+    overlap = set(names) & set(CALIBRATION)
+    if overlap:
+        raise SystemExit(f"{sorted(overlap)} are calibration clips, not held out")
+    base = dict(num_threads=threads, diarize=False)
+    fp32 = SpeakerDetector(DetectConfig(backend="onnx", **base))
+    int8 = SpeakerDetector(DetectConfig(backend="onnx-int8", **base))
+    print("\nHeld-out clips, whole `detect` (6 s windows, 5-frame smoothing, threshold 0.5):\n")
+    print(
+        "| clip | face-frames | max abs logit diff | mean abs logit diff | "
+        "max abs probability diff | frames whose speaking decision differs |"
+    )
+    print("|---|---|---|---|---|---|")
+    total = {"frames": 0, "flips": 0, "max": 0.0}
+    for name in names:
+        a, b = (d.run(SHARED / "videos" / name).scores for d in (fp32, int8))
+        la = np.concatenate([s.logits for s in a])
+        lb = np.concatenate([s.logits for s in b])
+        pa = np.concatenate([s.probabilities for s in a])
+        pb = np.concatenate([s.probabilities for s in b])
+        flips = int(((pa >= 0.5) != (pb >= 0.5)).sum())
+        d = np.abs(la - lb)
+        total["frames"] += len(la)
+        total["flips"] += flips
+        total["max"] = max(total["max"], float(d.max()) if len(d) else 0.0)
+        row = [
+            name,
+            str(len(la)),
+            f"{d.max():.3f}" if len(d) else "-",
+            f"{d.mean():.4f}" if len(d) else "-",
+            f"{np.abs(pa - pb).max():.3f}" if len(d) else "-",
+            f"{flips} ({100 * flips / max(len(la), 1):.2f} %)",
+        ]
+        print("| " + " | ".join(row) + " |", flush=True)
+    share = 100 * total["flips"] / max(total["frames"], 1)
+    print(
+        f"| all | {total['frames']} | {total['max']:.3f} | | | {total['flips']} ({share:.2f} %) |"
+    )
 
 
 if __name__ == "__main__":

@@ -26,9 +26,10 @@ from socialav.pipelines.detect import SpeakerDetector
 from socialav.pipelines.sync_clips import extract_sync_clip
 from socialav.types import ASD_ONNX_GRAPHS, ASD_ONNX_VERSION
 
-#: |int8 - fp32| logit tolerance. Measured: 0.156 over the GRID benchmark items and 0.165 on
-#: the 3-minute interview (``benchmarks/bench_int8.py``, ``docs/speed.md``).
-INT8_TOLERANCE = 0.25
+#: |int8 - fp32| logit tolerance. Measured (``benchmarks/bench_int8.py``, ``docs/speed.md``):
+#: at most 0.156 over the GRID benchmark items, 0.254 over ten held-out clips of ``detect``
+#: (0.042 on this test's clip).
+INT8_TOLERANCE = 0.3
 #: Not among the clips the shipped ranges were calibrated on (``bench_int8.CALIBRATION``).
 HELD_OUT_CLIP = "more/styletalk_KristiNoem_muxed.mp4"
 
