@@ -103,3 +103,16 @@ def test_ranges_of_another_graph_are_refused(tmp_path: Path) -> None:
     wrong.write_text(json.dumps(table))
     with pytest.raises(ValueError, match="regenerate it with benchmarks/bench_int8.py"):
         quantize_visual(entry.graphs["visual"], wrong, tmp_path / "int8.onnx")
+
+
+def test_an_onnxruntime_that_cannot_take_stored_ranges_is_named(monkeypatch) -> None:
+    import onnxruntime.quantization as ort_quantization
+
+    from socialav.inference.quantize import _quantize_static
+
+    def old_quantize_static(model_input, model_output, calibration_data_reader=None):
+        raise AssertionError("not to be called")
+
+    monkeypatch.setattr(ort_quantization, "quantize_static", old_quantize_static)
+    with pytest.raises(ImportError, match="takes calibration_cache_path .1.32 has it.; found"):
+        _quantize_static()
