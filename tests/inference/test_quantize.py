@@ -58,7 +58,7 @@ def test_default_backend_is_int8_only_where_ranges_ship(tmp_path: Path) -> None:
 
 
 def test_int8_needs_shipped_ranges_and_weights_by_name() -> None:
-    with pytest.raises(ValueError, match="none ship for them"):
+    with pytest.raises(ValueError, match=r"none ship for them \(they ship for lr-asd-ava\)"):
         load_asd_runner("light-asd-ava", backend="onnx-int8")
     with pytest.raises(ValueError, match="runs on the CPU"):
         load_asd_runner("lr-asd-ava", backend="onnx-int8", device="cuda")

@@ -307,12 +307,13 @@ def load_asd_runner(
 ) -> tuple[ASDRunner, WeightsInfo, AudioVisualASD | None]:
     """Load ASD weights (a registry name or a checkpoint file) ready to score.
 
-    With the ``onnx`` and ``onnx-int8`` backends (CPU), weights whose graphs are already in the ONNX
-    cache (:mod:`socialav.checkpoints.onnx_cache`, keyed by the file's sha256) load without
-    importing PyTorch, which makes the start faster and the process smaller
+    With the ``onnx`` and ``onnx-int8`` backends (CPU), weights whose graphs are already in
+    the ONNX cache (:mod:`socialav.checkpoints.onnx_cache`, keyed by the file's sha256) load
+    without importing PyTorch, which makes the start faster and the process smaller
     (``docs/speed.md``). Otherwise the PyTorch model is loaded
-    (:func:`~socialav.checkpoints.load.load_pretrained`, ``task="asd"``) and, for ``onnx``,
-    its graphs are exported into the cache for next time.
+    (:func:`~socialav.checkpoints.load.load_pretrained`, ``task="asd"``) and, for the ONNX
+    backends, its graphs are exported into the cache for next time (``onnx-int8`` then
+    quantises the visual graph once, :func:`~socialav.inference.quantize.int8_visual_graph`).
 
     Args:
         weights: registry name (``lr-asd-ava``, ...) or checkpoint file.
@@ -344,13 +345,14 @@ def load_asd_runner(
     if onnx:
         path, sha256 = resolve_weights_file(weights, what, "a checkpoint file", kind="asd")
         if backend == "onnx-int8":
-            from socialav.inference.quantize import int8_ranges_path, shipped_int8_ranges
+            from socialav.inference import quantize
 
-            if shipped_int8_ranges(sha256) is None:
+            if quantize.shipped_int8_ranges(sha256) is None:
                 raise ValueError(
                     f"backend 'onnx-int8' needs int8 activation ranges calibrated for "
-                    f"{what} {str(weights)!r}; expected {int8_ranges_path(sha256)}, but none "
-                    "ship for them (they ship for lr-asd-ava): use backend 'onnx'"
+                    f"{what} {str(weights)!r}; expected {quantize.int8_ranges_path(sha256)}, "
+                    f"but none ship for them (they ship for "
+                    f"{', '.join(quantize.weights_with_int8_ranges())}): use backend 'onnx'"
                 )
         cached = _cached_onnx_runner(path, sha256, weights, backend, num_threads, cache_dir)
         if cached is not None:

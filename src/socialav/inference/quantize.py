@@ -30,6 +30,7 @@ __all__ = [
     "int8_visual_graph",
     "quantize_visual",
     "shipped_int8_ranges",
+    "weights_with_int8_ranges",
 ]
 
 #: Where the activation ranges ship: one ONNX Runtime calibration table (its
@@ -50,6 +51,17 @@ def shipped_int8_ranges(sha256: str) -> Path | None:
     ``None`` when none ship (then the ``onnx-int8`` backend cannot run those weights)."""
     path = int8_ranges_path(sha256)
     return path if path.is_file() else None
+
+
+def weights_with_int8_ranges() -> list[str]:
+    """Registry names (``socialav weights list``) of the ASD weights whose ranges ship."""
+    from socialav import hub
+
+    return sorted(
+        name
+        for name, entry in hub.REGISTRY.items()
+        if entry.kind == "asd" and shipped_int8_ranges(entry.sha256) is not None
+    )
 
 
 def _quantize_static():
