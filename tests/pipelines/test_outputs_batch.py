@@ -13,6 +13,8 @@ import pytest
 
 from socialav.pipelines.outputs import (
     TEMP_PREFIX,
+    _host_tag,
+    _temporary_folder,
     is_output_file,
     recorded_settings,
     remove_stale_temporaries,
@@ -85,6 +87,25 @@ def test_stale_temporaries_of_dead_runs_are_removed(tmp_path):
     assert sorted(removed) == sorted([gone, old_unowned])
     assert alive.exists() and elsewhere.exists() and new_unowned.exists()
     assert (tmp_path / "clip.ava.csv").read_text() == "kept"
+
+
+def test_a_temporary_folder_names_its_owner_from_the_moment_it_exists(tmp_path):
+    # a run killed between creating its folder and writing anything into it: the name alone
+    # says whose it was (before, an owner file written after mkdtemp left a window)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    ours = _temporary_folder(tmp_path)
+    assert ours.name.startswith(f"{TEMP_PREFIX}{os.getpid()}-{_host_tag()}-")
+    assert list(ours.iterdir()) == []
+    killed = tmp_path / f"{TEMP_PREFIX}{int(dead.stdout)}-{_host_tag()}-x1"
+    killed.mkdir()
+    other_host = tmp_path / f"{TEMP_PREFIX}{int(dead.stdout)}-{'0' * 8}-x2"
+    other_host.mkdir()
+    if _host_tag() == "0" * 8:
+        pytest.skip("this host's tag happens to be the other host's")
+    assert remove_stale_temporaries(tmp_path) == [killed]
+    assert ours.exists() and other_host.exists()  # alive / another host, young
 
 
 def test_settings_differences_name_what_changed(tmp_path):

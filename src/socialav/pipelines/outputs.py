@@ -41,9 +41,11 @@ OUTPUT_SUFFIXES: dict[str, str] = {
 }
 
 
-#: Prefix of the temporary folder each video's outputs are written into before the renames.
+#: Prefix of the temporary folder each video's outputs are written into before the renames;
+#: the folder is named ``<prefix><pid>-<host tag>-<random>`` so that its owner is known from
+#: the moment it exists (a run killed right after creating it is still recognised as dead).
 TEMP_PREFIX = ".socialav-"
-#: The file in a temporary folder naming the process that owns it (for stale-folder removal).
+#: The owner record of temporary folders made by earlier versions (read, no longer written).
 _OWNER_FILE = "owner.json"
 #: A temporary folder whose owner cannot be checked counts as stale after this long.
 STALE_AFTER_S = 6 * 3600.0
@@ -118,17 +120,39 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _host_tag() -> str:
+    """8 hex digits of the sha256 of this host's name (part of the temporary folders' names)."""
+    import hashlib
+    import socket
+
+    return hashlib.sha256(socket.gethostname().encode("utf-8")).hexdigest()[:8]
+
+
+def _owner(folder: Path) -> tuple[int, bool] | None:
+    """``(pid, on this host)`` of a temporary folder's owner: from its name, or from the
+    owner file of an earlier version's folder; ``None`` when neither tells."""
+    import json
+    import re
+    import socket
+
+    named = re.match(rf"^{re.escape(TEMP_PREFIX)}(\d+)-([0-9a-f]{{8}})-", folder.name)
+    if named:
+        return int(named[1]), named[2] == _host_tag()
+    try:
+        owner = json.loads((folder / _OWNER_FILE).read_text())
+        return int(owner["pid"]), owner.get("host") == socket.gethostname()
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def remove_stale_temporaries(output_dir: str | Path) -> list[Path]:
     """Remove the temporary folders (``.socialav-*``) of runs that died (killed, power
     loss): those whose owner process on this host no longer runs, or, when the owner cannot
-    be checked (another host, no owner file), those older than :data:`STALE_AFTER_S`.
+    be checked (another host, an unknown name), those older than :data:`STALE_AFTER_S`.
 
     Returns:
         The folders removed.
     """
-    import json
-    import socket
-
     removed = []
     root = Path(output_dir)
     if not root.is_dir():
@@ -137,15 +161,14 @@ def remove_stale_temporaries(output_dir: str | Path) -> list[Path]:
     for folder in root.glob(f"{TEMP_PREFIX}*"):
         if not folder.is_dir():
             continue
-        stale = False
+        owner = _owner(folder)
         try:
-            owner = json.loads((folder / _OWNER_FILE).read_text())
-            if owner.get("host") == socket.gethostname():
-                stale = not _pid_alive(int(owner["pid"]))
+            if owner is not None and owner[1]:
+                stale = not _pid_alive(owner[0])
             else:
                 stale = now - folder.stat().st_mtime > STALE_AFTER_S
-        except (OSError, ValueError, KeyError, TypeError):
-            stale = now - folder.stat().st_mtime > STALE_AFTER_S
+        except OSError:  # removed meanwhile
+            continue
         if stale:
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
@@ -153,14 +176,10 @@ def remove_stale_temporaries(output_dir: str | Path) -> list[Path]:
 
 
 def _temporary_folder(output_dir: Path) -> Path:
-    import json
-    import socket
-
-    folder = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=output_dir))
-    (folder / _OWNER_FILE).write_text(
-        json.dumps({"pid": os.getpid(), "host": socket.gethostname()})
-    )
-    return folder
+    """A new temporary folder in ``output_dir`` whose name carries its owner (this process
+    on this host), so that no moment exists at which a kill leaves it ownerless."""
+    prefix = f"{TEMP_PREFIX}{os.getpid()}-{_host_tag()}-"
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=output_dir))
 
 
 def recorded_settings(json_path: str | Path) -> dict[str, Any] | None:
