@@ -345,15 +345,9 @@ def load_asd_runner(
     if onnx:
         path, sha256 = resolve_weights_file(weights, what, "a checkpoint file", kind="asd")
         if backend == "onnx-int8":
-            from socialav.inference import quantize
+            from socialav.inference.quantize import required_int8_ranges
 
-            if quantize.shipped_int8_ranges(sha256) is None:
-                raise ValueError(
-                    f"backend 'onnx-int8' needs int8 activation ranges calibrated for "
-                    f"{what} {str(weights)!r}; expected {quantize.int8_ranges_path(sha256)}, "
-                    f"but none ship for them (they ship for "
-                    f"{', '.join(quantize.weights_with_int8_ranges())}): use backend 'onnx'"
-                )
+            required_int8_ranges(sha256, f"{what} {str(weights)!r}")  # before loading anything
         cached = _cached_onnx_runner(path, sha256, weights, backend, num_threads, cache_dir)
         if cached is not None:
             return cached[0], cached[1], None

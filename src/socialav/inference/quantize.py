@@ -29,6 +29,7 @@ __all__ = [
     "int8_ranges_path",
     "int8_visual_graph",
     "quantize_visual",
+    "required_int8_ranges",
     "shipped_int8_ranges",
     "weights_with_int8_ranges",
 ]
@@ -62,6 +63,25 @@ def weights_with_int8_ranges() -> list[str]:
         for name, entry in hub.REGISTRY.items()
         if entry.kind == "asd" and shipped_int8_ranges(entry.sha256) is not None
     )
+
+
+def required_int8_ranges(sha256: str, what: str) -> Path:
+    """The shipped ranges of the weights file with digest ``sha256``.
+
+    Args:
+        what: the weights, in the error message (e.g. ``"ASD weights 'light-asd-ava'"``).
+
+    Raises:
+        ValueError: none ship for them (the message names the weights for which they do).
+    """
+    ranges = shipped_int8_ranges(sha256)
+    if ranges is None:
+        raise ValueError(
+            f"backend 'onnx-int8' needs int8 activation ranges calibrated for {what}; "
+            f"expected {int8_ranges_path(sha256)}, but none ship for them (they ship for "
+            f"{', '.join(weights_with_int8_ranges())}): use backend 'onnx'"
+        )
+    return ranges
 
 
 def _quantize_static():
@@ -216,13 +236,7 @@ def int8_visual_graph(
         ValueError: no ranges ship for these weights, or they do not fit the graph.
         ImportError: see :func:`_quantize_static` (only on a cache miss).
     """
-    ranges = shipped_int8_ranges(sha256)
-    if ranges is None:
-        raise ValueError(
-            f"the onnx-int8 backend needs activation ranges calibrated for the ASD weights "
-            f"with sha256 {sha256[:16]}…, expected {int8_ranges_path(sha256)}; none ship for "
-            "them: use the onnx backend (fp32)"
-        )
+    ranges = required_int8_ranges(sha256, f"the ASD weights with sha256 {sha256[:16]}…")
     digest = hashlib.sha256(ranges.read_bytes()).hexdigest()[:8]
     found = find_or_export(
         sha256,
