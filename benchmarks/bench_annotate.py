@@ -2,15 +2,15 @@
 source size and capped on its shorter side (``max_short_side_px``, detect's
 ``--video-max-short-side``).
 
-Run: python benchmarks/bench_annotate.py [--video PATH] [preset:crf[:max_short_side[:area]] ...]
-(default: the rows below; max_short_side 0 = the source size; ``area``: scale with OpenCV's
-INTER_AREA whatever the factor). ``--video`` takes another video (e.g. the looped 3-minute
-interview of ``bench_speed.py``; the face boxes are scaled to its width).
+Run: python benchmarks/bench_annotate.py [--video PATH] [preset:crf[:max_short_side[:scaler]] ...]
+(default: the rows below; max_short_side 0 = the source size; ``scaler``: swscale's
+interpolation when capped, ``area`` (the default, ``socialav.io.media.I420_INTERPOLATION``),
+``bilinear``, ``fast_bilinear``, ``bicubic``). ``--video`` takes another video (e.g. the looped
+3-minute interview of ``bench_speed.py``; the face boxes are scaled to its width).
 
-Each row writes the annotated video with the default frames (decoded as yuv420p, scaled
-plane by plane with OpenCV when capped: bilinear below a factor of 3, INTER_AREA from
-there, drawn on region by region) and random speaking probabilities on two constant face
-boxes; the output files stay for a look.
+Each row writes the annotated video with the default frames (decoded, converted and scaled
+to yuv420p pictures by swscale, drawn on region by region) and random speaking
+probabilities on two constant face boxes with badges; the output files stay for a look.
 """
 
 import os
@@ -19,10 +19,9 @@ import sys
 import tempfile
 import time
 
-import cv2
 import numpy as np
 
-from socialav.io import annotate
+from socialav.io import media
 from socialav.io.annotate import write_annotated_video
 from socialav.io.media import iter_frames, probe_video
 from socialav.types import FaceTrack, TrackScores
@@ -30,7 +29,8 @@ from socialav.types import FaceTrack, TrackScores
 DEFAULT_ROWS = [
     "ultrafast:28:0",
     "ultrafast:28:480",
-    "ultrafast:28:480:area",
+    "ultrafast:28:480:bilinear",
+    "ultrafast:28:480:fast_bilinear",
     "superfast:23:0",
     "superfast:23:480",
 ]
@@ -42,6 +42,7 @@ src = os.path.join(
 if args[:1] == ["--video"]:
     src, args = args[1], args[2:]
 video = probe_video(src)
+DEFAULT_SCALER = media.I420_INTERPOLATION
 n = video.num_frames
 rng = np.random.default_rng(0)
 tracks, scores = [], []
@@ -72,18 +73,12 @@ def cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-default_interpolation = annotate._interpolation
 for choice in args or DEFAULT_ROWS:
     preset, crf, *rest = choice.split(":")
-    cap, force = (rest + ["0", ""][len(rest) :])[:2]
-    annotate._interpolation = (
-        (lambda height_px, out_height_px: cv2.INTER_AREA)
-        if force == "area"
-        else default_interpolation
-    )
-    how = annotate._interpolation(video.height_px, int(cap))
-    capped = 0 < int(cap) < video.height_px
-    scaler = {cv2.INTER_AREA: "area", cv2.INTER_LINEAR: "bilinear"}[how] if capped else "-"
+    cap, scaler = (rest + ["0", ""][len(rest) :])[:2]
+    media.I420_INTERPOLATION = scaler.upper() or DEFAULT_SCALER
+    capped = 0 < int(cap) < min(video.height_px, video.width_px)
+    scaler = media.I420_INTERPOLATION.lower() if capped else "-"
     out = os.path.join(out_dir, f"annot_{preset}_{crf}_{cap}_{scaler}.mp4")
     t, c = time.perf_counter(), cpu_s()
     r = write_annotated_video(

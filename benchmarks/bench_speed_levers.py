@@ -10,6 +10,8 @@
     SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_speed_levers.py visual-graph [--repeats 3]
     SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_speed_levers.py spinning [VIDEO] [--repeats 2]
     python benchmarks/bench_speed_levers.py video-parts [VIDEO]
+    python benchmarks/bench_speed_levers.py scalers [--repeats 3]
+    python benchmarks/bench_speed_levers.py video-write VIDEO [--before TREE] [--repeats 4]
 
 - ``overlap``: the analysis pass (``SpeakerDetector.run``, defaults) with the ASD model on a
   second thread or inline, and with a 1-thread ONNX Runtime session on the second thread;
@@ -43,15 +45,24 @@
   the ASD and voice sessions never spun), alternating, ``--repeats`` times each: wall and CPU
   seconds of the process, and the stage seconds.
 - ``video-parts``: what the annotated video's pass costs without its overlays, each part added
-  in turn on VIDEO (default: the interview): decoding to 4:2:0 planes (``iter_frames``), then
-  scaling to 480p (as ``write_annotated_video``), then x264 (``ultrafast``, crf 28, no audio):
-  wall and CPU seconds of each cumulative row.
+  in turn on VIDEO (default: the interview): decoding to 4:2:0 arrays (``iter_frames``), then
+  decoding to 480p pictures instead (``iter_i420_frames``, swscale, as
+  ``write_annotated_video``), then x264 (``ultrafast``, crf 28, no audio): wall and CPU
+  seconds of each cumulative row.
+- ``scalers``: swscale's filters (area, bilinear, fast bilinear, bicubic) scaling 100 decoded
+  frames of the 720p interview and of a 1080p clip to 480p 4:2:0: ms per frame (the best of
+  ``--repeats``) and PSNR of every 10th against OpenCV's ``INTER_AREA`` of the RGB frame.
+- ``video-write``: the annotated video of VIDEO at 480p with two labelled face boxes (as
+  ``detect`` draws them by default), written in a fresh process by this tree and, with
+  ``--before TREE``, by that tree (its ``src`` on ``PYTHONPATH``), alternating, ``--repeats``
+  times each: wall and CPU seconds of the write.
 - ``yuv2rgb``: PyAV's swscale ``to_ndarray("rgb24")`` vs OpenCV's ``COLOR_YUV2RGB_I420`` on
   the interview's 438 frames, and how far apart their pixels are.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import resource
 import subprocess
@@ -385,8 +396,8 @@ def video_parts(video: str) -> None:
     import av
     import cv2
 
-    from socialav.io.annotate import _resize_i420, annotated_size
-    from socialav.io.media import iter_frames, probe_video
+    from socialav.io.annotate import annotated_size
+    from socialav.io.media import iter_frames, iter_i420_frames, probe_video
 
     cv2.setNumThreads(1)  # as in detect
     info = probe_video(video)
@@ -401,14 +412,15 @@ def video_parts(video: str) -> None:
                 stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
                 stream.options = {"preset": "ultrafast", "crf": "28"}
             c0, t0, n = sum(os.times()[:2]), time.perf_counter(), 0
-            for k, image in iter_frames(video, fps=info.fps, pixel_format="yuv420p"):
+            if "scale" in parts:  # as write_annotated_video: swscale to the output size
+                frames = iter_i420_frames(video, width, height, fps=info.fps)
+            else:
+                frames = iter_frames(video, fps=info.fps, pixel_format="yuv420p")
+            for k, picture in frames:
                 n += 1
-                if "scale" in parts:
-                    image = _resize_i420(image, info.height_px, info.width_px, height, width)
                 if stream is not None:
-                    frame = av.VideoFrame.from_ndarray(image, format="yuv420p")
-                    frame.pts = k
-                    for packet in stream.encode(frame):
+                    picture.pts, picture.time_base = k, Fraction(1, 25)
+                    for packet in stream.encode(picture):
                         out.mux(packet)
             if stream is not None:
                 for packet in stream.encode(None):
@@ -416,6 +428,89 @@ def video_parts(video: str) -> None:
                 out.close()
             wall, cpu = time.perf_counter() - t0, sum(os.times()[:2]) - c0
         print(f"| {parts} | {n} | {wall:.2f} | {cpu:.2f} |", flush=True)
+
+
+_WRITE_CHILD = """
+import os, sys, tempfile, time
+import cv2
+import numpy as np
+from socialav.io.annotate import write_annotated_video
+from socialav.io.media import probe_video
+from socialav.types import FaceTrack, TrackScores
+cv2.setNumThreads(1)  # as in detect
+video = probe_video(sys.argv[1])
+n = video.num_frames
+rng = np.random.default_rng(0)
+tracks, scores = [], []
+for track_id, box in enumerate([(256, 146, 640, 504), (700, 60, 1100, 520)]):
+    frames = np.arange(n)
+    box_px = np.array(box, float) * video.width_px / 1280
+    tracks.append(FaceTrack(track_id, frames, np.tile(box_px, (n, 1)), np.zeros((n, 3))))
+    p = np.abs(np.sin(np.cumsum(rng.normal(0, 0.05, n))))  # a label that changes slowly
+    scores.append(TrackScores(track_id, frames, p, p))
+with tempfile.TemporaryDirectory() as tmp:
+    c0, t0 = sum(os.times()[:2]), time.perf_counter()
+    write_annotated_video(os.path.join(tmp, "a.mp4"), sys.argv[1], video, tracks, scores,
+                          max_short_side_px=480)
+    print(f"{time.perf_counter() - t0:.2f} {sum(os.times()[:2]) - c0:.2f}")
+"""
+
+
+def video_write(video: str, before: str | None, repeats: int) -> None:
+    """The annotated video of VIDEO (480p, two face boxes with labels, as detect draws them
+    by default) written in a fresh process by this tree and by ``before`` (a tree's root,
+    through ``PYTHONPATH``), alternating."""
+    trees = [("this tree", None)] + ([("before", before)] if before else [])
+    print("| tree | wall s | CPU s |\n|---|---|---|")
+    for _ in range(repeats):
+        for name, root in trees:
+            env = dict(os.environ)
+            if root is not None:
+                env["PYTHONPATH"] = str(Path(root) / "src")
+            cmd = [sys.executable, "-c", _WRITE_CHILD, video]
+            done = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
+            wall, cpu = done.stdout.split()
+            print(f"| {name} | {wall} | {cpu} |", flush=True)
+
+
+#: 720p and 1080p sources of the scaler comparison (in ../shared/videos)
+SCALER_VIDEOS = ("visualvoice_interview.mp4", "more/dfdc_lynaeydofd_REAL.mp4")
+
+
+def scalers(repeats: int) -> None:
+    """swscale's filters for the annotated video's 480p pictures: ms per frame and PSNR
+    against OpenCV's INTER_AREA of the RGB frame (the quality reference)."""
+    import av
+    import cv2
+    import numpy as np
+
+    cv2.setNumThreads(1)
+    print("| source | scaler | ms per frame | PSNR vs INTER_AREA of RGB (dB) |\n|---|---|---|---|")
+    for name in SCALER_VIDEOS:
+        with av.open(str(SHARED / "videos" / name)) as container:
+            frames = list(itertools.islice(container.decode(video=0), 100))
+        h_src, w_src = frames[0].height, frames[0].width
+        width, height = 2 * round(w_src * 480 / h_src / 2), 480
+        for scaler in ("AREA", "BILINEAR", "FAST_BILINEAR", "BICUBIC"):
+            best = float("inf")
+            for _ in range(repeats):
+                t = time.perf_counter()
+                for f in frames:
+                    f.reformat(width=width, height=height, format="yuv420p", interpolation=scaler)
+                best = min(best, (time.perf_counter() - t) / len(frames))
+            errors = []
+            for f in frames[::10]:
+                ref = cv2.resize(f.to_ndarray(format="rgb24"), (width, height), cv2.INTER_AREA)
+                small = f.reformat(
+                    width=width, height=height, format="yuv420p", interpolation=scaler
+                )
+                mse = np.mean((small.to_ndarray(format="rgb24").astype(float) - ref) ** 2)
+                errors.append(10 * np.log10(255**2 / mse))
+            print(
+                f"| {name} {w_src}x{h_src} | {scaler.lower()} | {1000 * best:.3f} "
+                f"| {np.mean(errors):.2f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
@@ -445,6 +540,14 @@ if __name__ == "__main__":
             else str(INTERVIEW),
             int(sys.argv[sys.argv.index("--repeats") + 1]) if "--repeats" in sys.argv else 2,
         )
+    elif what == "video-write":
+        video_write(
+            sys.argv[2],
+            sys.argv[sys.argv.index("--before") + 1] if "--before" in sys.argv else None,
+            int(sys.argv[sys.argv.index("--repeats") + 1]) if "--repeats" in sys.argv else 4,
+        )
+    elif what == "scalers":
+        scalers(int(sys.argv[sys.argv.index("--repeats") + 1]) if "--repeats" in sys.argv else 3)
     elif what == "video-parts":
         video_parts(sys.argv[2] if len(sys.argv) > 2 else str(INTERVIEW))
     elif what == "memory":

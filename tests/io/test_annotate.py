@@ -493,3 +493,37 @@ def test_capped_rotated_source_is_upright_with_the_boxes_in_place(
     assert np.abs(frame[below].astype(int) - upright[below]).mean() < 6.0
     turned = cv2.resize(np.rot90(upright, 2), (480, 854))  # upside down would not match
     assert np.abs(frame[below].astype(int) - turned[below]).mean() > 20.0
+
+
+@pytest.mark.parametrize("near_edge", [False, True])
+def test_the_painter_redraws_only_what_the_overlays_touch(videos_dir: Path, near_edge) -> None:
+    """On a real 480p picture, two faces with a label, badges and the eye marker (near the
+    picture's corner, chips pushed inside): every pixel that drawing on the whole RGB frame
+    changes gets that drawing's 4:2:0 value, and the face inside each box keeps the
+    decoder's bytes."""
+    from socialav.io.annotate import _draw_faces, _FaceOverlay, _I420Painter
+    from socialav.io.media import iter_i420_frames, plane_view
+
+    _, picture = next(iter_i420_frames(videos_dir / INTERVIEW, 854, 480))
+    planes = tuple(plane_view(p) for p in picture.planes)
+    original = picture.to_ndarray(format="yuv420p")
+    shift = np.array([-160.0, -90.0, -160.0, -90.0]) if near_edge else 0.0
+    faces = [
+        _FaceOverlay(np.array([171.0, 97.0, 427.0, 336.0]) + shift, 3, 0.83, ["to me"], True),
+        _FaceOverlay(np.array([467.3, 40.0, 733.0, 347.6]), 14, 0.12),
+    ]
+    _I420Painter(480, 854).draw(planes, faces, 0.5)  # type: ignore[arg-type]
+    painted = picture.to_ndarray(format="yuv420p")
+
+    rgb = cv2.cvtColor(original, cv2.COLOR_YUV2RGB_I420)
+    drawn = _draw_faces(rgb.copy(), faces, 0.5)
+    expected = cv2.cvtColor(drawn, cv2.COLOR_RGB2YUV_I420)
+    touched = (drawn != rgb).any(axis=2)
+    assert touched.sum() > 5000  # boxes, chips, text, the eye
+    luma = (slice(0, 480), slice(0, 854))
+    np.testing.assert_array_equal(painted[luma][touched], expected[luma][touched])
+    for face in faces:  # the middle of each box (away from chips and the eye): untouched
+        x1, y1, x2, y2 = (int(v) for v in face.box_xyxy_px)
+        cx, cy = (max(x1, 0) + x2) // 2, (max(y1, 0) + y2) // 2
+        inside = (slice(cy - 30, cy + 30), slice(cx - 30, cx + 30))
+        np.testing.assert_array_equal(painted[inside], original[inside])

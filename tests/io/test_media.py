@@ -102,3 +102,45 @@ def test_seeking_gives_the_same_frames_as_decoding_from_the_start(tmp_path, monk
     sought = [img for _, img, _ in iter_frames_at_times(path, times, "gray")]
     for a, b in zip(plain, sought, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_i420_frames_follow_the_timeline_as_new_pictures(tmp_path):
+    """A 10 fps source on the 25 fps timeline: the same indices and source frames as
+    iter_frames, each index its own yuv420p picture at the asked size (drawing on one does
+    not touch the next, though both show one source frame)."""
+    path = make_video(tmp_path / "v10.mp4", num_frames=10, fps=10, size_wh=(64, 48))
+    gray = dict(iter_frames(path, pixel_format="gray"))
+    pictures = list(media.iter_i420_frames(path, 32, 24))
+    assert [k for k, _ in pictures] == sorted(gray) == list(range(25))
+    first, second = pictures[0][1], pictures[1][1]  # both the source's first frame
+    assert (first.width, first.height, first.format.name) == (32, 24, "yuv420p")
+    assert first is not second
+    luma = media.plane_view(first.planes[0])
+    assert luma.shape == (24, 32)
+    luma[...] = 255
+    assert int(media.plane_view(second.planes[0])[0, 0]) != 255
+    for k, picture in pictures[1:]:  # the scaled luma is the source's level (flat frames)
+        level = float(media.plane_view(picture.planes[0]).mean())
+        assert abs(level - gray_to_luma(gray[k]).mean()) < 2.0
+
+
+def gray_to_luma(gray: np.ndarray) -> np.ndarray:
+    """Full-range gray (swscale's 'gray' output) as limited-range luma (16-235)."""
+    return 16 + gray.astype(float) * 219 / 255
+
+
+def test_i420_frames_unscaled_rotated_and_odd_sizes(tmp_path, videos_dir):
+    from media_factory import cut_clip, rotate_display_90
+
+    src = cut_clip(videos_dir / "visualvoice_interview.mp4", tmp_path / "src.mp4", 5)
+    rgb = dict(iter_frames(src))
+    # at the source size: a copy of the decoder's picture, the same pixels
+    (k, picture), *_ = media.iter_i420_frames(src, 1280, 720)
+    assert np.abs(picture.to_ndarray(format="rgb24").astype(int) - rgb[k]).mean() < 1.0
+    turned = rotate_display_90(src)
+    upright = dict(iter_frames(turned))
+    for k, picture in media.iter_i420_frames(turned, 720, 1280):
+        assert (picture.width, picture.height) == (720, 1280)
+        assert np.abs(picture.to_ndarray(format="rgb24").astype(int) - upright[k]).mean() < 1.0
+    with pytest.raises(ValueError, match="even sizes.*853x480"):
+        next(media.iter_i420_frames(src, 853, 480))

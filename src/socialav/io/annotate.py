@@ -1,9 +1,9 @@
 """Annotated copy of a video: face boxes coloured by speaking state, scores, badges.
 
-The frames are streamed: the caller passes an iterator of ``(frame_index, rgb)`` on the
-25 fps analysis timeline (``socialav.io.media.iter_frames``), each frame is drawn on and
-handed to the H.264 encoder at once, and the source's audio packets are interleaved as the
-video advances. Nothing holds more than one frame.
+The frames are streamed: the source is decoded on the 25 fps analysis timeline as yuv420p
+pictures at the output size (``socialav.io.media.iter_i420_frames``), each is drawn on where
+its overlays fall and handed to the H.264 encoder at once, and the source's audio packets
+are interleaved as the video advances. Nothing holds more than one frame.
 
 Timing: frame ``k`` of the analysis timeline is at ``k / fps`` seconds after the first
 decoded video frame of the source (see :mod:`socialav.types`). The annotated video places it
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -28,7 +29,7 @@ import cv2
 import numpy as np
 
 from socialav.io.atomic import atomic_output_path
-from socialav.io.media import i420_planes
+from socialav.io.media import I420_INTERPOLATION, i420_planes, iter_i420_frames, plane_view
 from socialav.types import FaceTrack, TrackScores, VideoInfo
 
 logger = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ def annotated_size(width_px: int, height_px: int, max_short_side_px: int | None)
     854x480 and a 1080x1920 phone video 480x854), the other side scaled by the same factor
     and rounded to the nearest even number (at least 2): the aspect ratio is kept to within
     one pixel. A source at or below the cap (or any source when ``max_short_side_px`` is None
-    or 0) keeps its size, odd sizes padded by one pixel to even (4:2:0 needs even sizes).
+    or 0) keeps its size, an odd side made one pixel longer (4:2:0 needs even sizes).
 
     Raises:
         ValueError: a negative ``max_short_side_px``.
@@ -69,39 +70,6 @@ def annotated_size(width_px: int, height_px: int, max_short_side_px: int | None)
     out_short = max(2, cap - cap % 2)
     out_long = max(2, 2 * round(long_ * out_short / short / 2))
     return (out_long, out_short) if width_px >= height_px else (out_short, out_long)
-
-
-#: Scale factors from here up use OpenCV's ``INTER_AREA``, smaller ones ``INTER_LINEAR``.
-AREA_SCALE_FROM = 3.0
-
-
-def _interpolation(height_px: int, out_height_px: int) -> int:
-    """OpenCV interpolation for scaling ``height_px`` down to ``out_height_px``.
-
-    Below a factor of :data:`AREA_SCALE_FROM` (720p and 1080p to 480p: 1.5 and 2.25)
-    bilinear: every source pixel but a few still weighs in, it looked like ``INTER_AREA``
-    by eye and cost 0.4 instead of 1.4-2.9 ms per frame, which decided whether the capped
-    video was faster at all (``benchmarks/bench_annotate.py``, ``docs/speed.md``). From
-    there up (1440p, 4K) bilinear would skip most source pixels and alias: ``INTER_AREA``.
-    """
-    return cv2.INTER_AREA if height_px >= AREA_SCALE_FROM * out_height_px else cv2.INTER_LINEAR
-
-
-def _resize_i420(
-    buffer: np.ndarray, height_px: int, width_px: int, out_height_px: int, out_width_px: int
-) -> np.ndarray:
-    """A planar 4:2:0 picture (:func:`socialav.io.media.i420_planes`) scaled plane by plane
-    with OpenCV (:func:`_interpolation`; Y to the output size, U and V to half of it): a new
-    ``(3 out_height_px / 2, out_width_px)`` buffer."""
-    out = np.empty((out_height_px * 3 // 2, out_width_px), np.uint8)
-    how = _interpolation(height_px, out_height_px)
-    for src, dst in zip(
-        i420_planes(buffer, height_px, width_px),
-        i420_planes(out, out_height_px, out_width_px),
-        strict=True,
-    ):
-        cv2.resize(src, (dst.shape[1], dst.shape[0]), dst=dst, interpolation=how)
-    return out
 
 
 @dataclass
@@ -208,156 +176,226 @@ class _OverlayCursor:
         return faces
 
 
-def _draw_chip(
-    image: np.ndarray,
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+@dataclass(frozen=True)
+class _Chip:
+    """A text chip placed on a picture: a filled rectangle from ``(x, top)`` to
+    ``(right, bottom)`` (inclusive, pixels) with ``text`` inside it."""
+
+    text: str
+    color: tuple[int, int, int]
+    x: int
+    top: int
+    right: int
+    bottom: int
+    pad: int
+    baseline: int
+    scale: float
+    thickness: int
+
+
+@functools.lru_cache(maxsize=4096)
+def _text_size(text: str, scale: float, thickness: int) -> tuple[tuple[int, int], int]:
+    """``cv2.getTextSize`` of ``text`` in the chips' font (labels repeat from frame to frame)."""
+    (width, height), baseline = cv2.getTextSize(text, _FONT, scale, thickness)
+    return (width, height), baseline
+
+
+def _place_chip(
     text: str,
     x: int,
     y_bottom: int,
     color: tuple[int, int, int],
     scale: float,
     thickness: int,
-    paint: int | None = None,
-) -> int:
-    """Draw ``text`` on a filled rectangle whose lower-left corner is ``(x, y_bottom)``
-    (``paint``: draw everything in this one value instead, on a one-channel mask).
-
-    Returns the chip's height in pixels.
-    """
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    (tw, th), baseline = cv2.getTextSize(text, font, scale, thickness)
+    height_px: int,
+    width_px: int,
+) -> _Chip:
+    """Where the chip of ``text`` whose lower-left corner is ``(x, y_bottom)`` lies on a
+    ``width_px x height_px`` picture, moved inside it where it would stick out."""
+    (tw, th), baseline = _text_size(text, scale, thickness)
     pad = max(2, th // 4)
-    h_img, w_img = image.shape[:2]
-    x = int(np.clip(x, 0, max(0, w_img - tw - 2 * pad)))
-    y_bottom = int(np.clip(y_bottom, th + baseline + 2 * pad, h_img))
+    x = min(max(int(x), 0), max(0, width_px - tw - 2 * pad))
+    y_bottom = min(max(int(y_bottom), th + baseline + 2 * pad), height_px)
     top = y_bottom - th - baseline - 2 * pad
-    cv2.rectangle(
-        image, (x, top), (x + tw + 2 * pad, y_bottom), color if paint is None else paint, -1
-    )
-    if paint is not None:  # the text lies inside the filled chip
-        return y_bottom - top
-    text_rgb = (0, 0, 0) if sum(color) > 380 else (255, 255, 255)
-    cv2.putText(
-        image,
-        text,
-        (x + pad, y_bottom - baseline - pad),
-        font,
-        scale,
-        text_rgb,
-        thickness,
-        cv2.LINE_AA,
-    )
-    return y_bottom - top
+    return _Chip(text, color, x, top, x + tw + 2 * pad, y_bottom, pad, baseline, scale, thickness)
 
 
-def _draw_eye(image: np.ndarray, cx: int, cy: int, radius: int, paint: int | None = None) -> None:
-    """An eye marker (almond outline and pupil) for "looking at me"."""
-    axes = (radius, max(2, radius // 2))
-    if paint is not None:  # the outline's extent (the fill and the pupil lie inside)
-        cv2.ellipse(image, (cx, cy), axes, 0, 0, 360, paint, 1)
-        cv2.ellipse(image, (cx, cy), axes, 0, 0, 360, paint, -1)
-        return
-    cv2.ellipse(image, (cx, cy), axes, 0, 0, 360, BADGE_RGB, -1)
-    cv2.ellipse(image, (cx, cy), axes, 0, 0, 360, (0, 0, 0), 1)
-    cv2.circle(image, (cx, cy), max(1, radius // 3), (0, 0, 0), -1)
+@dataclass(frozen=True)
+class _FaceDrawing:
+    """Everything drawn for one face: its box (``box_xyxy_px`` rounded, ``color``, line
+    ``thickness``), its chips (the label first, then the badges) and the eye marker
+    (``eye``: centre x, centre y, radius; ``None`` when not looking)."""
+
+    box_xyxy_px: tuple[int, int, int, int]
+    color: tuple[int, int, int]
+    thickness: int
+    chips: tuple[_Chip, ...]
+    eye: tuple[int, int, int] | None
+
+    def extents(self) -> list[tuple[int, int, int, int]]:
+        """``(x0, y0, x1, y1)`` rectangles (inclusive, may reach outside the picture) that
+        hold every pixel this drawing touches: the four sides of the box, each chip, the
+        eye marker. The face inside the box is in none of them."""
+        x1, y1, x2, y2 = self.box_xyxy_px
+        t = self.thickness  # cv2.rectangle centres a line of width t on each side
+        out = [
+            (x1 - t, y1 - t, x2 + t, y1 + t),
+            (x1 - t, y2 - t, x2 + t, y2 + t),
+            (x1 - t, y1 - t, x1 + t, y2 + t),
+            (x2 - t, y1 - t, x2 + t, y2 + t),
+        ]
+        out += [(c.x, c.top, c.right, c.bottom) for c in self.chips]
+        if self.eye is not None:
+            cx, cy, r = self.eye
+            out.append((cx - r - 1, cy - r - 1, cx + r + 1, cy + r + 1))
+        return out
 
 
-def _draw_faces(
-    image: np.ndarray,
-    faces: Iterable[_FaceOverlay],
-    threshold: float,
-    paint: int | None = None,
-) -> np.ndarray:
+def _lay_out(face: _FaceOverlay, threshold: float, height_px: int, width_px: int) -> _FaceDrawing:
+    """Place the box, label, badges and eye marker of ``face`` on a ``width_px x
+    height_px`` picture (sizes from its short side, as at any size)."""
+    short_side = min(height_px, width_px)
+    thickness = _line_thickness(height_px, width_px)
+    scale = max(0.4, short_side / 900)
+    text_thickness = max(1, round(short_side / 500))
+    x1, y1, x2, y2 = (int(round(float(v))) for v in face.box_xyxy_px)
+    color = SPEAKING_RGB if face.probability >= threshold else SILENT_RGB
+    left = x1 - thickness // 2
+    label = f"#{face.track_id} {face.probability:.2f}"
+    chips = [
+        _place_chip(
+            label, left, y1 - thickness // 2, color, scale, text_thickness, height_px, width_px
+        )
+    ]
+    y_bottom = y2 + thickness // 2
+    for badge in face.badges:
+        chip = _place_chip(
+            badge, left, y_bottom, BADGE_RGB, scale * 0.8, text_thickness, height_px, width_px
+        )
+        chips.append(chip)
+        y_bottom -= chip.bottom - chip.top + 2
+    eye = None
+    if face.looking:
+        radius = max(6, round((x2 - x1) / 10))
+        eye = (x2 - radius - thickness, y1 + radius + thickness, radius)
+    return _FaceDrawing((x1, y1, x2, y2), color, thickness, tuple(chips), eye)
+
+
+def _line_thickness(height_px: int, width_px: int) -> int:
+    """Line width (px) of the face boxes on a ``width_px x height_px`` picture."""
+    return max(2, round(min(height_px, width_px) / 180))
+
+
+def _draw(image: np.ndarray, drawing: _FaceDrawing) -> None:
+    """Draw one face's box, chips and eye marker in place on an RGB uint8 image."""
+    x1, y1, x2, y2 = drawing.box_xyxy_px
+    cv2.rectangle(image, (x1, y1), (x2, y2), drawing.color, drawing.thickness)
+    for chip in drawing.chips:
+        cv2.rectangle(image, (chip.x, chip.top), (chip.right, chip.bottom), chip.color, -1)
+        text_rgb = (0, 0, 0) if sum(chip.color) > 380 else (255, 255, 255)
+        origin = (chip.x + chip.pad, chip.bottom - chip.baseline - chip.pad)
+        cv2.putText(
+            image, chip.text, origin, _FONT, chip.scale, text_rgb, chip.thickness, cv2.LINE_AA
+        )
+    if drawing.eye is not None:  # an almond outline and a pupil
+        cx, cy, radius = drawing.eye
+        axes = (radius, max(2, radius // 2))
+        cv2.ellipse(image, (cx, cy), axes, 0, 0, 360, BADGE_RGB, -1)
+        cv2.ellipse(image, (cx, cy), axes, 0, 0, 360, (0, 0, 0), 1)
+        cv2.circle(image, (cx, cy), max(1, radius // 3), (0, 0, 0), -1)
+
+
+def _draw_faces(image: np.ndarray, faces: Iterable[_FaceOverlay], threshold: float) -> np.ndarray:
     """Draw face boxes, scores and badges in place on an RGB uint8 image; returns it.
 
     A box is green when its speaking probability is ``>= threshold``, red otherwise; the
     label above it reads ``#<track_id> <probability>``. Extra series at or above the badge
-    threshold add chips at the bottom of the box (and an eye marker for ``lam``). With
-    ``paint``, ``image`` is a one-channel mask of the same size and every pixel the drawing
-    would touch is set to ``paint`` (used to find the region to redraw).
+    threshold add chips at the bottom of the box (and an eye marker for ``lam``).
     """
     h_img, w_img = image.shape[:2]
-    short_side = min(h_img, w_img)
-    thickness = max(2, round(short_side / 180))
-    scale = max(0.4, short_side / 900)
-    text_thickness = max(1, round(short_side / 500))
     for face in faces:
-        x1, y1, x2, y2 = (int(round(float(v))) for v in face.box_xyxy_px)
-        color = SPEAKING_RGB if face.probability >= threshold else SILENT_RGB
-        cv2.rectangle(image, (x1, y1), (x2, y2), color if paint is None else paint, thickness)
-        label = f"#{face.track_id} {face.probability:.2f}"
-        _draw_chip(
-            image,
-            label,
-            x1 - thickness // 2,
-            y1 - thickness // 2,
-            color,
-            scale,
-            text_thickness,
-            paint,
-        )
-        y_bottom = y2 + thickness // 2
-        for badge in face.badges:
-            chip_h = _draw_chip(
-                image,
-                badge,
-                x1 - thickness // 2,
-                y_bottom,
-                BADGE_RGB,
-                scale * 0.8,
-                text_thickness,
-                paint,
-            )
-            y_bottom -= chip_h + 2
-        if face.looking:
-            radius = max(6, round((x2 - x1) / 10))
-            _draw_eye(image, x2 - radius - thickness, y1 + radius + thickness, radius, paint)
+        _draw(image, _lay_out(face, threshold, h_img, w_img))
     return image
 
 
 class _I420Painter:
-    """Draws the overlays on a planar 4:2:0 frame (FFmpeg's ``(3H/2, W)`` ``yuv420p``
-    buffer) without converting the whole frame: per face, the pixels its drawing touches are
-    found on a one-channel mask, only that region (even-aligned, 2 px margin) goes to RGB,
-    is drawn on exactly as :func:`_draw_faces` draws a full RGB frame (same sizes, same
-    clipping), and goes back to 4:2:0. Pixels outside the regions stay the decoder's bytes.
-    Conversions: OpenCV's BT.601 ``I420`` <-> RGB (the matrix FFmpeg's swscale uses by
-    default for the RGB path it replaces).
+    """Draws the overlays on the planes of a 4:2:0 picture without converting the whole
+    picture: per face, only the rectangles its drawing touches (:meth:`_FaceDrawing.extents`:
+    the box's sides, the chips, the eye marker; even-aligned, 2 px margin) go to RGB, are
+    drawn on as :func:`_draw_faces` draws a full RGB frame (same sizes, same clipping), and
+    go back to 4:2:0. Every other pixel, the face inside its box among them, stays the
+    decoder's bytes. Conversions: OpenCV's BT.601 ``I420`` <-> RGB (the matrix FFmpeg's
+    swscale uses by default).
     """
 
     def __init__(self, height_px: int, width_px: int) -> None:
         if height_px % 2 or width_px % 2:
             raise ValueError(f"4:2:0 needs even sizes, got {width_px}x{height_px}")
         self.h, self.w = height_px, width_px
-        self.mask = np.zeros((height_px, width_px), np.uint8)
         self.rgb = np.zeros((height_px, width_px, 3), np.uint8)
 
-    def draw(self, buffer: np.ndarray, faces: Iterable[_FaceOverlay], threshold: float) -> None:
-        """Draw ``faces`` in place on ``buffer`` (``(3H/2, W)`` uint8, C-contiguous)."""
-        frame_planes = i420_planes(buffer, self.h, self.w)
+    def _regions(self, drawing: _FaceDrawing) -> list[tuple[int, int, int, int]]:
+        """The even-aligned ``[x0, x1) x [y0, y1)`` regions to redraw, inside the picture."""
+        regions = []
+        for ex0, ey0, ex1, ey1 in drawing.extents():
+            x0, y0 = max(0, (ex0 - 2) // 2 * 2), max(0, (ey0 - 2) // 2 * 2)
+            x1, y1 = min(self.w, (ex1 + 4) // 2 * 2), min(self.h, (ey1 + 4) // 2 * 2)
+            if x0 < x1 and y0 < y1:
+                regions.append((x0, y0, x1, y1))
+        return regions
+
+    def draw(
+        self,
+        planes: tuple[np.ndarray, np.ndarray, np.ndarray],
+        faces: Iterable[_FaceOverlay],
+        threshold: float,
+    ) -> None:
+        """Draw ``faces`` in place on a 4:2:0 picture given as its Y ``(H, W)``, U and V
+        ``(H/2, W/2)`` uint8 planes (writable views, rows may be padded:
+        :func:`socialav.io.media.plane_view`)."""
         for face in faces:
-            _draw_faces(self.mask, [face], threshold, paint=255)
-            x, y, bw, bh = cv2.boundingRect(self.mask)
-            if bw == 0 or bh == 0:
-                continue
-            x0, y0 = max(0, (x - 2) // 2 * 2), max(0, (y - 2) // 2 * 2)
-            x1 = min(self.w, (x + bw + 3) // 2 * 2)
-            y1 = min(self.h, (y + bh + 3) // 2 * 2)
-            self.mask[y0:y1, x0:x1] = 0
-            rh, rw = y1 - y0, x1 - x0
-            # the region's own rows and columns of each plane (the chroma ones at half size)
-            cut = [(slice(y0, y1), slice(x0, x1))] + 2 * [
-                (slice(y0 // 2, y1 // 2), slice(x0 // 2, x1 // 2))
-            ]
-            region = np.empty((rh * 3 // 2, rw), np.uint8)
-            for dst, src, where in zip(i420_planes(region, rh, rw), frame_planes, cut, strict=True):
-                dst[...] = src[where]
-            self.rgb[y0:y1, x0:x1] = cv2.cvtColor(region, cv2.COLOR_YUV2RGB_I420)
-            _draw_faces(self.rgb, [face], threshold)
-            back = cv2.cvtColor(
-                np.ascontiguousarray(self.rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2YUV_I420
-            )
-            for src, dst, where in zip(i420_planes(back, rh, rw), frame_planes, cut, strict=True):
-                dst[where] = src
+            drawing = _lay_out(face, threshold, self.h, self.w)
+            regions = self._regions(drawing)
+            for x0, y0, x1, y1 in regions:
+                self.rgb[y0:y1, x0:x1] = cv2.cvtColor(
+                    _i420_region(planes, x0, y0, x1, y1), cv2.COLOR_YUV2RGB_I420
+                )
+            _draw(self.rgb, drawing)
+            for x0, y0, x1, y1 in regions:
+                back = cv2.cvtColor(
+                    np.ascontiguousarray(self.rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2YUV_I420
+                )
+                rh, rw = y1 - y0, x1 - x0
+                for src, dst in zip(
+                    i420_planes(back, rh, rw), _plane_cuts(planes, x0, y0, x1, y1), strict=True
+                ):
+                    dst[...] = src
+
+
+def _plane_cuts(
+    planes: tuple[np.ndarray, np.ndarray, np.ndarray], x0: int, y0: int, x1: int, y1: int
+) -> list[np.ndarray]:
+    """Views of the even-aligned region ``[x0, x1) x [y0, y1)`` in each plane (the chroma
+    planes' rows and columns at half size)."""
+    luma, u, v = planes
+    half = (slice(y0 // 2, y1 // 2), slice(x0 // 2, x1 // 2))
+    return [luma[y0:y1, x0:x1], u[half], v[half]]
+
+
+def _i420_region(
+    planes: tuple[np.ndarray, np.ndarray, np.ndarray], x0: int, y0: int, x1: int, y1: int
+) -> np.ndarray:
+    """The region ``[x0, x1) x [y0, y1)`` (even-aligned) as a new ``(3h/2, w)`` I420 buffer."""
+    rh, rw = y1 - y0, x1 - x0
+    region = np.empty((rh * 3 // 2, rw), np.uint8)
+    for dst, src in zip(
+        i420_planes(region, rh, rw), _plane_cuts(planes, x0, y0, x1, y1), strict=True
+    ):
+        dst[...] = src
+    return region
 
 
 def _first_video_frame_time_s(container: av.container.InputContainer) -> float:
@@ -440,6 +478,27 @@ class _AudioPump:
                     self.output.mux(packet)
 
 
+def _rgb_pictures(
+    frames: Iterable[tuple[int, np.ndarray]], video: VideoInfo, width_px: int, height_px: int
+) -> Iterator[tuple[int, av.VideoFrame]]:
+    """Caller-given RGB frames as new yuv420p pictures of ``width_px x height_px`` (swscale,
+    as :func:`socialav.io.media.iter_i420_frames` scales decoded ones)."""
+    for frame_index, rgb in frames:
+        if rgb.dtype != np.uint8 or rgb.shape != (video.height_px, video.width_px, 3):
+            raise ValueError(
+                f"expected RGB frames of shape ({video.height_px}, {video.width_px}, 3) "
+                f"uint8 (VideoInfo size), but frame {frame_index} has shape {rgb.shape} "
+                f"{rgb.dtype}"
+            )
+        picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        yield (
+            frame_index,
+            picture.reformat(
+                width=width_px, height=height_px, format="yuv420p", interpolation=I420_INTERPOLATION
+            ),
+        )
+
+
 def write_annotated_video(
     path: str | os.PathLike[str],
     video_path: str | os.PathLike[str],
@@ -468,18 +527,17 @@ def write_annotated_video(
     Video: libx264, yuv420p, ``video.fps`` frames per second, one output frame per input
     frame, placed at ``t0 + frame_index / fps`` (``t0``: time of the source's first video
     frame). A source whose shorter side exceeds ``max_short_side_px`` is scaled down to it,
-    aspect ratio kept (:func:`annotated_size`): the decoded 4:2:0 planes (or RGB frames) are
-    resized with OpenCV (bilinear, ``INTER_AREA`` from a factor of 3: :func:`_interpolation`)
-    and the overlays drawn at the output size (face boxes scaled with pixel centres aligned;
-    line widths and text sized from the output's short side, as at any size). Otherwise the
-    size is the source's, odd widths/heights padded by one replicated pixel row/column to
-    even (the encoder needs even sizes for 4:2:0). Portrait video stays portrait.
-    ``preset``, ``crf`` and ``max_short_side_px`` trade speed for file size and detail
-    (``benchmarks/bench_annotate.py``, 1280x720, 2 cores): decoding, drawing and encoding
-    ran at 154 fps with ``ultrafast`` at crf 28 (the default), 106 fps with ``superfast`` at
-    crf 23 (18 % smaller files) and 80 fps with ``veryfast`` at crf 23, the faces alike in
-    all three; capped at 480p, ``ultrafast`` crf 28 ran at 245-258 fps instead of
-    157-183 with files 37 % smaller (3.7 vs 5.9 MiB for 17.5 s).
+    aspect ratio kept (:func:`annotated_size`); an odd width or height is scaled to the even
+    size above it (4:2:0 needs even sizes); portrait video stays portrait. Each frame is
+    converted and scaled to a yuv420p picture by FFmpeg's swscale in one step
+    (:func:`socialav.io.media.iter_i420_frames`, area averaging), the overlays are drawn at
+    the output size (face boxes scaled with pixel centres aligned; line widths and text sized
+    from the output's short side, as at any size) on the regions they touch
+    (:class:`_I420Painter`), and the picture goes to the encoder as it is. ``preset``,
+    ``crf`` and ``max_short_side_px`` trade speed for file size and detail
+    (``python benchmarks/bench_annotate.py``, ``docs/speed.md``): ``ultrafast`` at crf 28
+    (the default) against ``superfast`` or ``veryfast`` at crf 23 gave 18 % larger files
+    and the faces alike; 480p against 720p, 37 % smaller files.
 
     Audio: the source's first audio stream, with its source timestamps (so the sync is the
     source's), cut after the last video frame. AAC/MP3/AC-3/E-AC-3/ALAC packets are copied
@@ -495,8 +553,10 @@ def write_annotated_video(
         tracks: face tracks (``boxes_xyxy_px`` in pixels of the decoded frame).
         scores: per-frame speaking probabilities (and extra series) per track.
         frames: ``(frame_index, rgb)`` pairs on the analysis timeline, ``rgb`` a
-            ``(height_px, width_px, 3)`` uint8 array, frame indices strictly increasing.
-            Default: ``socialav.io.media.iter_frames(video_path, fps=video.fps)``.
+            ``(height_px, width_px, 3)`` uint8 array, frame indices strictly increasing
+            (converted and scaled by swscale as decoded frames are). Default: the source
+            decoded on the ``video.fps`` timeline
+            (:func:`socialav.io.media.iter_i420_frames`).
         threshold: speaking threshold on the probability.
         badge_threshold: threshold on the extra series for drawing a badge.
         badge_labels: badge text per extra series name (default
@@ -521,7 +581,7 @@ def write_annotated_video(
     labels = dict(DEFAULT_BADGE_LABELS if badge_labels is None else badge_labels)
     overlays = _OverlayCursor(tracks, scores, badge_threshold, labels)
     width_px, height_px = annotated_size(video.width_px, video.height_px, max_short_side_px)
-    scaled = height_px < video.height_px
+    scaled = (width_px, height_px) != (video.width_px, video.height_px)
     # face boxes: source pixel -> output pixel, pixel centres aligned as cv2.resize aligns them
     box_scale = np.array([width_px / video.width_px, height_px / video.height_px] * 2)
     box_shift = 0.5 * box_scale - 0.5
@@ -534,17 +594,14 @@ def write_annotated_video(
             dataclasses.replace(f, box_xyxy_px=f.box_xyxy_px * box_scale + box_shift) for f in faces
         ]
 
-    # Default frames: decoded as 4:2:0 (scaled plane by plane when capped) and drawn on
-    # region by region (_I420Painter), so the encoder gets the decoder's planes without a
-    # whole-frame RGB round trip.
-    painter = None
+    # Every frame becomes a new yuv420p picture at the output size (swscale converts and
+    # scales in one step) and is drawn on region by region (_I420Painter): the encoder gets
+    # the decoder's planes without a whole-frame RGB round trip.
     if frames is None:
-        from socialav.io.media import iter_frames  # the lead's decoder (same timeline)
-
-        if video.width_px % 2 == 0 and video.height_px % 2 == 0:
-            painter = _I420Painter(height_px, width_px)
-        fmt = "rgb24" if painter is None else "yuv420p"
-        frames = iter_frames(video_path, fps=video.fps, pixel_format=fmt)
+        pictures = iter_i420_frames(video_path, width_px, height_px, fps=video.fps)
+    else:
+        pictures = _rgb_pictures(frames, video, width_px, height_px)
+    painter = _I420Painter(height_px, width_px)
 
     rate = Fraction(video.fps).limit_denominator(1001)
     # Fine time base so that t0 (any source time) and k / fps are both (nearly) exact.
@@ -582,46 +639,14 @@ def write_annotated_video(
         frame_time = float(time_base * ticks_per_frame)
         last_index = -1
         n_written = 0
-        for frame_index, rgb in frames:
+        for frame_index, out_frame in pictures:
             frame_index = int(frame_index)
             if frame_index <= last_index:
                 raise ValueError(
                     f"frame indices must increase, but got {frame_index} after {last_index}"
                 )
-            if painter is not None:  # a (3H/2, W) 4:2:0 buffer from our own decoder
-                if rgb.shape != (video.height_px * 3 // 2, video.width_px):
-                    raise ValueError(
-                        f"{video_path}: frame {frame_index} is {rgb.shape[1]}x"
-                        f"{rgb.shape[0] * 2 // 3}, expected the probed "
-                        f"{video.width_px}x{video.height_px}"
-                    )
-                if scaled:  # a new buffer at the output size
-                    image = _resize_i420(rgb, video.height_px, video.width_px, height_px, width_px)
-                else:
-                    image = np.array(rgb, order="C", copy=True)  # a repeated frame is reused
-                painter.draw(image, faces_at(frame_index), threshold)
-                out_frame = av.VideoFrame.from_ndarray(image, format="yuv420p")
-            elif rgb.dtype != np.uint8 or rgb.shape != (video.height_px, video.width_px, 3):
-                raise ValueError(
-                    f"expected RGB frames of shape ({video.height_px}, {video.width_px}, 3) "
-                    f"uint8 (VideoInfo size), but frame {frame_index} has shape {rgb.shape} "
-                    f"{rgb.dtype}"
-                )
-            else:
-                if scaled:  # a new array at the output size
-                    how = _interpolation(video.height_px, height_px)
-                    image = cv2.resize(rgb, (width_px, height_px), interpolation=how)
-                else:
-                    image = np.array(rgb, order="C", copy=True)  # never draw on the caller's
-                _draw_faces(image, faces_at(frame_index), threshold)
-                if not scaled and (width_px, height_px) != (video.width_px, video.height_px):
-                    pad = (
-                        (0, height_px - video.height_px),
-                        (0, width_px - video.width_px),
-                        (0, 0),
-                    )
-                    image = np.pad(image, pad, mode="edge")
-                out_frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            luma, u, v = (plane_view(p) for p in out_frame.planes)
+            painter.draw((luma, u, v), faces_at(frame_index), threshold)
             last_index = frame_index
             out_frame.pts = t0_ticks + frame_index * ticks_per_frame
             out_frame.time_base = time_base

@@ -18,6 +18,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import av.error
@@ -33,6 +34,8 @@ __all__ = [
     "SEEK_MARGIN_S",
     "SEEK_MIN_S",
     "iter_frames",
+    "iter_i420_frames",
+    "plane_view",
     "iter_frames_at_times",
     "open_container",
     "probe_video",
@@ -252,35 +255,16 @@ def _video_stream(container: av.container.InputContainer, path: Path) -> av.stre
     return vstream
 
 
-def iter_frames(
-    path: str | Path,
-    fps: float = ANALYSIS_FPS,
-    pixel_format: str = "rgb24",
-    threads: int = 0,
-) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(frame_index, image)`` on a constant ``fps`` timeline, streaming.
-
-    Each source frame is converted to an array only if the timeline uses it, and only the
-    previous source frame is kept in memory.
-
-    Args:
-        path: video file.
-        fps: analysis frame rate (25 for the ASD models).
-        pixel_format: PyAV/FFmpeg pixel format of the arrays: ``rgb24`` or ``bgr24`` give
-            ``(H, W, 3)`` uint8, ``gray`` gives ``(H, W)`` uint8, ``yuv420p`` (even ``H`` and
-            ``W`` only) gives FFmpeg's planar ``(3H/2, W)`` uint8 buffer: Y, then U and V at
-            half width and height.
-        threads: decoder threads; 0 lets FFmpeg choose (frame + slice threading).
-
-    Yields:
-        ``frame_index`` (0, 1, 2, ... without gaps) and the upright image for time
-        ``frame_index / fps`` seconds after the first video frame.
-
-    Raises:
-        MediaError: the file cannot be opened, has no video stream, or decoding fails part-way
-            (the message gives the time reached).
-    """
-    path = Path(path)
+def _timeline(
+    path: Path,
+    fps: float,
+    image_of: Callable[[av.VideoFrame], Any],
+    threads: int,
+) -> Iterator[tuple[int, Any]]:
+    """The decode loop of :func:`iter_frames` and :func:`iter_i420_frames`: ``(k, image)``
+    for ``k = 0, 1, ...`` on the ``fps`` timeline, ``image`` being ``image_of`` of the source
+    frame nearest to ``k / fps`` (computed once per source frame, so a repeated frame yields
+    the same object). Raises :class:`MediaError` as :func:`iter_frames` documents."""
     container = open_container(path)
     try:
         vstream = _video_stream(container, path)
@@ -289,7 +273,7 @@ def iter_frames(
         rate = vstream.average_rate or vstream.guessed_rate or Fraction(int(fps))
         nominal_duration_s = 1.0 / float(rate)
         step = 1.0 / fps
-        sampler = _NearestFrames(lambda k: k * step, _upright(pixel_format))
+        sampler = _NearestFrames(lambda k: k * step, image_of)
         origin_s: float | None = None
         try:
             for frame in container.decode(vstream):
@@ -323,6 +307,96 @@ def iter_frames(
             yield k, image
     finally:
         container.close()
+
+
+def iter_frames(
+    path: str | Path,
+    fps: float = ANALYSIS_FPS,
+    pixel_format: str = "rgb24",
+    threads: int = 0,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(frame_index, image)`` on a constant ``fps`` timeline, streaming.
+
+    Each source frame is converted to an array only if the timeline uses it, and only the
+    previous source frame is kept in memory.
+
+    Args:
+        path: video file.
+        fps: analysis frame rate (25 for the ASD models).
+        pixel_format: PyAV/FFmpeg pixel format of the arrays: ``rgb24`` or ``bgr24`` give
+            ``(H, W, 3)`` uint8, ``gray`` gives ``(H, W)`` uint8, ``yuv420p`` (even ``H`` and
+            ``W`` only) gives FFmpeg's planar ``(3H/2, W)`` uint8 buffer: Y, then U and V at
+            half width and height.
+        threads: decoder threads; 0 lets FFmpeg choose (frame + slice threading).
+
+    Yields:
+        ``frame_index`` (0, 1, 2, ... without gaps) and the upright image for time
+        ``frame_index / fps`` seconds after the first video frame. A source frame that
+        serves several indices (a source slower than ``fps``) is the same array each time.
+
+    Raises:
+        MediaError: the file cannot be opened, has no video stream, or decoding fails part-way
+            (the message gives the time reached).
+    """
+    yield from _timeline(Path(path), fps, _upright(pixel_format), threads)
+
+
+#: swscale's filter for :func:`iter_i420_frames`: area averaging, so a downscaled picture is
+#: filtered, not sampled (no aliasing at 1080p or 4K to 480p). Of swscale's filters it came
+#: closest to OpenCV's ``INTER_AREA`` of the RGB frame, at about the cost of its bilinear one
+#: (``python benchmarks/bench_speed_levers.py scalers``, ``docs/speed.md``).
+I420_INTERPOLATION = "AREA"
+
+
+def _upright_i420(frame: av.VideoFrame, width_px: int, height_px: int) -> av.VideoFrame:
+    """A new ``yuv420p`` frame of ``frame``, upright and scaled to ``width_px x height_px``."""
+    k = _rotation_k(frame)
+    stored_w, stored_h = (height_px, width_px) if k % 2 else (width_px, height_px)
+    picture = frame.reformat(
+        width=stored_w, height=stored_h, format="yuv420p", interpolation=I420_INTERPOLATION
+    )
+    if picture is frame or k:  # the decoder's own buffer, or stored turned: a new frame
+        out = av.VideoFrame(width_px, height_px, "yuv420p")
+        for src, dst in zip(picture.planes, out.planes, strict=True):
+            np.copyto(plane_view(dst), np.rot90(plane_view(src), k))
+        picture = out
+    return picture
+
+
+def plane_view(plane: av.video.plane.VideoPlane) -> np.ndarray:
+    """A writable ``(height, width)`` uint8 view of one plane of an 8-bit planar
+    :class:`av.VideoFrame` (its rows are ``plane.line_size`` bytes apart)."""
+    rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+    return rows[:, : plane.width]
+
+
+def iter_i420_frames(
+    path: str | Path,
+    width_px: int,
+    height_px: int,
+    fps: float = ANALYSIS_FPS,
+    threads: int = 0,
+) -> Iterator[tuple[int, av.VideoFrame]]:
+    """Yield ``(frame_index, frame)`` on the timeline of :func:`iter_frames` (same frame
+    indices, same source frames), each a new 8-bit ``yuv420p`` :class:`av.VideoFrame` of
+    ``width_px x height_px`` (upright), for drawing on and encoding.
+
+    The picture is converted and scaled by FFmpeg's swscale in one step
+    (:data:`I420_INTERPOLATION`), with no array in between; :func:`plane_view` gives its
+    planes as arrays. Each index gets its own frame, also when a source frame repeats, so a
+    frame may be drawn on in place.
+
+    Raises:
+        ValueError: an odd ``width_px`` or ``height_px`` (4:2:0 needs even sizes), or one
+            below 2.
+        MediaError: as :func:`iter_frames`.
+    """
+    if width_px < 2 or height_px < 2 or width_px % 2 or height_px % 2:
+        raise ValueError(
+            f"a yuv420p picture needs even sizes of at least 2 px, got {width_px}x{height_px}"
+        )
+    for k, frame in _timeline(Path(path), fps, lambda f: f, threads):
+        yield k, _upright_i420(frame, width_px, height_px)
 
 
 #: Seek only when the first requested time is at least this far into the video (s).
