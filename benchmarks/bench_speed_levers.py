@@ -12,7 +12,6 @@
     python benchmarks/bench_speed_levers.py video-parts [VIDEO]
     python benchmarks/bench_speed_levers.py scalers [--repeats 3]
     python benchmarks/bench_speed_levers.py video-write VIDEO [--before TREE] [--repeats 4]
-    SOCIALAV_WEIGHTS_DIR=../shared/weights python benchmarks/bench_speed_levers.py speech VIDEO [--repeats 3]
 
 - ``overlap``: the analysis pass (``SpeakerDetector.run``, defaults) with the ASD model on a
   second thread or inline, and with a 1-thread ONNX Runtime session on the second thread;
@@ -57,10 +56,6 @@
   ``detect`` draws them by default), written in a fresh process by this tree and, with
   ``--before TREE``, by that tree (its ``src`` on ``PYTHONPATH``), alternating, ``--repeats``
   times each: wall and CPU seconds of the write.
-- ``speech``: ``SpeakerDetector.run`` (defaults, no outputs) of VIDEO with the persons' VAD
-  and voice windows run on the soundtrack's helper thread beside the analysis (the default)
-  or after it, alternating in one process, ``--repeats`` times each: wall and CPU seconds,
-  the stage seconds of the two, and each person's speech (equal either way).
 - ``yuv2rgb``: PyAV's swscale ``to_ndarray("rgb24")`` vs OpenCV's ``COLOR_YUV2RGB_I420`` on
   the interview's 438 frames, and how far apart their pixels are.
 """
@@ -478,37 +473,6 @@ def video_write(video: str, before: str | None, repeats: int) -> None:
             print(f"| {name} | {wall} | {cpu} |", flush=True)
 
 
-_SPEECH_CHILD = """
-import os, sys, time
-from socialav.pipelines import detect
-detector = detect.SpeakerDetector()
-beside = detect._Soundtrack.__init__
-def after(self, path, timer, speech_of=None):  # the persons' VAD and voices after the analysis
-    beside(self, path, timer, None)
-for _ in range(int(sys.argv[2])):
-    for mode in ("after", "beside"):
-        detect._Soundtrack.__init__ = after if mode == "after" else beside
-        c0, t0 = sum(os.times()[:2]), time.perf_counter()
-        result = detector.run(sys.argv[1])
-        wall, cpu = time.perf_counter() - t0, sum(os.times()[:2]) - c0
-        s = result.timings_s
-        rttm = [(p.person_id, round(p.speaking_time_s, 2)) for p in result.persons.persons]
-        print(f"| {mode} | {wall:.2f} | {cpu:.2f} | {s['vad']:.2f} | {s['voice']:.2f} "
-              f"| {rttm} |", flush=True)
-"""
-
-
-def speech(video: str, repeats: int) -> None:
-    """``SpeakerDetector.run`` (defaults, no output files) of VIDEO with the persons' VAD and
-    voice windows on the soundtrack's helper thread beside the analysis (the default) or
-    after it (the tree before), alternating in one process."""
-    print("| VAD + voices | run s | CPU s | vad s | voice s | persons (speech s) |")
-    print("|---|---|---|---|---|---|")
-    cmd = [sys.executable, "-c", _SPEECH_CHILD, video, str(repeats)]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    print(done.stdout.strip(), flush=True)
-
-
 #: 720p and 1080p sources of the scaler comparison (in ../shared/videos)
 SCALER_VIDEOS = ("visualvoice_interview.mp4", "more/dfdc_lynaeydofd_REAL.mp4")
 
@@ -581,11 +545,6 @@ if __name__ == "__main__":
             sys.argv[2],
             sys.argv[sys.argv.index("--before") + 1] if "--before" in sys.argv else None,
             int(sys.argv[sys.argv.index("--repeats") + 1]) if "--repeats" in sys.argv else 4,
-        )
-    elif what == "speech":
-        speech(
-            sys.argv[2],
-            int(sys.argv[sys.argv.index("--repeats") + 1]) if "--repeats" in sys.argv else 3,
         )
     elif what == "scalers":
         scalers(int(sys.argv[sys.argv.index("--repeats") + 1]) if "--repeats" in sys.argv else 3)

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from socialav import hub
-from socialav.audio.vad import SileroVAD, SpeechRegion
-from socialav.audio.voice import VoiceEncoder, VoiceWindows, embed_speech_windows
+from socialav.audio.vad import SileroVAD
+from socialav.audio.voice import VoiceEncoder, embed_speech_windows
 from socialav.checkpoints.load import load_face_embedder, load_vad, load_voice_encoder
 from socialav.diarization.persons import diarize
 from socialav.diarization.records import DiarizationConfig, DiarizationResult
@@ -19,7 +19,7 @@ from socialav.io.media import iter_frames
 from socialav.types import ANALYSIS_FPS, FaceEmbedding, FaceTrack, TrackScores, VideoInfo
 from socialav.vision.face_embedding import DlibFaceEmbedder, FaceEmbeddingSampler
 
-__all__ = ["DiarizationModels", "SpeechEmbeddings", "diarize_video", "embed_speech"]
+__all__ = ["DiarizationModels", "diarize_video"]
 
 
 @dataclass
@@ -66,39 +66,6 @@ class DiarizationModels:
         return FaceEmbeddingSampler(self.faces)
 
 
-@dataclass(frozen=True)
-class SpeechEmbeddings:
-    """The audio side of the persons, which needs no video: where the soundtrack has speech
-    and the voice embeddings of windows laid inside it.
-
-    Attributes:
-        regions: the VAD's speech regions, in time order.
-        windows: the voice windows (:func:`~socialav.audio.voice.embed_speech_windows`).
-    """
-
-    regions: list[SpeechRegion]
-    windows: VoiceWindows
-
-
-def embed_speech(
-    models: DiarizationModels, audio: np.ndarray, timings_s: dict[str, float] | None = None
-) -> SpeechEmbeddings:
-    """VAD and voice windows of a soundtrack (``(N,)`` 16 kHz mono): what
-    :func:`diarize_video` needs of the audio, computable before the video is analysed.
-
-    Args:
-        timings_s: if given, receives ``vad`` and ``voice`` seconds.
-    """
-    timings = timings_s if timings_s is not None else {}
-    t = time.perf_counter()
-    regions = models.vad(audio)
-    timings["vad"] = time.perf_counter() - t
-    t = time.perf_counter()
-    windows = embed_speech_windows(audio, regions, models.voice, models.config.voice_step_s)
-    timings["voice"] = time.perf_counter() - t
-    return SpeechEmbeddings(regions, windows)
-
-
 def diarize_video(
     models: DiarizationModels,
     audio: np.ndarray,
@@ -108,7 +75,6 @@ def diarize_video(
     face_embeddings: Mapping[int, FaceEmbedding] | None = None,
     video_path: str | Path | None = None,
     timings_s: dict[str, float] | None = None,
-    speech: SpeechEmbeddings | None = None,
 ) -> DiarizationResult:
     """VAD, voice windows and (if not given) face embeddings, then :func:`diarize`.
 
@@ -119,10 +85,8 @@ def diarize_video(
         face_embeddings: from the streaming :class:`FaceEmbeddingSampler`; when None they
             are computed by decoding ``video_path`` once more (:func:`embed_face_tracks`).
         video_path: needed only when ``face_embeddings`` is None.
-        timings_s: if given, receives ``vad``, ``voice`` (unless ``speech`` is given),
-            ``face_embedding`` (second pass only) and ``persons`` seconds.
-        speech: :func:`embed_speech` of ``audio``, if already computed (``socialav detect``
-            computes it while the video is analysed).
+        timings_s: if given, receives ``vad``, ``voice``, ``face_embedding`` (second pass
+            only) and ``persons`` seconds.
 
     Raises:
         ValueError: neither ``face_embeddings`` nor ``video_path``.
@@ -134,12 +98,14 @@ def diarize_video(
         t = time.perf_counter()
         face_embeddings = embed_face_tracks(video_path, tracks, models.sampler(), video.fps)
         timings["face_embedding"] = time.perf_counter() - t
-    if speech is None:
-        speech = embed_speech(models, audio, timings)
     t = time.perf_counter()
-    result = diarize(
-        video, tracks, scores, face_embeddings, speech.regions, speech.windows, models.config
-    )
+    regions = models.vad(audio)
+    timings["vad"] = time.perf_counter() - t
+    t = time.perf_counter()
+    windows = embed_speech_windows(audio, regions, models.voice, models.config.voice_step_s)
+    timings["voice"] = time.perf_counter() - t
+    t = time.perf_counter()
+    result = diarize(video, tracks, scores, face_embeddings, regions, windows, models.config)
     timings["persons"] = time.perf_counter() - t
     return result
 

@@ -36,12 +36,7 @@ import numpy as np
 from socialav import __version__
 from socialav.audio.features import track_audio, track_mfcc
 from socialav.checkpoints.load import load_face_detector, load_head_pose
-from socialav.diarization.models import (
-    DiarizationModels,
-    SpeechEmbeddings,
-    diarize_video,
-    embed_speech,
-)
+from socialav.diarization.models import DiarizationModels, diarize_video
 from socialav.diarization.records import DiarizationResult
 from socialav.inference.asd import score_track_inputs
 from socialav.inference.backends import configure_threads, load_asd_runner, make_runner
@@ -315,10 +310,7 @@ class SpeakerDetector:
                 f"{path}: expected an audio stream (active speaker detection needs the "
                 "soundtrack), found only video"
             )
-        speech_of = None
-        if self.diarization is not None:  # the persons' VAD and voices, beside the analysis
-            speech_of = partial(embed_speech, self.diarization, timings_s=timer.seconds)
-        soundtrack = _Soundtrack(path, timer, speech_of)
+        soundtrack = _Soundtrack(path, timer)
 
         scene_stream = None
         if self.context_model is not None:
@@ -421,7 +413,6 @@ class SpeakerDetector:
                 scores,
                 face_embeddings=face_embeddings,
                 timings_s=timer.seconds,
-                speech=soundtrack.speech(),
             )
         timer.seconds["total"] = time.perf_counter() - t_start
         run_info = self._run_info(analysis, timer, persons)
@@ -528,24 +519,11 @@ class SpeakerDetector:
 class _Soundtrack:
     """The soundtrack (``read_audio``: 16 kHz mono int16), decoded on a helper thread while
     the video analysis starts; :meth:`samples` waits for it (and raises what the decoding
-    raised). Its decoding seconds go to the timer's ``audio`` stage.
+    raised). Its decoding seconds go to the timer's ``audio`` stage."""
 
-    With ``speech_of`` (the persons' :func:`~socialav.diarization.models.embed_speech`), the
-    same thread then runs it on the samples, still beside the analysis (it needs no video);
-    :meth:`speech` waits for that.
-    """
-
-    def __init__(
-        self,
-        path: str | Path,
-        timer: StageTimer,
-        speech_of: Callable[[np.ndarray], SpeechEmbeddings] | None = None,
-    ) -> None:
+    def __init__(self, path: str | Path, timer: StageTimer) -> None:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="socialav-audio")
         self._future = self._pool.submit(self._read, path, timer)
-        self._speech = None
-        if speech_of is not None:  # runs after the read, on the same thread
-            self._speech = self._pool.submit(lambda: speech_of(self._future.result()))
         self._pool.shutdown(wait=False)
 
     @staticmethod
@@ -559,10 +537,6 @@ class _Soundtrack:
     def samples(self) -> np.ndarray:
         """``(N,)`` int16 samples of the whole soundtrack (blocks until decoded)."""
         return self._future.result()
-
-    def speech(self) -> SpeechEmbeddings | None:
-        """``speech_of(samples)`` (blocks until done); None without ``speech_of``."""
-        return None if self._speech is None else self._speech.result()
 
 
 class _BackgroundScorer:
