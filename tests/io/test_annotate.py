@@ -501,7 +501,7 @@ def test_the_painter_redraws_only_what_the_overlays_touch(videos_dir: Path, near
     picture's corner, chips pushed inside): every pixel that drawing on the whole RGB frame
     changes gets that drawing's 4:2:0 value, and the face inside each box keeps the
     decoder's bytes."""
-    from socialav.io.annotate import _draw_faces, _FaceOverlay, _I420Painter
+    from socialav.io.annotate import _draw, _FaceOverlay, _I420Painter, _lay_out
     from socialav.io.media import iter_i420_frames, plane_view
 
     _, picture = next(iter_i420_frames(videos_dir / INTERVIEW, 854, 480))
@@ -516,7 +516,9 @@ def test_the_painter_redraws_only_what_the_overlays_touch(videos_dir: Path, near
     painted = picture.to_ndarray(format="yuv420p")
 
     rgb = cv2.cvtColor(original, cv2.COLOR_YUV2RGB_I420)
-    drawn = _draw_faces(rgb.copy(), faces, 0.5)
+    drawn = rgb.copy()
+    for face in faces:
+        _draw(drawn, _lay_out(face, 0.5, 480, 854))
     expected = cv2.cvtColor(drawn, cv2.COLOR_RGB2YUV_I420)
     touched = (drawn != rgb).any(axis=2)
     assert touched.sum() > 5000  # boxes, chips, text, the eye

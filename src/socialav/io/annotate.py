@@ -256,9 +256,12 @@ class _FaceDrawing:
 
 def _lay_out(face: _FaceOverlay, threshold: float, height_px: int, width_px: int) -> _FaceDrawing:
     """Place the box, label, badges and eye marker of ``face`` on a ``width_px x
-    height_px`` picture (sizes from its short side, as at any size)."""
+    height_px`` picture (sizes from its short side, as at any size): the box green when the
+    speaking probability is ``>= threshold``, red otherwise, the label ``#<track_id>
+    <probability>`` above it; badge chips at the bottom of the box, an eye marker for
+    ``lam``."""
     short_side = min(height_px, width_px)
-    thickness = _line_thickness(height_px, width_px)
+    thickness = max(2, round(short_side / 180))
     scale = max(0.4, short_side / 900)
     text_thickness = max(1, round(short_side / 500))
     x1, y1, x2, y2 = (int(round(float(v))) for v in face.box_xyxy_px)
@@ -284,11 +287,6 @@ def _lay_out(face: _FaceOverlay, threshold: float, height_px: int, width_px: int
     return _FaceDrawing((x1, y1, x2, y2), color, thickness, tuple(chips), eye)
 
 
-def _line_thickness(height_px: int, width_px: int) -> int:
-    """Line width (px) of the face boxes on a ``width_px x height_px`` picture."""
-    return max(2, round(min(height_px, width_px) / 180))
-
-
 def _draw(image: np.ndarray, drawing: _FaceDrawing) -> None:
     """Draw one face's box, chips and eye marker in place on an RGB uint8 image."""
     x1, y1, x2, y2 = drawing.box_xyxy_px
@@ -308,24 +306,11 @@ def _draw(image: np.ndarray, drawing: _FaceDrawing) -> None:
         cv2.circle(image, (cx, cy), max(1, radius // 3), (0, 0, 0), -1)
 
 
-def _draw_faces(image: np.ndarray, faces: Iterable[_FaceOverlay], threshold: float) -> np.ndarray:
-    """Draw face boxes, scores and badges in place on an RGB uint8 image; returns it.
-
-    A box is green when its speaking probability is ``>= threshold``, red otherwise; the
-    label above it reads ``#<track_id> <probability>``. Extra series at or above the badge
-    threshold add chips at the bottom of the box (and an eye marker for ``lam``).
-    """
-    h_img, w_img = image.shape[:2]
-    for face in faces:
-        _draw(image, _lay_out(face, threshold, h_img, w_img))
-    return image
-
-
 class _I420Painter:
     """Draws the overlays on the planes of a 4:2:0 picture without converting the whole
     picture: per face, only the rectangles its drawing touches (:meth:`_FaceDrawing.extents`:
     the box's sides, the chips, the eye marker; even-aligned, 2 px margin) go to RGB, are
-    drawn on as :func:`_draw_faces` draws a full RGB frame (same sizes, same clipping), and
+    drawn on as :func:`_draw` would draw on a full RGB frame (same sizes, same clipping), and
     go back to 4:2:0. Every other pixel, the face inside its box among them, stays the
     decoder's bytes. Conversions: OpenCV's BT.601 ``I420`` <-> RGB (the matrix FFmpeg's
     swscale uses by default).
